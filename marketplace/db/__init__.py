@@ -1,0 +1,35 @@
+"""The SQL data model (SQLAlchemy 2 typed ORM) and its Alembic migrations.
+
+Importing this package registers every table on ``Base.metadata``; migrations must match it
+(``tests/test_migrations.py`` compares them).
+"""
+
+from marketplace.db.base import Base, utcnow
+from marketplace.db.campaigns import Campaign, TargetSample
+from marketplace.db.catalog import DuplicateKind, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
+from marketplace.db.engine import create_db_engine, is_postgres, is_sqlite, make_session_factory, session_scope
+from marketplace.db.valuation import ApproximatorVersion, Label, LabelSet, RunStatus, Score, ScoreRun
+
+__all__ = [
+    "ApproximatorVersion",
+    "Base",
+    "Campaign",
+    "DuplicateKind",
+    "Label",
+    "LabelSet",
+    "Provider",
+    "QuarantinedRecord",
+    "RunStatus",
+    "Sample",
+    "Score",
+    "ScoreRun",
+    "Submission",
+    "SubmissionStatus",
+    "TargetSample",
+    "create_db_engine",
+    "is_postgres",
+    "is_sqlite",
+    "make_session_factory",
+    "session_scope",
+    "utcnow",
+]

@@ -1,0 +1,146 @@
+"""Shared fixtures.
+
+Databases: ``db_url`` runs a test on SQLite and, when ``MKT_TEST_POSTGRES_URL`` is set (``.ci/run`` sets
+it), on PostgreSQL too. Each PostgreSQL test gets a fresh schema (search_path), so tests are isolated
+and triggers/functions created by migrations never leak between tests. With ``MKT_REQUIRE_POSTGRES=1``
+(CI) a missing PostgreSQL is an error, not a skip.
+
+Prefect: one session-scoped ``prefect_test_harness`` (a temporary server starts once, 7-12 s), with
+``PREFECT_HOME`` in a temp folder. Request the ``prefect_harness`` fixture in flow tests.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+# Offline and quiet before anything imports transformers, mlflow or prefect.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="mkt-prefect-home-")
+for _k, _v in {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_HOME": _PREFECT_HOME,
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+import pytest  # noqa: E402
+from sqlalchemy import Engine, text  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+
+from marketplace.db import create_db_engine, make_session_factory  # noqa: E402
+from marketplace.db.migrate import upgrade  # noqa: E402
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _probe_default_postgres() -> str | None:
+    """Use the machine's PostgreSQL when it answers, so the README's test command covers both engines."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1.0):
+            return DEFAULT_POSTGRES_URL
+    except OSError:
+        return None
+
+
+POSTGRES_URL = os.environ.get("MKT_TEST_POSTGRES_URL") or _probe_default_postgres()
+REQUIRE_POSTGRES = os.environ.get("MKT_REQUIRE_POSTGRES") == "1"
+ENGINES = ["sqlite", "postgresql"]
+
+
+def _postgres_or_skip() -> str:
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if REQUIRE_POSTGRES:
+        pytest.fail("MKT_REQUIRE_POSTGRES=1 but MKT_TEST_POSTGRES_URL is not set")
+    pytest.skip("no PostgreSQL at 127.0.0.1:5432 and MKT_TEST_POSTGRES_URL unset (CI requires it)")
+
+
+def make_fresh_postgres_url(base_url: str) -> tuple[str, str]:
+    """A URL whose search_path is a brand-new schema; returns (url, schema)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_db_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    sep = "&" if "?" in base_url else "?"
+    return f"{base_url}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def drop_postgres_schema(base_url: str, schema: str) -> None:
+    admin = create_db_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database URL (no schema yet), once per engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = _postgres_or_skip()
+    url, schema = make_fresh_postgres_url(base)
+    try:
+        yield url
+    finally:
+        drop_postgres_schema(base, schema)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated database (schema at head), once per engine."""
+    eng = create_db_engine(db_url)
+    upgrade(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """SQLite only, for tests that exercise logic rather than the database."""
+    eng = create_db_engine(f"sqlite:///{tmp_path / 'only.db'}")
+    upgrade(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def mkt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated MKT_HOME for CLI tests (settings are read from the environment)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MKT_HOME", str(home))
+    monkeypatch.delenv("MKT_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MKT_MLFLOW_TRACKING_URI", raising=False)
+    from marketplace.cli import common
+
+    common.settings.cache_clear()
+    common._engines.clear()
+    return home

@@ -1,0 +1,45 @@
+"""The console script: --help everywhere, --json parses, status on an empty store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from marketplace.cli.app import app
+
+runner = CliRunner()
+
+
+def _all_command_paths() -> list[list[str]]:
+    root = get_command(app)
+    paths: list[list[str]] = []
+
+    def walk(cmd: click.Command, prefix: list[str]) -> None:
+        paths.append(prefix)
+        if isinstance(cmd, click.Group):
+            for name, sub in cmd.commands.items():
+                walk(sub, [*prefix, name])
+
+    walk(root, [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _all_command_paths(), ids=lambda p: " ".join(p) or "marketplace")
+def test_every_command_has_help(path: list[str]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_status_json_on_empty_store(mkt_home: Path) -> None:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["catalog"]["samples"] == 0
+    assert data["store"]["home"] == str(mkt_home.resolve())
+    assert (mkt_home / "marketplace.db").exists()
