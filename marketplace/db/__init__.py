@@ -6,9 +6,23 @@ Importing this package registers every table on ``Base.metadata``; migrations mu
 
 from marketplace.db.base import Base, utcnow
 from marketplace.db.campaigns import Campaign, TargetSample
-from marketplace.db.catalog import DuplicateKind, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
-from marketplace.db.engine import create_db_engine, is_postgres, is_sqlite, make_session_factory, session_scope
-from marketplace.db.valuation import ApproximatorVersion, Label, LabelSet, RunStatus, Score, ScoreRun
+from marketplace.db.catalog import (
+    DuplicateKind,
+    Provider,
+    QuarantinedRecord,
+    Sample,
+    Submission,
+    SubmissionStatus,
+)
+from marketplace.db.engine import (
+    create_db_engine,
+    is_postgres,
+    is_sqlite,
+    make_session_factory,
+    session_scope,
+)
+from marketplace.db.scoring import ApproximatorVersion, Score, ScoreRun
+from marketplace.db.valuation import Label, LabelSet, RunStatus
 
 __all__ = [
     "ApproximatorVersion",

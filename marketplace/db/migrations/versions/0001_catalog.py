@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import marketplace.db.base
-from sqlalchemy.dialects import postgresql
 
 revision: str = '0001_catalog'
 down_revision: str | None = None
