@@ -1,0 +1,172 @@
+"""Campaigns: a buyer's target model + target data + budget per pricing period (DESIGN.md §1).
+
+The target data are read and normalised exactly like provider data (any ingestible format) and stored
+as :class:`~marketplace.db.TargetSample` rows; they are never paid and never scored. Their digest, and
+the target model's, are stamped on everything valued for the campaign.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from marketplace.db import Campaign, TargetSample
+from marketplace.errors import ConflictError, NotFoundError, ValidationError
+from marketplace.money import Money
+
+__all__ = [
+    "CampaignInfo",
+    "TargetRecord",
+    "create_campaign",
+    "describe_campaign",
+    "digest_target_records",
+    "get_campaign",
+    "list_campaigns",
+]
+
+log = logging.getLogger(__name__)
+
+
+class TargetRecord(Protocol):
+    """What campaign creation needs of a normalised record (marketplace.ingest provides these)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def prompt_chars(self) -> int | None: ...
+
+    @property
+    def content_hash(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    target_model_path: str
+    target_model_digest: str
+    target_data_path: str
+    target_data_digest: str
+    n_target_samples: int
+    budget_minor: int
+    currency: str
+    budget: str
+    audit_threshold: float
+
+
+def digest_target_records(records: Sequence[TargetRecord]) -> str:
+    """sha256 over the ordered content hashes of the normalised target records (format-independent)."""
+    h = hashlib.sha256()
+    for rec in records:
+        h.update(rec.content_hash.encode("ascii"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def create_campaign(
+    session: Session,
+    *,
+    name: str,
+    target_model_path: str,
+    target_model_digest: str,
+    target_data_path: str,
+    target_records: Sequence[TargetRecord],
+    budget: Money,
+    audit_threshold: float = 0.5,
+    options: dict[str, Any] | None = None,
+) -> Campaign:
+    """Insert a campaign and its target samples. Caller commits.
+
+    Raises ConflictError when the name is taken, ValidationError for an empty target set, a negative
+    budget or an audit threshold outside [-1, 1].
+    """
+    if not name.strip():
+        raise ValidationError("campaign name is empty; pass a name such as 'python-docs-2026'")
+    if budget.amount_minor < 0:
+        raise ValidationError(f"budget must not be negative, got {budget}")
+    if not -1.0 <= audit_threshold <= 1.0:
+        raise ValidationError(f"audit threshold {audit_threshold} is not a correlation in [-1, 1]")
+    if not target_records:
+        raise ValidationError(
+            f"target data {target_data_path} has no valid record; the campaign needs at least one target sample"
+        )
+    if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+        raise ConflictError(f"a campaign named {name!r} already exists; choose another name")
+    campaign = Campaign(
+        name=name,
+        target_model_path=target_model_path,
+        target_model_digest=target_model_digest,
+        target_data_path=target_data_path,
+        target_data_digest=digest_target_records(target_records),
+        budget_minor=budget.amount_minor,
+        currency=budget.currency,
+        audit_threshold=audit_threshold,
+        options=dict(options or {}),
+    )
+    session.add(campaign)
+    session.flush()
+    session.execute(
+        insert(TargetSample),
+        [
+            {
+                "campaign_id": campaign.id,
+                "record_index": i,
+                "text": rec.text,
+                "prompt_chars": rec.prompt_chars,
+                "content_hash": rec.content_hash,
+            }
+            for i, rec in enumerate(target_records)
+        ],
+    )
+    log.info("campaign %s created with %d target samples", name, len(target_records))
+    return campaign
+
+
+def get_campaign(session: Session, name_or_id: str | int) -> Campaign:
+    """Look a campaign up by name, or by id when given an int or a string of digits."""
+    stmt = select(Campaign)
+    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isdigit()):
+        found = session.scalar(stmt.where(Campaign.id == int(name_or_id)))
+        if found is None and isinstance(name_or_id, str):
+            found = session.scalar(stmt.where(Campaign.name == name_or_id))
+    else:
+        found = session.scalar(stmt.where(Campaign.name == name_or_id))
+    if found is None:
+        known = session.scalars(select(Campaign.name).order_by(Campaign.id).limit(10)).all()
+        hint = f"known campaigns: {', '.join(known)}" if known else "no campaign exists yet"
+        raise NotFoundError(
+            f"campaign {name_or_id!r} not found ({hint}); create one with `marketplace campaign create`"
+        )
+    return found
+
+
+def _info(session: Session, c: Campaign) -> CampaignInfo:
+    n = session.scalar(select(func.count()).select_from(TargetSample).where(TargetSample.campaign_id == c.id)) or 0
+    return CampaignInfo(
+        id=c.id,
+        name=c.name,
+        target_model_path=c.target_model_path,
+        target_model_digest=c.target_model_digest,
+        target_data_path=c.target_data_path,
+        target_data_digest=c.target_data_digest,
+        n_target_samples=int(n),
+        budget_minor=c.budget_minor,
+        currency=c.currency,
+        budget=str(Money(c.budget_minor, c.currency)),
+        audit_threshold=c.audit_threshold,
+    )
+
+
+def describe_campaign(session: Session, name_or_id: str | int) -> CampaignInfo:
+    return _info(session, get_campaign(session, name_or_id))
+
+
+def list_campaigns(session: Session) -> list[CampaignInfo]:
+    return [_info(session, c) for c in session.scalars(select(Campaign).order_by(Campaign.id))]
