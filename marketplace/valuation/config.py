@@ -1,0 +1,139 @@
+"""Frozen, validated parameter objects for LinFiK labeling, and the stable hashes stamped on outputs.
+
+:class:`LinFiKConfig` holds everything that changes a label's *value* (ranks, seed, preconditioner,
+step sizes, truncation, stored dtype). Execution knobs that only change speed or float rounding
+(batch size, shard size, device, task runner) are deliberately *not* in it, so they never change the
+config hash. :class:`ProjectionConfig` is the part that fixes the LoGra projection; it has its own
+hash because train and target gradients must share one projection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DEFAULT_MODULE_PATTERNS",
+    "CheckpointSpec",
+    "LinFiKConfig",
+    "Preconditioner",
+    "ProjectionConfig",
+    "StoreDtype",
+    "stable_hash",
+]
+
+Preconditioner = Literal["identity", "fisher", "kfac"]
+StoreDtype = Literal["float32", "float16"]
+
+# The attention and MLP projections of every block: GPT-2 (Conv1D) and Llama-style (nn.Linear) names.
+# fnmatch patterns over ``model.named_modules()`` names; a pattern that matches nothing is harmless,
+# so one tuple serves both families. ``lm_head`` and embeddings are never watched by default.
+DEFAULT_MODULE_PATTERNS: tuple[str, ...] = (
+    "*.attn.c_attn",
+    "*.attn.c_proj",
+    "*.mlp.c_fc",
+    "*.mlp.c_proj",
+    "*.self_attn.q_proj",
+    "*.self_attn.k_proj",
+    "*.self_attn.v_proj",
+    "*.self_attn.o_proj",
+    "*.mlp.gate_proj",
+    "*.mlp.up_proj",
+    "*.mlp.down_proj",
+)
+
+
+def stable_hash(payload: Any) -> str:
+    """sha256 hex of a JSON-able payload with sorted keys (stable across runs and processes)."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def config_hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+class ProjectionConfig(_Frozen):
+    """The LoGra projection: per watched layer, P_in (r_in × n_in) and P_out (r_out × n_out).
+
+    Ranks are capped per layer by the layer's dimensions; a side whose capped rank equals its
+    dimension is the identity (nothing to compress there). Matrices are Gaussian / sqrt(r) from a
+    CPU generator seeded by (seed, layer name, side), so E[PᵀP] = I and inner products are
+    preserved in expectation (Johnson–Lindenstrauss).
+    """
+
+    rank_in: int = Field(default=64, ge=1, le=65536)
+    rank_out: int = Field(default=64, ge=1, le=65536)
+    seed: int = Field(default=0, ge=0)
+    module_patterns: tuple[str, ...] = DEFAULT_MODULE_PATTERNS
+
+    @field_validator("module_patterns")
+    @classmethod
+    def _non_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not p.strip() for p in value):
+            raise ValueError("module_patterns must be a non-empty list of non-empty fnmatch patterns")
+        return value
+
+
+class CheckpointSpec(_Frozen):
+    """An extra checkpoint (a causal-LM folder) and its step size η_c, summed into LinFiK."""
+
+    path: str = Field(min_length=1)
+    eta: float = Field(gt=0.0)
+
+    @classmethod
+    def parse(cls, text: str) -> CheckpointSpec:
+        """Parse ``DIR:ETA`` (the CLI form); the last colon splits, so paths may contain colons."""
+        path, sep, eta = text.rpartition(":")
+        if not sep or not path:
+            raise ValueError(f"checkpoint {text!r} is not DIR:ETA (for example ./ckpt-500:1e-3)")
+        try:
+            eta_value = float(eta)
+        except ValueError as exc:
+            raise ValueError(f"checkpoint {text!r}: step size {eta!r} is not a number") from exc
+        return cls(path=path, eta=eta_value)
+
+
+class LinFiKConfig(_Frozen):
+    """What a LinFiK label means. Its hash is stamped on the label set and every store manifest.
+
+    LinFiK(x) = Σ_c η_c ⟨H_c⁻¹ ḡ_Y,c , g_c(x)⟩ over checkpoints c: the campaign's target model with
+    ``eta`` first, then each of ``checkpoints`` with its own η. ``eta`` defaults to 1e-3: LinFiK is
+    then the predicted drop of the mean target loss (nats per token) after one SGD step of that size
+    on x alone, which stays in the first-order regime for small models.
+
+    - ``preconditioner``: ``identity`` (plain LinFiK), ``fisher`` (per layer H_l = mean g̃g̃ᵀ over the
+      *labeled train* gradients + λI, as in the LoGra paper), or ``kfac`` (H_l ≈ A_l ⊗ S_l in the
+      projected space, A from train activations, S from train output gradients).
+    - ``damping_ratio``: λ = damping_ratio × mean eigenvalue of H_l (0.1 by default, as LoGra).
+    - ``cosine``: replace g_c(x) by g_c(x)/‖g_c(x)‖ (norm over all watched layers of checkpoint c).
+    - ``max_length``: sequences are truncated to this many tokens (and to the model's context).
+    - ``store_dtype``: dtype of the stored train gradients (float16 halves the disk; computation and
+      scores stay float32).
+    """
+
+    projection: ProjectionConfig = ProjectionConfig()
+    preconditioner: Preconditioner = "identity"
+    damping_ratio: float = Field(default=0.1, gt=0.0)
+    cosine: bool = False
+    eta: float = Field(default=1e-3, gt=0.0)
+    checkpoints: tuple[CheckpointSpec, ...] = ()
+    max_length: int = Field(default=256, ge=2, le=1_000_000)
+    store_dtype: StoreDtype = "float32"
+
+    @property
+    def seed(self) -> int:
+        return self.projection.seed
+
+    def needs_train_statistics(self) -> bool:
+        """True when H depends on the labeled train gradients (so scores need every shard first)."""
+        return self.preconditioner != "identity"
+
+    def summary(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
