@@ -1,0 +1,324 @@
+"""Scores → exact integer payouts: cap, reserve, provider share cap, largest-remainder rounding.
+
+Pure functions, no database. Money is integer minor units; no float ever touches an amount.
+
+**Pipeline** (DESIGN.md §5), for eligible samples i with scores s_i and a budget of B minor units:
+
+1. ``v_i = clip(s_i, 0, cap)``: ``cap`` is an order statistic of the scores (see
+   :class:`~marketplace.pricing.policy.PricingPolicy`); then ``v_i = 0`` where ``v_i < reserve``.
+2. Every finite float64 is an exact dyadic rational, so ``w_i = v_i * 2**k`` (one shared k) is an exact
+   Python int: the *common scaled integer representation* of the values. From here on the arithmetic
+   is exact (ints and, for comparisons across groups, fractions), so float rounding can never make
+   the sum differ from B, for any B (tested up to 10^12) and any value range (1e-300..1e300).
+3. Exact quotas ``q_i = B * w_i / W`` (W = sum of w). With a provider share cap c, quotas come from
+   water-filling: ``C = floor(c * B)``; while some provider p would get ``lam * V_p > C`` (lam = budget
+   left / value left), p is fixed at C and removed; the others share what is left in proportion to w.
+   When *every* provider with value is capped (possible only when (number of providers) * c < 1),
+   each gets exactly C and ``B - k * C`` stays unallocated in the campaign budget account
+   (``AllocationResult.unallocated_minor``, reported on the pricing run).
+4. Hamilton (largest-remainder) rounding: everyone gets ``floor(q_i)``; the R = target - sum of floors
+   leftover units go one each to the largest fractional parts, ties broken by ascending sample id.
+   When every v is 0 (or B = 0) nothing is paid and the whole budget stays unallocated.
+
+**Properties** (tests/test_pricing_allocation.py checks each with Hypothesis):
+
+- the amounts sum to exactly B (or B - unallocated, with the share cap), none is negative;
+- the result depends on the set of (sample id, score) pairs, not on input order;
+- *monotonicity*: raising one sample's score never lowers its payout. Why it holds: Hamilton rounding
+  with a fixed total never lowers a party whose quota rises while every other quota weakly falls
+  (the others' remainders only fall; each other whose floor drops frees exactly the one unit it may
+  take). Raising s_j with the cap fixed is that case. The cap is an order statistic, so it moves only
+  when j crosses it, and then j ends *at* the cap: split the move into (a) j rises to the old cap, cap
+  fixed, and (b) the cap rises with j and every capped sample moving together, identical in value;
+  in (b) that group's common quota rises and every uncapped quota falls, so the number of leftover
+  units the group can win never drops and j's place inside it (by id) is fixed. An interpolated
+  percentile would break this (its float arithmetic is not monotone to the last bit). With the share
+  cap, quotas are still exact, but a capped provider's samples share a fixed C: the property is
+  tested for that case too.
+- gaming: payouts depend on (sample id, value) only, not on which account owns a sample, so splitting
+  one provider's data over k accounts earns exactly the single-account payout when there is no share
+  cap. A per-provider share cap is *not* Sybil-proof: splitting a capped provider over k accounts can
+  lift its total towards k * C (never above what the same samples would earn with no cap when nobody
+  else is capped). Copies never earn: a duplicate is not eligible (see marketplace.pricing.eligibility).
+- with the share cap, a capped provider's *rounded* total may exceed C by fewer units than it has
+  samples (at most one leftover unit per sample); exact shares never exceed C.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from marketplace.errors import ValidationError
+from marketplace.pricing.policy import PricingPolicy
+
+__all__ = [
+    "AllocationResult",
+    "allocate_budget",
+    "apportion_largest_remainder",
+    "compute_cap",
+    "compute_values",
+    "exact_weights",
+    "validate_scores",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_BUDGET_MINOR = 2**63 - 1  # BIGINT
+
+
+@dataclass(frozen=True)
+class AllocationResult:
+    """Per-sample payouts (arrays sorted by ascending sample id) and their totals.
+
+    ``sample_ids``, ``submission_ids``, ``provider_ids``: (N,) int64; ``scores``, ``values``: (N,)
+    float64 (score units); ``amounts_minor``: (N,) int64 minor units, exact.
+    """
+
+    budget_minor: int
+    sample_ids: NDArray[np.int64]
+    submission_ids: NDArray[np.int64]
+    provider_ids: NDArray[np.int64]
+    scores: NDArray[np.float64]
+    values: NDArray[np.float64]
+    amounts_minor: NDArray[np.int64]
+    cap_value: float | None
+    unallocated_minor: int
+    capped_provider_ids: tuple[int, ...] = ()
+    per_submission: dict[int, int] = field(default_factory=dict)
+    per_provider: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def allocated_minor(self) -> int:
+        return self.budget_minor - self.unallocated_minor
+
+    def amount_by_sample(self) -> dict[int, int]:
+        """sample id -> minor units (Python ints)."""
+        return dict(zip(self.sample_ids.tolist(), self.amounts_minor.tolist(), strict=True))
+
+
+def validate_scores(sample_ids: NDArray[np.int64], scores: NDArray[np.float64]) -> None:
+    """Refuse NaN/inf scores and repeated sample ids, naming the samples."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        ids = sample_ids[bad][:5].tolist()
+        raise ValidationError(
+            f"{int(bad.sum())} score(s) are NaN or infinite (sample ids {ids}{'...' if bad.sum() > 5 else ''}); "
+            "rescore these samples or drop them from the score run before pricing"
+        )
+    if np.unique(sample_ids).size != sample_ids.size:
+        uniq, counts = np.unique(sample_ids, return_counts=True)
+        raise ValidationError(
+            f"sample ids {uniq[counts > 1][:5].tolist()} appear more than once; each sample has one score per run"
+        )
+
+
+def compute_cap(scores: NDArray[np.float64], cap_percentile: float) -> float:
+    """The outlier cap: the order statistic at rank ceil(p/100 * n) (1-based) of ``scores`` (N,)."""
+    n = int(scores.size)
+    if n == 0:
+        raise ValidationError("cannot compute a cap over zero scores")
+    rank = math.ceil(Fraction(cap_percentile) * n / 100)  # exact: no float rounding of the rank
+    rank = min(max(rank, 1), n)
+    return float(np.partition(scores, rank - 1)[rank - 1])
+
+
+def compute_values(scores: NDArray[np.float64], policy: PricingPolicy) -> tuple[NDArray[np.float64], float]:
+    """Values v (N,) = clip(score, 0, cap), zeroed below the reserve; returns (v, cap). Exact (no arithmetic)."""
+    cap = compute_cap(scores, policy.cap_percentile)
+    values = np.minimum(np.maximum(scores, 0.0), max(cap, 0.0))
+    values = np.where(values < policy.reserve, 0.0, values)
+    values = np.where(values > 0.0, values, 0.0)  # normalise -0.0
+    return values.astype(np.float64), cap
+
+
+def exact_weights(values: NDArray[np.float64]) -> NDArray[np.object_]:
+    """Exact integer weights (N,) (Python ints) proportional to ``values`` (N,), all >= 0.
+
+    ``v = m * 2**e`` with a 53-bit integer m; every weight is ``m << (e - e_min)`` after stripping the
+    common power of two, so ratios are exact and typical score ranges stay around 60-100 bits.
+    """
+    weights = np.zeros(values.shape, dtype=object)
+    positive = values > 0
+    if not positive.any():
+        return weights
+    mant, exp = np.frexp(values[positive])  # mant in [0.5, 1)
+    m = (mant * 2.0**53).astype(np.int64)  # exact: 53 significant bits
+    e = exp.astype(np.int64) - 53
+    low_bit = m & -m
+    trailing = np.frexp(low_bit.astype(np.float64))[1].astype(np.int64) - 1  # exact for powers of two
+    m = m >> trailing
+    e = e + trailing
+    shift = e - e.min()
+    weights[positive] = np.left_shift(m.astype(object), shift.astype(object))
+    return weights
+
+
+def _group_sums(weights: NDArray[np.object_], group_index: NDArray[np.int64], n_groups: int) -> list[int]:
+    sums = [0] * n_groups
+    for g, w in zip(group_index.tolist(), weights.tolist(), strict=True):
+        sums[g] += w
+    return sums
+
+
+def _water_fill(
+    provider_values: list[int], budget_minor: int, cap_minor: int
+) -> tuple[list[bool], int, int, int]:
+    """Water-filling over providers. Returns (capped flags, budget left, value left, target total)."""
+    capped = [False] * len(provider_values)
+    active = [p for p, v in enumerate(provider_values) if v > 0]
+    left = budget_minor
+    while active:
+        value_left = sum(provider_values[p] for p in active)
+        over = [p for p in active if left * provider_values[p] > cap_minor * value_left]
+        if not over:
+            return capped, left, value_left, budget_minor
+        for p in over:
+            capped[p] = True
+            left -= cap_minor
+        active = [p for p in active if not capped[p]]
+    n_capped = sum(capped)
+    return capped, 0, 0, n_capped * cap_minor
+
+
+def apportion_largest_remainder(
+    weights: NDArray[np.object_], numerators: NDArray[np.object_], denominators: NDArray[np.object_], target: int
+) -> NDArray[np.int64]:
+    """Hamilton rounding of exact quotas ``q_i = numerators_i * weights_i / denominators_i`` (all (N,)).
+
+    ``sum(q) == target`` must hold exactly. Inputs are in ascending sample-id order, which is the
+    tie-break: among equal fractional parts the smaller sample id gets the leftover unit first.
+    """
+    n = weights.size
+    amounts = np.zeros(n, dtype=np.int64)
+    if n == 0 or target == 0:
+        return amounts
+    scaled = numerators * weights
+    floors = scaled // denominators
+    rems = scaled - floors * denominators
+    floor_total = int(sum(floors.tolist()))
+    seats = target - floor_total
+    if not 0 <= seats <= n:
+        raise AssertionError(f"internal error: {seats} leftover units for {n} samples")  # quotas don't sum up
+    amounts[:] = np.array(floors.tolist(), dtype=np.int64)
+    if seats == 0:
+        return amounts
+    # Rank fractional parts with floats first (correctly rounded int division is monotone, so the
+    # float order is a coarsening of the exact one); resolve the float-equal boundary exactly.
+    fracs = np.array((rems / denominators).tolist(), dtype=np.float64)
+    order = np.argsort(-fracs, kind="stable")  # stable: ties keep ascending sample id
+    threshold = fracs[order[seats - 1]]
+    above = np.flatnonzero(fracs > threshold)
+    boundary = np.flatnonzero(fracs == threshold)
+    need = seats - above.size
+    single_denominator = len({d for d in denominators[boundary].tolist()}) == 1
+    if single_denominator:
+        keyed = sorted(boundary.tolist(), key=lambda i: -rems[i])  # stable: ascending id on ties
+    else:
+        keyed = sorted(boundary.tolist(), key=lambda i: -Fraction(rems[i], denominators[i]))
+    winners = np.concatenate([above, np.array(keyed[:need], dtype=np.int64)])
+    amounts[winners] += 1
+    return amounts
+
+
+def _as_int64(name: str, data: ArrayLike, n: int | None = None) -> NDArray[np.int64]:
+    arr = np.asarray(data)
+    if arr.ndim != 1 or (n is not None and arr.size != n):
+        raise ValidationError(f"{name} must be a 1-D sequence of {n} ids, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValidationError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+def allocate_budget(
+    budget_minor: int,
+    sample_ids: Sequence[int] | NDArray[np.int64],
+    scores: Sequence[float] | NDArray[np.float64],
+    submission_ids: Sequence[int] | NDArray[np.int64],
+    provider_ids: Sequence[int] | NDArray[np.int64],
+    policy: PricingPolicy | None = None,
+) -> AllocationResult:
+    """Allocate ``budget_minor`` over eligible samples (all inputs (N,), any order) under ``policy``.
+
+    Returns amounts in ascending sample-id order. Raises ValidationError for a bad budget, NaN/inf
+    scores (naming the samples) or repeated sample ids.
+    """
+    policy = policy or PricingPolicy()
+    if isinstance(budget_minor, bool) or not isinstance(budget_minor, int | np.integer):
+        raise ValidationError(f"budget_minor must be an int number of minor units, got {budget_minor!r}")
+    budget_minor = int(budget_minor)
+    if not 0 <= budget_minor <= MAX_BUDGET_MINOR:
+        raise ValidationError(f"budget_minor {budget_minor} must be between 0 and 2**63-1 minor units")
+    sid = _as_int64("sample_ids", sample_ids)
+    n = sid.size
+    sub = _as_int64("submission_ids", submission_ids, n)
+    prov = _as_int64("provider_ids", provider_ids, n)
+    sc = np.asarray(scores, dtype=np.float64)
+    if sc.shape != (n,):
+        raise ValidationError(f"scores must be a 1-D sequence of {n} floats, got shape {sc.shape}")
+    validate_scores(sid, sc)
+
+    order = np.argsort(sid, kind="stable")
+    sid, sub, prov, sc = sid[order], sub[order], prov[order], sc[order]
+    if n == 0:
+        empty_f = np.zeros(0, dtype=np.float64)
+        return AllocationResult(budget_minor, sid, sub, prov, empty_f, empty_f, np.zeros(0, np.int64), None,
+                                budget_minor)
+    values, cap = compute_values(sc, policy)
+    weights = exact_weights(values)
+    total_weight = int(sum(weights.tolist()))
+
+    capped_ids: tuple[int, ...] = ()
+    if total_weight == 0 or budget_minor == 0:
+        amounts = np.zeros(n, dtype=np.int64)
+        target = 0
+    elif policy.provider_share_cap is None:
+        numerators = np.full(n, budget_minor, dtype=object)
+        denominators = np.full(n, total_weight, dtype=object)
+        target = budget_minor
+        amounts = apportion_largest_remainder(weights, numerators, denominators, target)
+    else:
+        cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget_minor)
+        uniq_prov, prov_index = np.unique(prov, return_inverse=True)
+        provider_values = _group_sums(weights, prov_index, uniq_prov.size)
+        capped, left, value_left, target = _water_fill(provider_values, budget_minor, cap_minor)
+        group_num = [cap_minor if capped[p] else left for p in range(uniq_prov.size)]
+        group_den = [provider_values[p] if capped[p] else value_left for p in range(uniq_prov.size)]
+        group_den = [d if d > 0 else 1 for d in group_den]  # providers with zero value: weight 0 anyway
+        numerators = np.array(group_num, dtype=object)[prov_index]
+        denominators = np.array(group_den, dtype=object)[prov_index]
+        amounts = apportion_largest_remainder(weights, numerators, denominators, target)
+        capped_ids = tuple(int(uniq_prov[p]) for p in range(uniq_prov.size) if capped[p])
+
+    unallocated = budget_minor - target
+    result = AllocationResult(
+        budget_minor=budget_minor,
+        sample_ids=sid,
+        submission_ids=sub,
+        provider_ids=prov,
+        scores=sc,
+        values=values,
+        amounts_minor=amounts,
+        cap_value=cap,
+        unallocated_minor=unallocated,
+        capped_provider_ids=capped_ids,
+        per_submission=_totals(sub, amounts),
+        per_provider=_totals(prov, amounts),
+    )
+    log.debug("allocated %d of %d minor units over %d samples (cap %.6g, unallocated %d)",
+              target, budget_minor, n, cap, unallocated)
+    return result
+
+
+def _totals(keys: NDArray[np.int64], amounts: NDArray[np.int64]) -> dict[int, int]:
+    """Sum ``amounts`` (N,) per key (N,); every key appears, with 0 when it earned nothing."""
+    uniq, index = np.unique(keys, return_inverse=True)
+    sums = np.zeros(uniq.size, dtype=np.int64)
+    np.add.at(sums, index, amounts)
+    return dict(zip(uniq.tolist(), sums.tolist(), strict=True))

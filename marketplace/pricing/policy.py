@@ -1,0 +1,82 @@
+"""The pricing policy: a frozen, validated parameter object whose hash is stamped on every pricing run.
+
+Fields and what they do (DESIGN.md §5; the allocation itself is in :mod:`marketplace.pricing.allocation`):
+
+- ``cap_percentile`` (0 < p <= 100): outlier guard. The cap is the *order statistic* of the eligible
+  scores at rank ``ceil(p/100 * n)`` (numpy's ``inverted_cdf`` percentile), never an interpolated
+  value: an order statistic is exact (no float arithmetic) and moves monotonically and by at most as
+  much as any single score moves, which is what makes the allocation monotone (see allocation.py).
+  ``100`` means "no cap" (the cap is the maximum score).
+- ``reserve`` (>= 0, score units): values below it are paid nothing.
+- ``provider_share_cap`` (0 < c <= 1, or ``None``): no provider receives more than ``floor(c * B)``
+  of the budget B (exact shares; see allocation.py for rounding); the excess is redistributed over
+  the others by water-filling.
+- ``fee_bps`` (0..10000): the marketplace fee in basis points of each submission's allocation,
+  ``floor(alloc * fee_bps / 10000)`` (rounded in the provider's favour), credited to
+  ``marketplace:fees``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError, field_validator
+
+from marketplace.errors import ValidationError
+
+__all__ = ["PricingPolicy", "parse_policy"]
+
+
+class PricingPolicy(BaseModel):
+    """How scores become money. Frozen; ``policy_hash`` identifies it on every pricing run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cap_percentile: float = Field(default=99.0, gt=0.0, le=100.0, description="Outlier cap percentile.")
+    reserve: float = Field(default=0.0, ge=0.0, description="Values below this (score units) earn nothing.")
+    provider_share_cap: Decimal | None = Field(
+        default=None, gt=0, le=1, description="Largest fraction of the budget one provider may receive."
+    )
+    fee_bps: int = Field(default=0, ge=0, le=10_000, description="Marketplace fee in basis points.")
+
+    @field_validator("cap_percentile", "reserve", mode="after")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return value
+
+    def canonical_json(self) -> str:
+        """Sorted-key JSON of every field (Decimal as its exact string): what the hash covers."""
+        data: dict[str, Any] = {
+            "cap_percentile": repr(float(self.cap_percentile)),
+            "reserve": repr(float(self.reserve)),
+            "provider_share_cap": None if self.provider_share_cap is None else str(self.provider_share_cap),
+            "fee_bps": self.fee_bps,
+            "version": 1,
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def policy_hash(self) -> str:
+        """sha256 of :meth:`canonical_json` (hex, 64 chars)."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def fee_minor(self, amount_minor: int) -> int:
+        """The marketplace fee on ``amount_minor`` (floor, in the provider's favour); 0 <= fee <= amount."""
+        return amount_minor * self.fee_bps // 10_000
+
+
+def parse_policy(data: dict[str, Any] | None) -> PricingPolicy:
+    """Build a policy from plain data (CLI options, task arguments), with a clear error on bad values."""
+    try:
+        return PricingPolicy.model_validate(data or {})
+    except PydanticValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ValidationError(
+            f"invalid pricing policy ({problems}); valid fields: cap_percentile in (0, 100], reserve >= 0, "
+            "provider_share_cap in (0, 1] or null, fee_bps in [0, 10000]"
+        ) from exc
