@@ -21,16 +21,35 @@ from marketplace.db.engine import (
     make_session_factory,
     session_scope,
 )
-from marketplace.db.scoring import ApproximatorVersion, Score, ScoreRun
+from marketplace.db.ledger import (
+    AccountKind,
+    Allocation,
+    EntrySide,
+    JournalEntry,
+    JournalTransaction,
+    LedgerAccount,
+    PricingRun,
+    PricingRunStatus,
+    TransactionKind,
+)
+from marketplace.db.scoring import ApproximatorEvent, ApproximatorVersion, Score, ScoreRun
 from marketplace.db.valuation import Label, LabelSet, RunStatus
 
 __all__ = [
+    "AccountKind",
+    "Allocation",
     "ApproximatorVersion",
     "Base",
     "Campaign",
     "DuplicateKind",
+    "EntrySide",
+    "JournalEntry",
+    "JournalTransaction",
     "Label",
     "LabelSet",
+    "LedgerAccount",
+    "PricingRun",
+    "PricingRunStatus",
     "Provider",
     "QuarantinedRecord",
     "RunStatus",
@@ -40,6 +59,7 @@ __all__ = [
     "Submission",
     "SubmissionStatus",
     "TargetSample",
+    "TransactionKind",
     "create_db_engine",
     "is_postgres",
     "is_sqlite",

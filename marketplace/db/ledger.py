@@ -1,0 +1,231 @@
+"""Pricing runs, their per-sample allocations, and the double-entry ledger (DESIGN.md §5-6).
+
+Ledger tables: ``ledger_accounts`` (one row per account and currency, with stored debit and credit
+totals), ``journal_transactions`` (one per posting: unique idempotency key + sha256 of the canonical
+request body) and ``journal_entries`` (explicit side, positive integer ``amount_minor``).
+
+**Database enforcement** (migration ``0005_ledger`` creates it; ``marketplace.ledger.schema`` holds the
+SQL). The same "seal" design runs on both engines because SQLite has no deferred constraint triggers:
+
+- entries of a transaction are inserted *first*, under a transaction id reserved in advance; the
+  foreign key entries → transactions is ``DEFERRABLE INITIALLY DEFERRED``, so entries without their
+  header fail at COMMIT;
+- inserting the header *seals* the transaction: a BEFORE INSERT trigger on ``journal_transactions``
+  refuses it unless its entries number at least 2, all in the header's currency, and debits = credits;
+- a BEFORE INSERT trigger on ``journal_entries`` refuses entries for a transaction already sealed;
+- BEFORE UPDATE / DELETE triggers refuse any change to entries, transactions and allocations;
+- ``amount_minor > 0``; on SQLite also ``typeof(amount_minor) = 'integer'`` (so 1.5 is refused).
+- PostgreSQL additionally runs a ``DEFERRABLE INITIALLY DEFERRED`` constraint trigger on entries that
+  re-checks each transaction's balance at COMMIT, and stores ``amount_minor`` as NUMERIC with
+  ``CHECK (amount_minor = trunc(amount_minor))``: a BIGINT column would silently *round* 1.5 to 2 by
+  PostgreSQL's assignment cast before any constraint could see it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+
+__all__ = [
+    "AccountKind",
+    "Allocation",
+    "AmountMinor",
+    "EntrySide",
+    "JournalEntry",
+    "JournalTransaction",
+    "LedgerAccount",
+    "PricingRun",
+    "PricingRunStatus",
+    "TransactionKind",
+]
+
+
+def _enum(cls: type[enum.Enum], name: str, length: int = 20) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+
+
+class AmountMinor(TypeDecorator[int]):
+    """Integer minor units: BIGINT on SQLite, exact NUMERIC on PostgreSQL (see the module docstring)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric())
+        return dialect.type_descriptor(BigInteger())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else int(value)
+
+
+class PricingRunStatus(enum.StrEnum):
+    ALLOCATED = "allocated"  # allocations stored, transactions (partly) not yet posted
+    COMPLETE = "complete"  # every submission's transaction posted
+    SUPERSEDED = "superseded"  # a newer run for the same campaign and period posted first; this one stops
+
+
+class EntrySide(enum.StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+class AccountKind(enum.StrEnum):
+    CAMPAIGN_BUDGET = "campaign_budget"
+    PROVIDER_PAYABLE = "provider_payable"
+    MARKETPLACE_FEES = "marketplace_fees"
+    OTHER = "other"
+
+
+class TransactionKind(enum.StrEnum):
+    ALLOCATION = "allocation"  # first credit of a submission for a period
+    ADJUSTMENT = "adjustment"  # revaluation: the difference to everything credited before
+    MANUAL = "manual"
+
+
+class PricingRun(Base):
+    """One pricing of a campaign's period from one score run under one policy and budget.
+
+    Idempotent: the unique key (campaign, period, score run, policy hash, budget) makes two concurrent
+    ``price`` calls share one run.
+    """
+
+    __tablename__ = "pricing_runs"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "period", "score_run_id", "policy_hash", "budget_minor"),
+        CheckConstraint("budget_minor >= 0 AND allocated_minor >= 0 AND unallocated_minor >= 0", name="amounts_nonneg"),
+        CheckConstraint("allocated_minor + unallocated_minor = budget_minor", name="budget_adds_up"),
+        Index("ix_pricing_runs_campaign_period", "campaign_id", "period"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"))
+    period: Mapped[str] = mapped_column(String(10))
+    score_run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="RESTRICT"), index=True)
+    approximator_version_id: Mapped[int] = mapped_column(ForeignKey("approximator_versions.id", ondelete="RESTRICT"))
+    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="RESTRICT"))
+    policy: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    policy_hash: Mapped[str] = mapped_column(String(64))
+    budget_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    cap_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_eligible: Mapped[int] = mapped_column(Integer)
+    n_paid: Mapped[int] = mapped_column(Integer)
+    n_submissions: Mapped[int] = mapped_column(Integer)
+    allocated_minor: Mapped[int] = mapped_column(BigInteger)
+    unallocated_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[PricingRunStatus] = mapped_column(_enum(PricingRunStatus, "pricing_run_status"),
+                                                     default=PricingRunStatus.ALLOCATED)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Allocation(Base):
+    """One eligible sample's value and payout in one pricing run (immutable once written)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        UniqueConstraint("pricing_run_id", "sample_id"),
+        CheckConstraint("amount_minor >= 0", name="amount_nonneg"),
+        Index("ix_allocations_run_submission", "pricing_run_id", "submission_id"),
+        Index("ix_allocations_run_provider", "pricing_run_id", "provider_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    pricing_run_id: Mapped[int] = mapped_column(ForeignKey("pricing_runs.id", ondelete="RESTRICT"))
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"), index=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"))
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    score: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(Float)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerAccount(Base):
+    """An account in one currency with its stored debit and credit totals (a replay must match them)."""
+
+    __tablename__ = "ledger_accounts"
+    __table_args__ = (
+        UniqueConstraint("code", "currency"),
+        CheckConstraint("debits_minor >= 0 AND credits_minor >= 0", name="totals_nonneg"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    code: Mapped[str] = mapped_column(String(200))  # campaign:{id}:budget, provider:{id}:payable, marketplace:fees
+    currency: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[AccountKind] = mapped_column(_enum(AccountKind, "account_kind"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), nullable=True)
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    debits_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JournalTransaction(Base):
+    """A posted, balanced, immutable set of entries. Inserted *after* its entries: it seals them."""
+
+    __tablename__ = "journal_transactions"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index("ix_journal_transactions_campaign_period_submission", "campaign_id", "period", "submission_id"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=False)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)  # the canonical JSON that body_sha256 hashes
+    kind: Mapped[TransactionKind] = mapped_column(_enum(TransactionKind, "transaction_kind"))
+    currency: Mapped[str] = mapped_column(String(3))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), nullable=True)
+    period: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    pricing_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pricing_runs.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"), nullable=True)
+    provider_id: Mapped[int | None] = mapped_column(
+        ForeignKey("providers.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    memo: Mapped[str | None] = mapped_column(Text, nullable=True)
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class JournalEntry(Base):
+    __tablename__ = "journal_entries"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("side IN ('debit', 'credit')", name="side_valid"),
+        CheckConstraint("typeof(amount_minor) = 'integer'", name="amount_integer").ddl_if(dialect="sqlite"),
+        CheckConstraint(
+            "amount_minor = trunc(amount_minor) AND amount_minor < 9223372036854775808", name="amount_integral"
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(
+        ForeignKey("journal_transactions.id", ondelete="RESTRICT", deferrable=True, initially="DEFERRED"), index=True
+    )
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id", ondelete="RESTRICT"), index=True)
+    side: Mapped[EntrySide] = mapped_column(_enum(EntrySide, "entry_side", length=6))
+    amount_minor: Mapped[int] = mapped_column(AmountMinor())
