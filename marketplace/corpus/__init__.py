@@ -1,0 +1,40 @@
+"""Real provider corpora from offline public text, and the demo campaign's target data.
+
+Sources (all offline, none invented): Python's documentation (``pydoc_data.topics``, stdlib
+docstrings) everywhere, and Debian text packages where installed (FOLDOC, the Jargon File, GCIDE,
+WordNet, fortunes). :func:`build_corpus` writes one folder per provider of :data:`PROVIDERS` plus the
+target data and a ``manifest.json``; :func:`general_text` gives general text for the target model.
+"""
+
+from marketplace.corpus.build import build_corpus
+from marketplace.corpus.catalog import SOURCE_NAMES, default_sources
+from marketplace.corpus.general import general_text
+from marketplace.corpus.manifest import (
+    CorpusManifest,
+    CorpusParams,
+    FileInfo,
+    ProviderInfo,
+    load_manifest,
+)
+from marketplace.corpus.providers import PROVIDERS, FileSpec, ProviderSpec, provider_spec
+from marketplace.corpus.records import SourceRecord
+from marketplace.corpus.target import held_out_split, target_records
+
+__all__ = [
+    "PROVIDERS",
+    "SOURCE_NAMES",
+    "CorpusManifest",
+    "CorpusParams",
+    "FileInfo",
+    "FileSpec",
+    "ProviderInfo",
+    "ProviderSpec",
+    "SourceRecord",
+    "build_corpus",
+    "default_sources",
+    "general_text",
+    "held_out_split",
+    "load_manifest",
+    "provider_spec",
+    "target_records",
+]
