@@ -33,6 +33,14 @@ def status_column() -> Mapped[RunStatus]:
 
 
 class LabelSet(Base):
+    """One labeling run: exact LinFiK for a stratified subsample of a campaign's first-owner samples.
+
+    ``config`` is the full :class:`marketplace.valuation.config.LinFiKConfig` (``config_hash`` its
+    hash); ``store_uri`` the run folder (gradient stores, projection, queries); ``lineage`` records
+    every checkpoint with its digest and step size, the subsample's data digest and the code version;
+    ``stats`` summarises the scores (count, mean, std, quantiles, fraction positive).
+    """
+
     __tablename__ = "label_sets"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -40,12 +48,15 @@ class LabelSet(Base):
     config: Mapped[dict[str, object]] = mapped_column(JsonType)
     config_hash: Mapped[str] = mapped_column(String(64))
     projection_seed: Mapped[int] = mapped_column(Integer)
+    projection_config_hash: Mapped[str] = mapped_column(String(64))
     target_model_digest: Mapped[str] = mapped_column(String(64))
     target_data_digest: Mapped[str] = mapped_column(String(64))
     store_uri: Mapped[str] = mapped_column(String(2000))
     n_requested: Mapped[int] = mapped_column(Integer)
     n_labeled: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[RunStatus] = status_column()
+    lineage: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
+    stats: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
