@@ -32,7 +32,11 @@ def upgrade() -> None:
     sa.Column('version', sa.String(length=50), nullable=False),
     sa.Column('model_uri', sa.String(length=2000), nullable=False),
     sa.Column('mlflow_run_id', sa.String(length=64), nullable=False),
+    sa.Column('mode', sa.String(length=20), nullable=False),
+    sa.Column('config_hash', sa.String(length=64), nullable=False),
+    sa.Column('encoder_digest', sa.String(length=64), nullable=False),
     sa.Column('metrics', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('lineage', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('promoted', sa.Boolean(), nullable=False),
     sa.Column('decision', sa.Text(), nullable=True),
     sa.Column('created_at', marketplace.db.base.UTCDateTime(timezone=True), nullable=False),
@@ -45,13 +49,32 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_approximator_versions_campaign_id'), ['campaign_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_approximator_versions_label_set_id'), ['label_set_id'], unique=False)
 
+    op.create_table('approximator_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('approximator_version_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('alias', sa.String(length=50), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', marketplace.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['approximator_version_id'], ['approximator_versions.id'], name=op.f('fk_approximator_events_approximator_version_id_approximator_versions'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_approximator_events_campaign_id_campaigns'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_approximator_events'))
+    )
+    with op.batch_alter_table('approximator_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_approximator_events_approximator_version_id'), ['approximator_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_approximator_events_campaign_id'), ['campaign_id'], unique=False)
+
     op.create_table('score_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('approximator_version_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('status', sa.Enum('running', 'complete', 'failed', name='run_status', native_enum=False, length=20), nullable=False),
+    sa.Column('resolved_from', sa.String(length=300), nullable=False),
+    sa.Column('n_todo', sa.Integer(), nullable=False),
     sa.Column('n_scored', sa.Integer(), nullable=False),
     sa.Column('audit', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', marketplace.db.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('finished_at', marketplace.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['approximator_version_id'], ['approximator_versions.id'], name=op.f('fk_score_runs_approximator_version_id_approximator_versions'), ondelete='RESTRICT'),
@@ -68,6 +91,7 @@ def upgrade() -> None:
     sa.Column('approximator_version_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('sample_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('score_std', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['approximator_version_id'], ['approximator_versions.id'], name=op.f('fk_scores_approximator_version_id_approximator_versions'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['sample_id'], ['samples.id'], name=op.f('fk_scores_sample_id_samples'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['score_run_id'], ['score_runs.id'], name=op.f('fk_scores_score_run_id_score_runs'), ondelete='RESTRICT'),
@@ -93,6 +117,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_score_runs_approximator_version_id'))
 
     op.drop_table('score_runs')
+    with op.batch_alter_table('approximator_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_approximator_events_campaign_id'))
+        batch_op.drop_index(batch_op.f('ix_approximator_events_approximator_version_id'))
+
+    op.drop_table('approximator_events')
     with op.batch_alter_table('approximator_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_approximator_versions_label_set_id'))
         batch_op.drop_index(batch_op.f('ix_approximator_versions_campaign_id'))
