@@ -1,0 +1,249 @@
+"""The demo target model: a small causal LM built from a config and briefly trained on local real text.
+
+Steps (all deterministic for a seed on one machine):
+
+1. text: :func:`~marketplace.valuation.text_source.general_text` paragraphs;
+2. tokenizer: byte-level BPE trained with ``tokenizers`` on that text, wrapped as a
+   ``PreTrainedTokenizerFast`` (``<|endoftext|>`` is BOS, EOS, padding and unknown token);
+3. model: GPT-2 (default; ``Conv1D`` layers) or Llama-style (``nn.Linear``) from a config, dropout 0,
+   weights initialised from a seeded CPU ``torch.Generator`` (the global RNG is never seeded; model
+   construction runs under ``fork_rng`` so the caller's RNG state is untouched);
+4. training: AdamW with warm-up and cosine decay on random 128-token windows of the token stream
+   (95 % train / 5 % held out), a fixed number of steps (never a wall-clock budget, which would break
+   determinism);
+5. ``save_pretrained`` of both, then ``demo_manifest.json`` last: a folder with a manifest whose
+   config, seed and text digest match is reused as is (a second call returns in milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketplace.errors import ConfigError
+from marketplace.valuation.config import stable_hash
+from marketplace.valuation.text_source import general_text, text_digest
+
+__all__ = ["MANIFEST_NAME", "DemoModelConfig", "DemoModelResult", "build_demo_model"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "demo_manifest.json"
+FORMAT = "marketplace-demo-model/1"
+SPECIAL = "<|endoftext|>"
+
+
+class DemoModelConfig(BaseModel):
+    """Architecture, data and training schedule of the demo model. ``train_steps`` sets the build time
+    (≈ 0.4 s per step on 2 CPU cores at the defaults: ~2.5-3 min); tests pass a much smaller config."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arch: Literal["gpt2", "llama"] = "gpt2"
+    n_layer: int = Field(default=4, ge=1, le=64)
+    d_model: int = Field(default=128, ge=8, le=8192)
+    n_head: int = Field(default=4, ge=1, le=128)
+    context: int = Field(default=256, ge=16, le=65536)
+    vocab_size: int = Field(default=8192, ge=300, le=200_000)
+    text_chars: int = Field(default=4_000_000, ge=10_000)
+    train_steps: int = Field(default=400, ge=0)
+    batch_size: int = Field(default=16, ge=1)
+    seq_len: int = Field(default=128, ge=8)
+    learning_rate: float = Field(default=3e-3, gt=0)
+    warmup_steps: int = Field(default=40, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    init_std: float = Field(default=0.02, gt=0)
+
+    def config_hash(self) -> str:
+        return stable_hash(self.model_dump(mode="json"))
+
+
+class DemoModelResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    cached: bool
+    arch: str
+    n_parameters: int
+    text_digest: str
+    initial_eval_loss: float
+    final_eval_loss: float
+    build_seconds: float
+    manifest: dict[str, Any]
+
+
+def _train_tokenizer(paragraphs: list[str], vocab_size: int, context: int) -> Any:
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(paragraphs, vocab_size=vocab_size, min_frequency=2, special_tokens=[SPECIAL],
+                            show_progress=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer,
+        bos_token=SPECIAL, eos_token=SPECIAL, unk_token=SPECIAL, pad_token=SPECIAL,
+        model_max_length=context,
+    )
+
+
+def _make_model(cfg: DemoModelConfig, vocab_size: int, eos_id: int) -> torch.nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    model: torch.nn.Module
+    with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG; we re-init anyway
+        if cfg.arch == "gpt2":
+            model = GPT2LMHeadModel(GPT2Config(
+                n_layer=cfg.n_layer, n_embd=cfg.d_model, n_head=cfg.n_head, n_positions=cfg.context,
+                vocab_size=vocab_size, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
+            ))
+        else:
+            model = LlamaForCausalLM(LlamaConfig(
+                hidden_size=cfg.d_model, intermediate_size=(8 * cfg.d_model) // 3 // 8 * 8,
+                num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+                num_key_value_heads=cfg.n_head, max_position_embeddings=cfg.context, vocab_size=vocab_size,
+                tie_word_embeddings=True, bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id,
+            ))
+    return model
+
+
+def _init_weights(model: torch.nn.Module, n_layer: int, std: float, gen: torch.Generator) -> None:
+    """GPT-2 style init from ``gen``: N(0, std) matrices (residual output projections std/√(2L)),
+    zero biases, unit norm weights."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                scale = std / math.sqrt(2 * n_layer) if name.endswith(("c_proj.weight", "o_proj.weight",
+                                                                       "down_proj.weight")) else std
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                p.fill_(1.0)
+
+
+def _eval_loss(model: torch.nn.Module, stream: torch.Tensor, seq_len: int, n_windows: int = 16) -> float:
+    starts = torch.linspace(0, len(stream) - seq_len - 1, n_windows).long()
+    batch = torch.stack([stream[s : s + seq_len] for s in starts.tolist()])
+    with torch.no_grad():
+        out = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch, use_cache=False)
+    return float(out.loss)
+
+
+def _read_manifest(out: Path) -> dict[str, Any] | None:
+    path = out / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    return data if data.get("format") == FORMAT else None
+
+
+def build_demo_model(out: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0) -> DemoModelResult:
+    """Build (or reuse) the demo target model in ``out``. CPU only; a few minutes at the defaults."""
+    cfg = cfg or DemoModelConfig()
+    out = Path(out).expanduser().resolve()
+    t0 = time.perf_counter()
+    paragraphs = general_text(cfg.text_chars, seed=seed)
+    if not paragraphs:
+        raise ConfigError("no general text available to train the demo model on")
+    digest = text_digest(paragraphs)
+    existing = _read_manifest(out)
+    if existing and existing["config"] == cfg.model_dump(mode="json") and existing["seed"] == seed \
+            and existing["text_digest"] == digest and (out / "config.json").exists():
+        log.info("demo model in %s is up to date (config %s, seed %d): reused", out, cfg.config_hash()[:12], seed)
+        return DemoModelResult(path=str(out), cached=True, arch=existing["config"]["arch"],
+                               n_parameters=existing["n_parameters"], text_digest=digest,
+                               initial_eval_loss=existing["initial_eval_loss"],
+                               final_eval_loss=existing["final_eval_loss"],
+                               build_seconds=time.perf_counter() - t0, manifest=existing)
+    if out.exists() and existing is None and any(out.iterdir()):
+        raise ConfigError(f"{out} exists and is not a demo model folder; choose an empty or new folder")
+
+    log.info("building demo model: %s, %d paragraphs (%d chars)", cfg.arch, len(paragraphs),
+             sum(map(len, paragraphs)))
+    tokenizer = _train_tokenizer(paragraphs, cfg.vocab_size, cfg.context)
+    eos_id = int(tokenizer.convert_tokens_to_ids(SPECIAL))
+    encodings = tokenizer.backend_tokenizer.encode_batch(paragraphs, add_special_tokens=False)
+    stream_np = np.fromiter((t for enc in encodings for t in [*enc.ids, eos_id]), dtype=np.int64)
+    stream = torch.from_numpy(stream_np)
+    n_eval = max(cfg.seq_len * 32, len(stream) // 20)
+    train_stream, eval_stream = stream[:-n_eval], stream[-n_eval:]
+    if len(train_stream) <= cfg.seq_len + 1:
+        raise ConfigError(f"only {len(stream)} tokens of text: raise text_chars or lower seq_len")
+
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    model = _make_model(cfg, len(tokenizer), eos_id)
+    _init_weights(model, cfg.n_layer, cfg.init_std, gen)
+    model.train()
+    initial = _eval_loss(model, eval_stream, cfg.seq_len)
+
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate, betas=(0.9, 0.95))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, cfg.train_steps - cfg.warmup_steps)
+        return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    offsets = torch.arange(cfg.seq_len)
+    losses: list[float] = []
+    for step in range(cfg.train_steps):
+        starts = torch.randint(0, len(train_stream) - cfg.seq_len, (cfg.batch_size,), generator=gen)
+        batch = train_stream[starts[:, None] + offsets[None, :]]  # (B, T)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        loss = model(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch, use_cache=False).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.detach().item())
+        if step % 50 == 0 or step == cfg.train_steps - 1:
+            log.info("demo model step %d/%d: train loss %.3f", step + 1, cfg.train_steps, losses[-1])
+    model.eval()
+    final = _eval_loss(model, eval_stream, cfg.seq_len)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    manifest = {
+        "format": FORMAT,
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": cfg.config_hash(),
+        "seed": seed,
+        "text_digest": digest,
+        "text_paragraphs": len(paragraphs),
+        "train_tokens": len(train_stream),
+        "n_parameters": n_params,
+        "initial_eval_loss": initial,
+        "final_eval_loss": final,
+        "train_loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "build_seconds": round(time.perf_counter() - t0, 2),
+    }
+    (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    log.info("demo model saved to %s: %d parameters, held-out loss %.3f → %.3f", out, n_params, initial, final)
+    return DemoModelResult(path=str(out), cached=False, arch=cfg.arch, n_parameters=n_params, text_digest=digest,
+                           initial_eval_loss=initial, final_eval_loss=final,
+                           build_seconds=manifest["build_seconds"], manifest=manifest)

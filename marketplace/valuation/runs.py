@@ -1,0 +1,296 @@
+"""A labeling run's plan: which samples, which target data, which checkpoints, where on disk.
+
+:func:`plan_label_run` is the only step of labeling that reads the pool from SQL. It draws the
+stratified subsample, snapshots the texts to Parquet in the run folder, and creates (or reuses) the
+:class:`~marketplace.db.LabelSet` row. Everything after it works from the run folder alone, so shard
+tasks take a path and two integers and can run on any worker that sees the folder.
+
+The run folder is ``{artifacts}/label_runs/campaign-{id}/{run_key}`` where ``run_key`` hashes the
+config, every checkpoint digest, the subsample and the target data. Running the same request again
+therefore lands in the same folder: an unfinished run resumes at its first unfinished shard, a
+finished one is returned as is.
+
+Run folder::
+
+    plan.json                 the plan (this module)
+    samples.parquet           sample_id, provider_id, text, prompt_chars, content_hash (row group = shard)
+    target.parquet            target_id, text, prompt_chars, content_hash
+    projection-c{c}.safetensors
+    c{c}/train/, c{c}/target/ gradient stores (marketplace.valuation.store)
+    query-c{c}.safetensors    q_c = η_c H_c⁻¹ ḡ_Y,c, written by the scoring step
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from marketplace import __version__
+from marketplace.db import Campaign, LabelSet, RunStatus, Sample, Submission, SubmissionStatus, TargetSample
+from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError, ValidationError
+from marketplace.valuation.config import LinFiKConfig, stable_hash
+from marketplace.valuation.sampling import stratified_subsample
+from marketplace.valuation.target_model import digest_model_dir
+
+__all__ = [
+    "PLAN_FORMAT",
+    "CheckpointRef",
+    "LabelRunPlan",
+    "digest_rows",
+    "plan_label_run",
+    "read_plan",
+    "read_sample_rows",
+    "read_target_rows",
+    "resolve_campaign",
+    "resolve_checkpoints",
+]
+
+log = logging.getLogger(__name__)
+
+PLAN_FORMAT = "marketplace-label-run/1"
+DEFAULT_SHARD_SIZE = 512
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    path: str
+    digest: str
+    eta: float
+
+
+@dataclass(frozen=True)
+class LabelRunPlan:
+    """What the shard tasks and the scoring step need; JSON-able (plan.json)."""
+
+    run_dir: str
+    run_key: str
+    campaign_id: int
+    label_set_id: int
+    already_complete: bool
+    n_requested: int
+    n_samples: int
+    n_target: int
+    shard_size: int
+    n_train_shards: int
+    n_target_shards: int
+    config: dict[str, Any]
+    config_hash: str
+    checkpoints: tuple[CheckpointRef, ...]
+    sample_data_digest: str
+    target_data_digest: str
+
+    @property
+    def linfik_config(self) -> LinFiKConfig:
+        return LinFiKConfig.model_validate(self.config)
+
+    def train_shard_ids(self, shard_index: int) -> tuple[int, int]:
+        """(first row, row count) of a train shard in samples.parquet."""
+        start = shard_index * self.shard_size
+        return start, min(self.shard_size, self.n_samples - start)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format"] = PLAN_FORMAT
+        return d
+
+
+def resolve_campaign(session: Session, campaign: int | str) -> Campaign:
+    """A campaign by id (int or digit string) or by name."""
+    row: Campaign | None
+    if isinstance(campaign, int) or (isinstance(campaign, str) and campaign.isdigit()):
+        row = session.get(Campaign, int(campaign))
+    else:
+        row = session.execute(select(Campaign).where(Campaign.name == campaign)).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"campaign {campaign!r} does not exist; list campaigns with `marketplace campaign list`")
+    return row
+
+
+def resolve_checkpoints(campaign: Campaign, config: LinFiKConfig) -> tuple[CheckpointRef, ...]:
+    """The campaign's target model (η = config.eta) first, then each extra checkpoint, with digests.
+
+    The campaign's model folder must still have the digest recorded when the campaign was created.
+    """
+    digest = digest_model_dir(campaign.target_model_path)
+    if digest != campaign.target_model_digest:
+        raise ManifestMismatchError(
+            f"campaign {campaign.name!r}: the target model folder {campaign.target_model_path} has digest "
+            f"{digest[:12]} but the campaign recorded {campaign.target_model_digest[:12]}; the model changed "
+            "since the campaign was created. Restore it or create a new campaign"
+        )
+    refs = [CheckpointRef(path=str(Path(campaign.target_model_path).resolve()), digest=digest, eta=config.eta)]
+    for spec in config.checkpoints:
+        refs.append(CheckpointRef(path=str(Path(spec.path).expanduser().resolve()), digest=digest_model_dir(spec.path),
+                                  eta=spec.eta))
+    return tuple(refs)
+
+
+def digest_rows(ids: list[int], hashes: list[str]) -> str:
+    h = hashlib.sha256()
+    for i, c in zip(ids, hashes, strict=True):
+        h.update(f"{i}:{c}\n".encode())
+    return h.hexdigest()
+
+
+def _write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, row_group_size=max(1, row_group_size))
+    tmp.replace(path)
+
+
+def plan_label_run(
+    session: Session,
+    campaign: int | str,
+    config: LinFiKConfig,
+    *,
+    n: int,
+    artifacts_dir: Path,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+) -> LabelRunPlan:
+    """Draw the subsample, write the run folder's inputs, create or reuse the LabelSet. Never commits."""
+    if n <= 0:
+        raise ConfigError(f"--n must be positive, got {n}")
+    if shard_size <= 0:
+        raise ConfigError(f"shard size must be positive, got {shard_size}")
+    camp = resolve_campaign(session, campaign)
+    checkpoints = resolve_checkpoints(camp, config)
+
+    targets = session.execute(
+        select(TargetSample.id, TargetSample.text, TargetSample.prompt_chars, TargetSample.content_hash)
+        .where(TargetSample.campaign_id == camp.id).order_by(TargetSample.record_index)
+    ).all()
+    if not targets:
+        raise ValidationError(f"campaign {camp.name!r} has no target samples; recreate it with target data")
+
+    pool = session.execute(
+        select(Sample.id, Sample.provider_id)
+        .join(Submission, Submission.id == Sample.submission_id)
+        .where(Sample.duplicate_of_id.is_(None), Submission.status == SubmissionStatus.ACCEPTED)
+    ).all()
+    if not pool:
+        raise ValidationError("the pool has no accepted first-owner samples to label; ingest provider data first")
+    pool_ids = np.fromiter((r[0] for r in pool), dtype=np.int64, count=len(pool))
+    pool_providers = np.fromiter((r[1] for r in pool), dtype=np.int64, count=len(pool))
+    chosen = stratified_subsample(pool_ids, pool_providers, n, config.seed).tolist()
+    if len(chosen) < n:
+        log.warning("asked for %d samples but the pool has only %d first-owner samples: labeling all", n, len(chosen))
+
+    rows = {
+        r.id: r for r in session.execute(
+            select(Sample.id, Sample.provider_id, Sample.text, Sample.prompt_chars, Sample.content_hash)
+            .where(Sample.id.in_(chosen))
+        ).all()
+    }
+    samples = [rows[i] for i in chosen]
+    sample_digest = digest_rows(chosen, [r.content_hash for r in samples])
+    target_digest = digest_rows([t.id for t in targets], [t.content_hash for t in targets])
+    run_key = stable_hash({
+        "campaign": camp.id, "config": config.config_hash(), "checkpoints": [c.digest for c in checkpoints],
+        "samples": sample_digest, "target": target_digest,
+    })[:20]
+    run_dir = (Path(artifacts_dir) / "label_runs" / f"campaign-{camp.id}" / run_key).resolve()
+
+    plan_path = run_dir / "plan.json"
+    if plan_path.exists():
+        old = json.loads(plan_path.read_text(encoding="utf-8"))
+        if old.get("sample_data_digest") != sample_digest or old.get("config_hash") != config.config_hash():
+            raise ManifestMismatchError(f"run folder {run_dir} holds another run's plan; delete it to start over")
+        if old["shard_size"] != shard_size:
+            log.info("resuming with the run's original shard size %d (asked for %d)", old["shard_size"], shard_size)
+        shard_size = int(old["shard_size"])
+
+    existing = session.execute(
+        select(LabelSet).where(LabelSet.store_uri == str(run_dir)).order_by(LabelSet.id.desc())
+    ).scalars().first()
+    already_complete = existing is not None and existing.status == RunStatus.COMPLETE
+    lineage = {
+        "checkpoints": [asdict(c) for c in checkpoints],
+        "sample_data_digest": sample_digest,
+        "target_rows_digest": target_digest,
+        "run_key": run_key,
+        "code_version": __version__,
+        "shard_size": shard_size,
+    }
+    if existing is None:
+        label_set = LabelSet(
+            campaign_id=camp.id, config=config.summary(), config_hash=config.config_hash(),
+            projection_seed=config.projection.seed, projection_config_hash=config.projection.config_hash(),
+            target_model_digest=checkpoints[0].digest, target_data_digest=camp.target_data_digest,
+            store_uri=str(run_dir), n_requested=n, n_labeled=0, status=RunStatus.RUNNING, lineage=lineage,
+            stats={},
+        )
+        session.add(label_set)
+        session.flush()
+    else:
+        label_set = existing
+        if not already_complete:
+            label_set.status = RunStatus.RUNNING
+            log.info("resuming label set %d in %s", label_set.id, run_dir)
+
+    n_train_shards = (len(samples) + shard_size - 1) // shard_size
+    n_target_shards = (len(targets) + shard_size - 1) // shard_size
+    plan = LabelRunPlan(
+        run_dir=str(run_dir), run_key=run_key, campaign_id=camp.id, label_set_id=label_set.id,
+        already_complete=already_complete, n_requested=n, n_samples=len(samples), n_target=len(targets),
+        shard_size=shard_size, n_train_shards=n_train_shards, n_target_shards=n_target_shards,
+        config=config.summary(), config_hash=config.config_hash(), checkpoints=checkpoints,
+        sample_data_digest=sample_digest, target_data_digest=target_digest,
+    )
+    if not plan_path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_parquet_atomic(pa.table({
+            "sample_id": pa.array(chosen, pa.int64()),
+            "provider_id": pa.array([r.provider_id for r in samples], pa.int64()),
+            "text": pa.array([r.text for r in samples], pa.large_string()),
+            "prompt_chars": pa.array([r.prompt_chars for r in samples], pa.int64()),
+            "content_hash": pa.array([r.content_hash for r in samples], pa.string()),
+        }), run_dir / "samples.parquet", shard_size)
+        _write_parquet_atomic(pa.table({
+            "target_id": pa.array([t.id for t in targets], pa.int64()),
+            "text": pa.array([t.text for t in targets], pa.large_string()),
+            "prompt_chars": pa.array([t.prompt_chars for t in targets], pa.int64()),
+            "content_hash": pa.array([t.content_hash for t in targets], pa.string()),
+        }), run_dir / "target.parquet", shard_size)
+        payload = plan.to_json()
+        payload.pop("label_set_id")
+        payload.pop("already_complete")
+        tmp = plan_path.with_name("plan.json.tmp")
+        tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(plan_path)
+    log.info("label run %s: %d samples in %d shard(s), %d target samples, %d checkpoint(s)%s",
+             run_key, len(samples), n_train_shards, len(targets), len(checkpoints),
+             " (already complete)" if already_complete else "")
+    return plan
+
+
+def read_plan(run_dir: str | Path, *, label_set_id: int = 0, already_complete: bool = False) -> LabelRunPlan:
+    """The plan stored in a run folder (the LabelSet id is not stored there: pass it if needed)."""
+    path = Path(run_dir) / "plan.json"
+    if not path.exists():
+        raise NotFoundError(f"no label run plan at {path}; plan the run first (marketplace label)")
+    d = json.loads(path.read_text(encoding="utf-8"))
+    if d.pop("format", None) != PLAN_FORMAT:
+        raise ManifestMismatchError(f"{path} is not a {PLAN_FORMAT} plan; delete the run folder to start over")
+    d["checkpoints"] = tuple(CheckpointRef(**c) for c in d["checkpoints"])
+    return LabelRunPlan(label_set_id=label_set_id, already_complete=already_complete, **d)
+
+
+def read_sample_rows(plan: LabelRunPlan, shard_index: int) -> pa.Table:
+    """Rows of one train shard (one Parquet row group)."""
+    pf = pq.ParquetFile(Path(plan.run_dir) / "samples.parquet")
+    return pf.read_row_group(shard_index)
+
+
+def read_target_rows(plan: LabelRunPlan, shard_index: int) -> pa.Table:
+    pf = pq.ParquetFile(Path(plan.run_dir) / "target.parquet")
+    return pf.read_row_group(shard_index)
