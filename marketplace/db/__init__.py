@@ -14,6 +14,7 @@ from marketplace.db.catalog import (
     Submission,
     SubmissionStatus,
 )
+from marketplace.db.dedup import NearDupBand, NearDupIndex, NearDupSignature
 from marketplace.db.engine import (
     create_db_engine,
     is_postgres,
@@ -48,6 +49,9 @@ __all__ = [
     "Label",
     "LabelSet",
     "LedgerAccount",
+    "NearDupBand",
+    "NearDupIndex",
+    "NearDupSignature",
     "PricingRun",
     "PricingRunStatus",
     "Provider",

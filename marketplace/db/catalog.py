@@ -78,6 +78,9 @@ class Submission(Base):
     n_quarantined: Mapped[int] = mapped_column(Integer, default=0)
     n_exact_duplicates: Mapped[int] = mapped_column(Integer, default=0)
     n_near_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    # Hash of the ingestion parameters (limits, resolved field mapping, normal form, near-dup params)
+    # that produced this submission's samples; see marketplace.ingest.ingest.submission_params_sha256.
+    params_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     provider: Mapped[Provider] = relationship(back_populates="submissions")
