@@ -150,12 +150,18 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     return data if data.get("format") == FORMAT else None
 
 
-def build_demo_model(out: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0) -> DemoModelResult:
-    """Build (or reuse) the demo target model in ``out``. CPU only; a few minutes at the defaults."""
+def build_demo_model(
+    out: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0, paragraphs: list[str] | None = None
+) -> DemoModelResult:
+    """Build (or reuse) the demo target model in ``out``. CPU only; a few minutes at the defaults.
+
+    ``paragraphs`` replaces :func:`general_text` as the training text (tests pass a small fixed text).
+    """
     cfg = cfg or DemoModelConfig()
     out = Path(out).expanduser().resolve()
     t0 = time.perf_counter()
-    paragraphs = general_text(cfg.text_chars, seed=seed)
+    if paragraphs is None:
+        paragraphs = general_text(cfg.text_chars, seed=seed)
     if not paragraphs:
         raise ConfigError("no general text available to train the demo model on")
     digest = text_digest(paragraphs)

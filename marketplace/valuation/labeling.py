@@ -54,7 +54,15 @@ from marketplace.valuation.runs import (
 )
 from marketplace.valuation.target_model import load_target_model_cached
 
-__all__ = ["LabelRunSummary", "create_label_set", "label_sample_ids", "load_query", "score_label_run"]
+__all__ = [
+    "LabelRunSummary",
+    "create_label_set",
+    "describe_label_set",
+    "label_sample_ids",
+    "load_query",
+    "mark_label_set_failed",
+    "score_label_run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +220,26 @@ def score_label_run(session: Session, label_set_id: int, *, device: str | torch.
     log.info("label set %d: %d labels, mean %.3g, %.0f%% positive", label_set_id, len(sample_ids),
              stats.get("mean", 0.0), 100 * stats.get("fraction_positive", 0.0))
     return _summary_of(label_set)
+
+
+def mark_label_set_failed(session: Session, label_set_id: int, reason: str) -> None:
+    """Record that a run stopped (its stores stay on disk: rerunning the same request resumes it)."""
+    label_set = session.get(LabelSet, label_set_id)
+    if label_set is None or label_set.status == RunStatus.COMPLETE:
+        return
+    label_set.status = RunStatus.FAILED
+    label_set.stats = {**label_set.stats, "error": reason[:2000]}
+    session.flush()
+
+
+def describe_label_set(session: Session, label_set_id: int) -> LabelRunSummary:
+    label_set = session.get(LabelSet, label_set_id)
+    if label_set is None:
+        raise NotFoundError(f"label set {label_set_id} does not exist; list them with `marketplace labels list`")
+    return _summary_of(label_set, extra={"config": label_set.config, "lineage": label_set.lineage,
+                                         "created_at": label_set.created_at.isoformat(),
+                                         "finished_at": label_set.finished_at.isoformat()
+                                         if label_set.finished_at else None})
 
 
 # --- everything in one process -------------------------------------------------------------------------
