@@ -52,11 +52,14 @@ def hook(at, n_posted):
         os.kill(os.getpid(), signal.SIGKILL)
 
 factory = make_session_factory(create_db_engine(url))
-run_pricing(factory, campaign, "%s", PricingPolicy.model_validate_json(sys.argv[6]), batch_size=batch, hook=hook)
-""" % PERIOD
+run_pricing(factory, campaign, sys.argv[7], PricingPolicy.model_validate_json(sys.argv[6]), batch_size=batch, hook=hook)
+"""
 
 
-def _ledger(factory: sessionmaker[Session]) -> tuple[set[tuple[str, str, str, int]], dict[str, tuple[int, int]], list[str]]:
+Books = tuple[set[tuple[str, str, str, int]], dict[str, tuple[int, int]], list[str]]
+
+
+def _ledger(factory: sessionmaker[Session]) -> Books:
     with factory() as s:
         rows = s.execute(
             select(JournalTransaction.idempotency_key, LedgerAccount.code, JournalEntry.side, JournalEntry.amount_minor)
@@ -120,7 +123,7 @@ def test_killed_price_runs_resume_to_identical_books(template: tuple[Path, int, 
         shutil.copy(path, db)
         url = f"sqlite:///{db}"
         child = subprocess.run(
-            [sys.executable, "-c", CHILD, url, str(cid), stage, str(k), str(batch), POLICY.model_dump_json()],
+            [sys.executable, "-c", CHILD, url, str(cid), stage, str(k), str(batch), POLICY.model_dump_json(), PERIOD],
             cwd=ROOT, capture_output=True, text=True, timeout=60,
         )
         assert child.returncode == -signal.SIGKILL, (seed, child.returncode, child.stderr[-2000:])

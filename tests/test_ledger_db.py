@@ -31,7 +31,8 @@ def accounts(session_factory: sessionmaker[Session]) -> tuple[AccountRef, Accoun
     return budget_account(camp.id, "EUR"), payable_account(prov.id, "EUR")
 
 
-def _credit(budget: AccountRef, payable: AccountRef, key: str, amount: int, memo: str | None = None) -> TransactionRequest:
+def _credit(budget: AccountRef, payable: AccountRef, key: str, amount: int,
+            memo: str | None = None) -> TransactionRequest:
     return TransactionRequest(key, "EUR", (EntryRequest(budget, EntrySide.DEBIT, amount),
                                            EntryRequest(payable, EntrySide.CREDIT, amount)), memo=memo)
 
@@ -102,7 +103,8 @@ def _refused(engine: Engine, *statements: str, params: dict[str, object] | None 
 
 
 def _entry(tid: int, aid: int, side: str, amount: str) -> str:
-    return f"INSERT INTO journal_entries (transaction_id, account_id, side, amount_minor) VALUES ({tid}, {aid}, '{side}', {amount})"
+    return ("INSERT INTO journal_entries (transaction_id, account_id, side, amount_minor) "
+            f"VALUES ({tid}, {aid}, '{side}', {amount})")
 
 
 def _header(tid: int, key: str, currency: str = "EUR") -> str:
@@ -177,7 +179,8 @@ def test_stored_balance_tamper_is_caught_by_verify(engine: Engine, session_facto
     """Account totals are mutable by design (they are a cache); verify compares them with a replay."""
     _seed(session_factory, accounts)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE ledger_accounts SET credits_minor = credits_minor + 1 WHERE kind = 'provider_payable'"))
+        conn.execute(text("UPDATE ledger_accounts SET credits_minor = credits_minor + 1 "
+                          "WHERE kind = 'provider_payable'"))
     with session_factory() as s:
         report = verify_ledger(s)
     assert not report.ok and report.checks["stored_balance"] == 1

@@ -154,7 +154,7 @@ def test_monotone_when_raising_a_score_moves_the_cap() -> None:
     policy = PricingPolicy(cap_percentile=80.0)
     last = -1
     for s in [1.9, 3.0, 4.1, 4.2, 5.0, 8.9, 9.0, 40.0, 1e9]:
-        scores = base[:-1] + [s]
+        scores = [*base[:-1], s]
         res = allocate_budget(1_000_003, ids, scores, ids, [1] * 11, policy)
         paid = res.amount_by_sample()[11]
         assert paid >= last
@@ -267,6 +267,6 @@ def test_policy_hash_is_stable_and_validated() -> None:
         parse_policy({"cap_percentile": 0})
     with pytest.raises(ValidationError, match="provider_share_cap"):
         parse_policy({"provider_share_cap": 1.5})
-    with pytest.raises(ValidationError, match="unknown|extra|Extra"):
+    with pytest.raises(ValidationError, match=r"colour"):
         parse_policy({"colour": "blue"})
     assert PricingPolicy(fee_bps=250).fee_minor(1001) == 25
