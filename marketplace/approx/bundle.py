@@ -1,0 +1,166 @@
+"""A trained approximator on disk (the "model bundle") and the predictor built from it.
+
+Layout of a bundle folder (what the MLflow pyfunc carries as its artifact)::
+
+    bundle.json          format, mode, ApproxConfig, encoder reference, label scaler, lineage, dim
+    heads.safetensors    w1 (K, D, H), b1 (K, H), w2 (K, H), b2 (K,) float32 + scaler knots
+    encoder/             fine-tuned encoder + tokenizer (mode "finetune" only)
+
+The frozen encoder is *referenced* (source + digest), not copied: 90 MB per version would buy
+nothing, and the digest check on load refuses a different encoder with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from marketplace.approx.config import ApproxConfig
+from marketplace.approx.encoder import EncoderRef, TextEncoder, digest_model_dir, embedding_cache_key, load_encoder
+from marketplace.approx.heads import predict_numpy
+from marketplace.approx.scaling import LabelScaler
+from marketplace.errors import ManifestMismatchError, NotFoundError
+
+__all__ = ["BUNDLE_FORMAT", "Approximator", "ModelBundle", "Prediction", "load_bundle", "save_bundle"]
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT = 1
+_HEAD_KEYS = ("w1", "b1", "w2", "b2")
+
+
+@dataclass
+class ModelBundle:
+    config: ApproxConfig
+    encoder_ref: EncoderRef
+    head_params: dict[str, np.ndarray]
+    scaler: LabelScaler
+    lineage: dict[str, str] = field(default_factory=dict)
+    encoder_dir: Path | None = None  # fine-tuned weights (mode "finetune")
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.head_params["w1"].shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.head_params["w1"].shape[1])
+
+
+def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncoder | None = None) -> Path:
+    """Write ``bundle`` to ``out_dir`` (created). In finetune mode ``encoder`` is saved under encoder/."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ref = bundle.encoder_ref
+    if bundle.config.mode == "finetune":
+        if encoder is None:
+            raise ValueError("a fine-tuned bundle needs the encoder to save")
+        enc_dir = out / "encoder"
+        encoder.model.save_pretrained(enc_dir)
+        encoder.tokenizer.save_pretrained(enc_dir)
+        # The fine-tuned copy is what this bundle's predictions depend on: reference it by digest.
+        ref = EncoderRef(source="path", path="encoder", digest=digest_model_dir(enc_dir))
+        bundle.encoder_ref = ref
+        bundle.encoder_dir = enc_dir
+    tensors = {k: np.ascontiguousarray(bundle.head_params[k], dtype=np.float32) for k in _HEAD_KEYS}
+    tensors.update(bundle.scaler.arrays())
+    save_file(tensors, str(out / "heads.safetensors"))
+    meta = {
+        "format": BUNDLE_FORMAT,
+        "mode": bundle.config.mode,
+        "config": bundle.config.model_dump(mode="json"),
+        "config_hash": bundle.config.config_hash(),
+        "encoder": ref.to_dict(),
+        "scaler": bundle.scaler.to_dict(),
+        "lineage": bundle.lineage,
+        "dim": bundle.dim,
+        "n_heads": bundle.n_heads,
+    }
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    return out
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    root = Path(path)
+    meta_path = root / "bundle.json"
+    if not meta_path.is_file():
+        raise NotFoundError(f"{root} is not an ALinFiK model bundle (no bundle.json)")
+    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise ManifestMismatchError(
+            f"bundle {root} has format {meta.get('format')}, this code reads {BUNDLE_FORMAT}; retrain or upgrade"
+        )
+    config = ApproxConfig.model_validate(meta["config"])
+    if config.config_hash() != meta["config_hash"]:
+        raise ManifestMismatchError(f"bundle {root}: config does not match its recorded hash; the file was edited")
+    arrays = load_file(str(root / "heads.safetensors"))
+    ref = EncoderRef.from_dict(meta["encoder"])
+    encoder_dir = None
+    if config.mode == "finetune":
+        encoder_dir = root / ref.path
+        ref = EncoderRef(source="path", path=str(encoder_dir), digest=ref.digest)
+    return ModelBundle(
+        config=config,
+        encoder_ref=ref,
+        head_params={k: arrays[k] for k in _HEAD_KEYS},
+        scaler=LabelScaler.from_parts(meta["scaler"], arrays),
+        lineage=dict(meta.get("lineage", {})),
+        encoder_dir=encoder_dir,
+    )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    score: np.ndarray  # (N,) LinFiK units: inverse transform of the ensemble mean
+    spread: np.ndarray  # (N,) std over heads, LinFiK units (the uncertainty)
+
+
+class Approximator:
+    """Predicts LinFiK from text (or from cached embeddings, in frozen mode)."""
+
+    def __init__(self, bundle: ModelBundle, *, device: str = "cpu") -> None:
+        self.bundle = bundle
+        self.device = device
+        self._encoder: TextEncoder | None = None
+
+    @property
+    def mode(self) -> str:
+        return self.bundle.config.mode
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.bundle.encoder_ref, self.bundle.config.embed, device=self.device)
+        return self._encoder
+
+    @property
+    def embedding_cache_key(self) -> str | None:
+        """Key of the shared embedding cache this model can read (None: fine-tuned, embeds itself)."""
+        if self.mode != "frozen":
+            return None
+        return embedding_cache_key(self.bundle.encoder_ref, self.bundle.config.embed)
+
+    def predict_embeddings(self, x: np.ndarray) -> Prediction:
+        """x: (N, D) sentence embeddings from this model's encoder."""
+        if x.ndim != 2 or x.shape[1] != self.bundle.dim:
+            raise ManifestMismatchError(
+                f"embeddings of shape {x.shape} do not fit heads trained on dimension {self.bundle.dim}"
+            )
+        z = predict_numpy(self.bundle.head_params, x).astype(np.float64)  # (K, N)
+        scaler = self.bundle.scaler
+        score = scaler.inverse(z.mean(axis=0))
+        spread = scaler.inverse(z).std(axis=0) if z.shape[0] > 1 else np.zeros(z.shape[1])
+        return Prediction(score=score, spread=spread)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.embed(texts)
+
+    def predict_texts(self, texts: Sequence[str]) -> Prediction:
+        return self.predict_embeddings(self.embed(texts))

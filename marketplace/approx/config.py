@@ -1,0 +1,90 @@
+"""Frozen, validated parameters of the ALinFiK approximator and of the embedding step.
+
+Both objects are hashed (:meth:`ApproxConfig.config_hash`, :meth:`EmbedConfig.config_hash`) and the
+hash is stamped on what they produce: the embedding cache folder, the model bundle, the MLflow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ApproxConfig", "EmbedConfig", "Mode", "Precision", "canonical_hash"]
+
+Mode = Literal["frozen", "finetune"]
+Precision = Literal["float32", "bfloat16", "int8"]
+
+
+def canonical_hash(payload: dict[str, object]) -> str:
+    """sha256 of the canonical JSON of ``payload`` (sorted keys, no whitespace)."""
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+class EmbedConfig(BaseModel):
+    """How a text becomes a vector: tokenisation length, batching and the numeric precision.
+
+    ``precision`` changes the numbers (int8 dynamic quantisation, bf16 autocast), so it is part of
+    the cache key; ``batch_size`` does not change them beyond float noise and is left out of the hash.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_length: int = Field(default=256, ge=8, le=4096, description="Tokens per text (MiniLM was trained with 256).")
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    precision: Precision = "float32"
+
+    def config_hash(self) -> str:
+        return canonical_hash({"max_length": self.max_length, "precision": self.precision, "pooling": "mean+l2"})
+
+
+class ApproxConfig(BaseModel):
+    """Everything that decides what the approximator learns (hashed onto the registered model).
+
+    Head: an ensemble of ``n_heads`` two-layer MLPs ``D -> hidden_dim -> 1`` (GELU, dropout), each
+    with its own seed-derived initialisation, dropout masks and bootstrap weights; the prediction is
+    the ensemble mean and the spread (std) is the uncertainty used for active labeling.
+    Loss: MSE on standardised labels + ``rank_weight`` × RankNet loss on random pairs of each batch.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Mode = "frozen"
+    seed: int = 0
+    hidden_dim: int = Field(default=256, ge=1, le=8192)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    n_heads: int = Field(default=5, ge=1, le=64)
+    bootstrap: bool = Field(default=True, description="Poisson(1) bootstrap weights per head (bagging).")
+    lr: float = Field(default=1e-3, gt=0.0)
+    encoder_lr: float = Field(default=2e-5, gt=0.0, description="Encoder learning rate (finetune mode).")
+    weight_decay: float = Field(default=1e-2, ge=0.0)
+    batch_size: int = Field(default=64, ge=2)
+    max_epochs: int = Field(default=200, ge=1)
+    patience: int = Field(default=20, ge=1, description="Epochs without validation improvement before stopping.")
+    early_stopping: Literal["spearman", "mse"] = Field(
+        default="spearman", description="Validation metric that picks each head's best epoch."
+    )
+    rank_weight: float = Field(default=0.5, ge=0.0, description="Weight of the pairwise ranking term.")
+    label_transform: Literal["standard", "quantile"] = Field(
+        default="quantile",
+        description="standard: (y - mean) / std; quantile: rank-Gaussian, inverted by interpolation.",
+    )
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.9)
+    min_labels: int = Field(default=20, ge=8)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> ApproxConfig:
+        if self.test_fraction + self.val_fraction >= 0.9:
+            raise ValueError(
+                f"test_fraction + val_fraction = {self.test_fraction + self.val_fraction:.2f} leaves too few "
+                "training labels; keep their sum under 0.9"
+            )
+        return self
+
+    def config_hash(self) -> str:
+        return canonical_hash(self.model_dump(mode="json"))

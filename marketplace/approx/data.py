@@ -1,0 +1,106 @@
+"""Reading what training needs from the database: a label set's labels with their texts, and the
+campaign's target texts, plus the lineage the registered model will carry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from marketplace.db import Campaign, Label, LabelSet, RunStatus, Sample, TargetSample
+from marketplace.errors import NotFoundError, ValidationError
+
+__all__ = ["LabeledData", "latest_label_set", "load_labeled_data"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    """Labels of one label set, ordered by sample id (so a seeded split is reproducible)."""
+
+    campaign_id: int
+    campaign_name: str
+    label_set_id: int
+    sample_ids: np.ndarray  # (N,) int64, increasing
+    content_hashes: list[str]
+    texts: list[str]
+    labels: np.ndarray  # (N,) float64, exact LinFiK
+    target_hashes: list[str]
+    target_texts: list[str]
+    lineage: dict[str, str]
+
+    def __len__(self) -> int:
+        return int(self.sample_ids.shape[0])
+
+
+def latest_label_set(session: Session, campaign_id: int) -> LabelSet:
+    """The newest complete label set of a campaign."""
+    found = session.scalar(
+        select(LabelSet)
+        .where(LabelSet.campaign_id == campaign_id, LabelSet.status == RunStatus.COMPLETE)
+        .order_by(LabelSet.id.desc())
+        .limit(1)
+    )
+    if found is None:
+        raise NotFoundError(
+            f"campaign {campaign_id} has no complete label set; run `marketplace label CAMPAIGN --n N` first"
+        )
+    return found
+
+
+def load_labeled_data(session: Session, campaign_id: int, label_set_id: int | None = None) -> LabeledData:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"campaign {campaign_id} not found; list them with `marketplace campaign list`")
+    if label_set_id is None:
+        label_set = latest_label_set(session, campaign_id)
+    else:
+        found = session.get(LabelSet, label_set_id)
+        if found is None or found.campaign_id != campaign_id:
+            raise NotFoundError(f"label set {label_set_id} does not belong to campaign {campaign.name!r}")
+        if found.status != RunStatus.COMPLETE:
+            raise ValidationError(
+                f"label set {label_set_id} is {found.status.value}, not complete; finish or rerun the label flow"
+            )
+        label_set = found
+    rows = session.execute(
+        select(Sample.id, Sample.content_hash, Sample.text, Label.score)
+        .join(Label, Label.sample_id == Sample.id)
+        .where(Label.label_set_id == label_set.id)
+        .order_by(Sample.id)
+    ).all()
+    targets = session.execute(
+        select(TargetSample.content_hash, TargetSample.text)
+        .where(TargetSample.campaign_id == campaign_id)
+        .order_by(TargetSample.record_index)
+    ).all()
+    labels = np.array([r.score for r in rows], dtype=np.float64)
+    if not np.isfinite(labels).all():
+        raise ValidationError(f"label set {label_set.id} holds NaN or infinite labels; relabel those samples")
+    lineage = {
+        "campaign_id": str(campaign.id),
+        "campaign": campaign.name,
+        "label_set_id": str(label_set.id),
+        "target_model_digest": label_set.target_model_digest,
+        "target_data_digest": label_set.target_data_digest,
+        "projection_config_hash": label_set.projection_config_hash,
+        "label_config_hash": label_set.config_hash,
+        "projection_seed": str(label_set.projection_seed),
+    }
+    log.info("label set %d: %d labels, %d target samples", label_set.id, len(rows), len(targets))
+    return LabeledData(
+        campaign_id=campaign.id,
+        campaign_name=campaign.name,
+        label_set_id=label_set.id,
+        sample_ids=np.array([r.id for r in rows], dtype=np.int64),
+        content_hashes=[r.content_hash for r in rows],
+        texts=[r.text for r in rows],
+        labels=labels,
+        target_hashes=[t.content_hash for t in targets],
+        target_texts=[t.text for t in targets],
+        lineage=lineage,
+    )

