@@ -162,7 +162,7 @@ class _Build:
         self.available = available
         topics_ok = any(s.name == "python-docs/topics" for s in sources) and available.get("python-docs/topics", False)
         self.guard = target_guard() if topics_ok else TargetGuard([])
-        self.filter = RecordFilter(self.guard)
+        self.filter = RecordFilter(self.guard, near_duplicates=True)
         self.pools: dict[str, SourcePool] = {}
         self.written: dict[str, tuple[FileInfo, list[SourceRecord]]] = {}  # "provider/file" -> (info, good records)
 
@@ -197,6 +197,8 @@ class _Build:
                 skipped.append(SkippedProvider(name=spec.name, reason="; ".join(reasons)))
             logger.info("provider %s: %d files", spec.name, len(files))
         target = self.write_target(root)
+        logger.info("records dropped: %d exact duplicates, %d near-duplicates, %d sharing text with the target",
+                    self.filter.rejected_duplicate, self.filter.rejected_near_duplicate, self.filter.rejected_target)
         source_infos = [
             SourceInfo(name=s.name, package=s.package, licence=s.licence, available=self.available[s.name],
                        description=s.describe() if self.available[s.name] else f"missing: {s.package}",

@@ -36,7 +36,7 @@ def default_sources() -> tuple[TextSource, ...]:
     return (
         PydocTopicsSource(exclude=held_out_split().held_out),
         StdlibDocstringsSource(),
-        DictdSource(name="foldoc", licence="GFDL-1.1-or-later", package="dict-foldoc"),
+        DictdSource(name="foldoc", licence="GFDL-1.1-or-later", package="dict-foldoc", defer_to="jargon"),
         DictdSource(name="jargon", licence="public-domain", package="dict-jargon"),
         DictdSource(name="gcide", licence="GPL-2.0-or-later", package="dict-gcide"),
         WordNetSource(),

@@ -2,8 +2,9 @@
 
 Every provider file of a build draws from the same :class:`SourcePool` of a source, so providers
 never share a record. A :class:`RecordFilter` shared by all pools drops records whose text was
-already drawn (exact duplicates across or within sources, case and whitespace ignored) and
-records that share text with the held-out target slice.
+already drawn (exact duplicates across or within sources, case and whitespace ignored), records
+that share text with the held-out target slice and, when asked, near-duplicates of a record drawn
+before (see :mod:`marketplace.corpus.neardup`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import random
 from collections import deque
 
+from marketplace.corpus.neardup import NearDuplicateFilter
 from marketplace.corpus.records import SourceRecord
 from marketplace.corpus.sources.base import TextSource
 from marketplace.corpus.target import TargetGuard
@@ -22,12 +24,15 @@ logger = logging.getLogger(__name__)
 
 
 class RecordFilter:
-    """Accepts a record once: not seen before (case/whitespace-insensitive) and clear of the target."""
+    """Accepts a record once: not seen before (case/whitespace-insensitive), clear of the target and,
+    with ``near_duplicates``, not a near-duplicate of an accepted record."""
 
-    def __init__(self, guard: TargetGuard) -> None:
+    def __init__(self, guard: TargetGuard, *, near_duplicates: bool = False) -> None:
         self.guard = guard
         self._seen: set[str] = set()
+        self._near = NearDuplicateFilter() if near_duplicates else None
         self.rejected_duplicate = 0
+        self.rejected_near_duplicate = 0
         self.rejected_target = 0
 
     def accept(self, record: SourceRecord) -> bool:
@@ -37,6 +42,9 @@ class RecordFilter:
             return False
         if self.guard.overlaps(record.text):
             self.rejected_target += 1
+            return False
+        if self._near is not None and not self._near.accept(record.text):
+            self.rejected_near_duplicate += 1
             return False
         self._seen.add(key)
         return True

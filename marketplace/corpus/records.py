@@ -8,6 +8,7 @@ docstring, a paragraph group of the Python reference, a fortune). Lengths are in
 from __future__ import annotations
 
 import re
+import textwrap
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,12 +58,13 @@ def clean_paragraph(text: str) -> str:
 
 
 def clean_block(text: str) -> str:
-    """NFC, control characters removed, tabs expanded, trailing spaces cut; line breaks and indentation kept.
+    """NFC, control characters removed, tabs expanded, common indentation and trailing spaces cut.
 
-    For text whose layout carries meaning (code examples in the Python documentation).
+    For text whose layout carries meaning (code examples in the Python documentation, poems):
+    line breaks and relative indentation are kept.
     """
     text = _CONTROL.sub("", unicodedata.normalize("NFC", text)).expandtabs(8)
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line.rstrip() for line in textwrap.dedent(text).splitlines()]
     return "\n".join(lines).strip("\n")
 
 

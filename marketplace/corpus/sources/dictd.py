@@ -6,9 +6,10 @@ line per headword: ``headword<TAB>offset<TAB>length``, offset and length in byte
 *uncompressed* data, written in dictd's base64 (``A-Za-z0-9+/``, most significant digit first, no
 padding). Several headwords may point at the same entry (synonyms); we keep one record per entry.
 
-The sources are kept disjoint in content so that the only duplicates in a built corpus are the
-ones a provider makes on purpose: FOLDOC entries copied from the Jargon File (tagged
-``[{Jargon File}]``) and GCIDE entries with senses from WordNet (tagged ``[WordNet 1.5]``) are
+The sources are kept disjoint in content so that the only cross-provider duplicates in a built
+corpus are the ones a provider makes on purpose: FOLDOC entries copied from the Jargon File (tagged
+``[{Jargon File}]``, or untagged but filed under a Jargon headword with mostly the same words, see
+``DictdSource.defer_to``) and GCIDE entries with senses from WordNet (tagged ``[WordNet 1.5]``) are
 skipped, since the Jargon File and WordNet are sources of their own.
 """
 
@@ -69,17 +70,20 @@ def decode_dictd_number(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DictdEntry:
-    """One entry of a dictd dictionary: its first headword and its byte range in the data."""
+    """One entry of a dictd dictionary: its headwords (first one first) and its byte range in the data."""
 
-    headword: str
+    headwords: tuple[str, ...]
     offset: int
     length: int
+
+    @property
+    def headword(self) -> str:
+        return self.headwords[0]
 
 
 def read_dictd_index(index_path: Path) -> list[DictdEntry]:
     """Entries in data order, one per distinct byte range; dictd's own ``00-database-*`` entries dropped."""
-    seen: set[tuple[int, int]] = set()
-    entries: list[DictdEntry] = []
+    spans: dict[tuple[int, int], list[str]] = {}
     with index_path.open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
             parts = line.rstrip("\n").split("\t")
@@ -90,11 +94,8 @@ def read_dictd_index(index_path: Path) -> list[DictdEntry]:
             except ValueError:
                 logger.debug("skipping malformed index line in %s: %r", index_path, line)
                 continue
-            if span not in seen:
-                seen.add(span)
-                entries.append(DictdEntry(parts[0], *span))
-    entries.sort(key=lambda e: e.offset)
-    return entries
+            spans.setdefault(span, []).append(parts[0])
+    return [DictdEntry(tuple(words), *span) for span, words in sorted(spans.items())]
 
 
 def read_dictd(stem: Path) -> tuple[list[DictdEntry], bytes]:
@@ -162,6 +163,10 @@ class DictdSource(TextSource):
     licence: str = "GFDL-1.1-or-later"
     package: str | None = "dict-foldoc"
     directory: Path = Path("/usr/share/dictd")
+    #: Another dictionary in ``directory`` that owns shared entries: an entry is skipped when that one
+    #: has an entry under one of its headwords with mostly the same words (FOLDOC copied many
+    #: Jargon File entries without tagging them).
+    defer_to: str | None = None
 
     @property
     def stem(self) -> Path:
@@ -190,11 +195,45 @@ class DictdSource(TextSource):
         title, header, paragraphs = cleaned
         if header:
             paragraphs = [header, *paragraphs]
+        if self.defer_to is not None and self._copied_from(self.defer_to, unit, paragraphs):
+            return []
         records = []
         for i, chunk in enumerate(chunk_paragraphs(paragraphs)):
             key = f"{unit.headword}@{unit.offset}" + (f"#{i}" if i else "")
             records.append(SourceRecord(self.name, self.licence, key, title, chunk))
         return records
+
+    def _copied_from(self, other_name: str, unit: DictdEntry, paragraphs: list[str]) -> bool:
+        other = DictdSource(name=other_name, licence="", package=None, directory=self.directory)
+        if not other.available():
+            return False
+        owned = _entry_words_by_headword(other)
+        words = _words("\n".join(paragraphs))
+        for headword in unit.headwords:
+            for other_words in owned.get(headword.casefold(), ()):
+                if len(words & other_words) >= DEFER_JACCARD * len(words | other_words):
+                    return True
+        return False
+
+
+#: Word-set Jaccard index above which two entries under the same headword are the same text.
+DEFER_JACCARD = 0.5
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.casefold()))
+
+
+@functools.lru_cache(maxsize=4)
+def _entry_words_by_headword(source: DictdSource) -> dict[str, list[frozenset[str]]]:
+    """casefolded headword -> word sets of the entries filed under it, for every entry of ``source``."""
+    out: dict[str, list[frozenset[str]]] = {}
+    for unit in source.units():
+        words = _words("\n".join(r.text for r in source.records_of(unit)))
+        for headword in unit.headwords:
+            out.setdefault(headword.casefold(), []).append(words)
+    return out
 
 
 @functools.lru_cache(maxsize=4)

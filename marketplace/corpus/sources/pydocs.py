@@ -171,7 +171,11 @@ def _walk_module(module_name: str) -> Iterator[DocUnit]:
         return
     yield DocUnit(module_name, "", _own_doc(module))
     for name, obj in sorted(vars(module).items()):
-        if name.startswith("_") or getattr(obj, "__module__", None) not in (module_name, module.__name__):
+        # Hooks (sys.unraisablehook...) are swapped at run time by test runners and debuggers: what
+        # they hold depends on who imported us, so they are left out to keep builds reproducible.
+        if name.startswith("_") or name.endswith("hook"):
+            continue
+        if getattr(obj, "__module__", None) not in (module_name, module.__name__):
             continue
         if inspect.isclass(obj):
             yield DocUnit(f"{module_name}.{name}", _signature(obj), _own_doc(obj))
