@@ -275,6 +275,12 @@ def test_build_without_debian_packages_skips_and_records_them(tmp_path: Path) ->
     manifest.verify(tmp_path / "py")
 
 
+@pytest.mark.parametrize("path", [["corpus"], ["corpus", "build"], ["corpus", "sources"]])
+def test_cli_corpus_help(path: list[str]) -> None:
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output, result.output
+
+
 def test_cli_corpus_build_and_sources_json(mkt_home: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli-corpus"

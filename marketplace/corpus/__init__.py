@@ -4,6 +4,17 @@ Sources (all offline, none invented): Python's documentation (``pydoc_data.topic
 docstrings) everywhere, and Debian text packages where installed (FOLDOC, the Jargon File, GCIDE,
 WordNet, fortunes). :func:`build_corpus` writes one folder per provider of :data:`PROVIDERS` plus the
 target data and a ``manifest.json``; :func:`general_text` gives general text for the target model.
+
+Using a built corpus (what the end-to-end demo does)::
+
+    manifest = build_corpus(out_dir, seed=0, small=True)          # reused when already built
+    for provider in manifest.providers:                           # ingest in this order: originals first
+        for f in provider.files:                                  # f.fields: {"text": "text"} or
+            ingest(out_dir / f.path, provider.name, f.fields)     #   {"prompt": "prompt", "response": "response"}
+    target = out_dir / manifest.target.target.path                # campaign target data (JSONL, field "text")
+    # expected: relevance "high"/"medium" providers valued above "none"; copycat earns nothing
+    # (exact copy + near copies); noisy-bytes (corrupted) next to nothing. Bad records per file are
+    # listed in f.bad_records (index, kind) for checking the quarantine.
 """
 
 from marketplace.corpus.build import build_corpus

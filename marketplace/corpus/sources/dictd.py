@@ -252,7 +252,9 @@ def _describe(stem: Path) -> str:
             if len(parts) == 3 and parts[0] in ("00-database-short", "00databaseshort"):
                 start, length = decode_dictd_number(parts[1]), decode_dictd_number(parts[2])
                 # The header entries sit at the start of the data: read only that far.
-                with gzip.open(stem.with_name(stem.name + ".dict.dz"), "rb") as data:
+                packed = stem.with_name(stem.name + ".dict.dz")
+                opener = gzip.open if packed.exists() else open
+                with opener(packed if packed.exists() else stem.with_name(stem.name + ".dict"), "rb") as data:
                     head = data.read(start + length)[start:]
                 lines = head.decode("utf-8", errors="replace").splitlines()
                 body = [clean_paragraph(x) for x in lines[1:] if x.strip()]
