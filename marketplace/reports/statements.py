@@ -1,0 +1,229 @@
+"""Provider statements: what one provider was credited for one period, and why.
+
+A statement only ever queries rows of its own provider (accounts, transactions, allocations and
+samples filtered by ``provider_id``), so another provider's data cannot appear in it; the tests render
+one and look for the other's names, texts and ids.
+
+Periods: the opening balance is the provider's payable balance over transactions of earlier periods
+(period labels sort chronologically, see marketplace.pricing.period); credits and adjustments are the
+period's transactions; closing = opening + credits + adjustments. Transactions without a period
+(manual postings) are not part of periodic statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from marketplace.db import (
+    AccountKind,
+    Allocation,
+    ApproximatorVersion,
+    Campaign,
+    EntrySide,
+    JournalEntry,
+    JournalTransaction,
+    LedgerAccount,
+    PricingRun,
+    PricingRunStatus,
+    Provider,
+    Sample,
+    Submission,
+    utcnow,
+)
+from marketplace.errors import NotFoundError, ValidationError
+from marketplace.ledger.balances import provider_payable_balance
+from marketplace.pricing.period import validate_period
+
+__all__ = [
+    "ProviderStatement",
+    "SampleValue",
+    "StatementLine",
+    "SubmissionValue",
+    "build_provider_statement",
+    "excerpt",
+    "get_provider",
+    "latest_complete_runs",
+]
+
+EXCERPT_CHARS = 160
+
+
+def excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[: n - 1] + "…"
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    transaction_id: int
+    posted_at: dt.datetime
+    kind: str  # allocation | adjustment | manual
+    campaign: str | None
+    submission_id: int | None
+    submission_filename: str | None
+    amount_minor: int  # + credited to the provider, - debited (a downward revaluation)
+    pricing_run_id: int | None
+    model_version: str | None  # model_name:version of the approximator behind the pricing run
+    label_set_id: int | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class SubmissionValue:
+    submission_id: int
+    filename: str
+    campaign: str
+    n_samples: int
+    n_paid: int
+    value_total: float  # score units
+    amount_minor: int  # latest complete allocation (before the marketplace fee)
+
+
+@dataclass(frozen=True)
+class SampleValue:
+    sample_id: int
+    submission_id: int
+    excerpt: str
+    score: float
+    value: float
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class ProviderStatement:
+    provider_id: int
+    provider_name: str
+    period: str
+    currency: str
+    opening_minor: int
+    credits_minor: int  # sum of allocation transactions
+    adjustments_minor: int  # sum of adjustment (and manual) transactions, signed
+    closing_minor: int
+    lines: list[StatementLine]
+    submissions: list[SubmissionValue]
+    top_samples: list[SampleValue]
+    bottom_samples: list[SampleValue]
+    values: list[float] = field(default_factory=list)  # every eligible sample's value, for the histogram
+    balance_history: list[tuple[dt.datetime, int]] = field(default_factory=list)
+    generated_at: dt.datetime = field(default_factory=utcnow)
+
+
+def get_provider(session: Session, name_or_id: str | int) -> Provider:
+    stmt = select(Provider)
+    if isinstance(name_or_id, int) or str(name_or_id).isdigit():
+        found = session.scalar(stmt.where(Provider.id == int(name_or_id)))
+        if found is None:
+            found = session.scalar(stmt.where(Provider.name == str(name_or_id)))
+    else:
+        found = session.scalar(stmt.where(Provider.name == name_or_id))
+    if found is None:
+        raise NotFoundError(f"provider {name_or_id!r} not found; `marketplace status` lists how many exist")
+    return found
+
+
+def latest_complete_runs(session: Session, period: str, campaign_id: int | None = None) -> list[PricingRun]:
+    """The latest complete pricing run of ``period`` for each campaign (or for ``campaign_id``)."""
+    stmt = select(PricingRun).where(PricingRun.period == period, PricingRun.status == PricingRunStatus.COMPLETE)
+    if campaign_id is not None:
+        stmt = stmt.where(PricingRun.campaign_id == campaign_id)
+    latest: dict[int, PricingRun] = {}
+    for run in session.scalars(stmt.order_by(PricingRun.id)):
+        latest[run.campaign_id] = run
+    return list(latest.values())
+
+
+def _currency(session: Session, provider_id: int, currency: str | None) -> str:
+    have = sorted(set(session.scalars(select(LedgerAccount.currency).where(
+        LedgerAccount.provider_id == provider_id, LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE))))
+    if currency is not None:
+        return currency
+    if len(have) > 1:
+        raise ValidationError(f"provider {provider_id} is paid in {', '.join(have)}; pass --currency to choose one")
+    return have[0] if have else "EUR"
+
+
+def _lines(session: Session, provider_id: int, currency: str, period: str) -> list[StatementLine]:
+    signed = case((JournalEntry.side == EntrySide.CREDIT, JournalEntry.amount_minor), else_=-JournalEntry.amount_minor)
+    rows = session.execute(
+        select(JournalTransaction, signed, Campaign.name, Submission.filename, ApproximatorVersion.model_name,
+               ApproximatorVersion.version, PricingRun.label_set_id)
+        .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
+        .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
+        .outerjoin(Campaign, Campaign.id == JournalTransaction.campaign_id)
+        .outerjoin(Submission, Submission.id == JournalTransaction.submission_id)
+        .outerjoin(PricingRun, PricingRun.id == JournalTransaction.pricing_run_id)
+        .outerjoin(ApproximatorVersion, ApproximatorVersion.id == PricingRun.approximator_version_id)
+        .where(LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE, LedgerAccount.provider_id == provider_id,
+               LedgerAccount.currency == currency, JournalTransaction.period == period)
+        .order_by(JournalTransaction.posted_at, JournalTransaction.id)
+    ).all()
+    return [
+        StatementLine(t.id, t.posted_at, t.kind.value, camp, t.submission_id, fname, int(amount), t.pricing_run_id,
+                      f"{mname}:{mver}" if mname else None, label_set, t.idempotency_key)
+        for t, amount, camp, fname, mname, mver, label_set in rows
+    ]
+
+
+def _history(session: Session, provider_id: int, currency: str, period: str) -> list[tuple[dt.datetime, int]]:
+    signed = case((JournalEntry.side == EntrySide.CREDIT, JournalEntry.amount_minor), else_=-JournalEntry.amount_minor)
+    rows = session.execute(
+        select(JournalTransaction.posted_at, signed)
+        .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
+        .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
+        .where(LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE, LedgerAccount.provider_id == provider_id,
+               LedgerAccount.currency == currency, JournalTransaction.period <= period)
+        .order_by(JournalTransaction.posted_at, JournalTransaction.id)
+    ).all()
+    out, running = [], 0
+    for posted_at, amount in rows:
+        running += int(amount)
+        out.append((posted_at, running))
+    return out
+
+
+def build_provider_statement(
+    session: Session, provider: str | int, period: str, *, currency: str | None = None, n_samples: int = 5
+) -> ProviderStatement:
+    """Everything a provider's statement for ``period`` shows, from its own rows only."""
+    period = validate_period(period)
+    prov = get_provider(session, provider)
+    cur = _currency(session, prov.id, currency)
+    opening = provider_payable_balance(session, prov.id, cur, before_period=period)
+    lines = _lines(session, prov.id, cur, period)
+    credits = sum(ln.amount_minor for ln in lines if ln.kind == "allocation")
+    adjustments = sum(ln.amount_minor for ln in lines if ln.kind != "allocation")
+
+    runs = [r for r in latest_complete_runs(session, period) if r.currency == cur]
+    run_ids = [r.id for r in runs]
+    camp_names = dict(session.execute(select(Campaign.id, Campaign.name)
+                                      .where(Campaign.id.in_([r.campaign_id for r in runs]))).all())
+    run_campaign = {r.id: camp_names.get(r.campaign_id, str(r.campaign_id)) for r in runs}
+    alloc_rows = session.execute(
+        select(Allocation, Sample.text, Submission.filename)
+        .join(Sample, Sample.id == Allocation.sample_id)
+        .join(Submission, Submission.id == Allocation.submission_id)
+        .where(Allocation.pricing_run_id.in_(run_ids), Allocation.provider_id == prov.id)
+        .order_by(Allocation.sample_id)
+    ).all() if run_ids else []
+    per_sub: dict[tuple[int, int], list[tuple[Allocation, str]]] = {}
+    for a, _text, fname in alloc_rows:
+        per_sub.setdefault((a.pricing_run_id, a.submission_id), []).append((a, fname))
+    submissions = [
+        SubmissionValue(sub, items[0][1], run_campaign[run_id], len(items), sum(1 for a, _ in items if a.amount_minor),
+                        float(sum(a.value for a, _ in items)), sum(a.amount_minor for a, _ in items))
+        for (run_id, sub), items in sorted(per_sub.items(), key=lambda kv: kv[0][1])
+    ]
+    samples = [SampleValue(a.sample_id, a.submission_id, excerpt(text), a.score, a.value, a.amount_minor)
+               for a, text, _ in alloc_rows]
+    ranked = sorted(samples, key=lambda x: (-x.amount_minor, -x.value, x.sample_id))
+    return ProviderStatement(
+        provider_id=prov.id, provider_name=prov.name, period=period, currency=cur, opening_minor=opening,
+        credits_minor=credits, adjustments_minor=adjustments, closing_minor=opening + credits + adjustments,
+        lines=lines, submissions=submissions, top_samples=ranked[:n_samples],
+        bottom_samples=list(reversed(ranked[-n_samples:])),
+        values=[x.value for x in samples], balance_history=_history(session, prov.id, cur, period),
+    )
