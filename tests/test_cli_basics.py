@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
@@ -19,13 +18,14 @@ def _all_command_paths() -> list[list[str]]:
     root = get_command(app)
     paths: list[list[str]] = []
 
-    def walk(cmd: click.Command, prefix: list[str]) -> None:
+    def walk(cmd: object, prefix: list[str]) -> None:
+        # Typer bundles its own click, so duck-type groups rather than isinstance(click.Group).
         paths.append(prefix)
-        if isinstance(cmd, click.Group):
-            for name, sub in cmd.commands.items():
-                walk(sub, [*prefix, name])
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            walk(sub, [*prefix, name])
 
     walk(root, [])
+    assert len(paths) > 5, "command tree walk found no subcommands"
     return paths
 
 
