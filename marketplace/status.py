@@ -54,4 +54,6 @@ def catalog_status(session: Session) -> dict[str, Any]:
 
 def collect_status(session: Session) -> dict[str, dict[str, Any]]:
     """Every registered section, in registration order."""
+    import marketplace.ledger  # noqa: F401  (registers the ledger section)
+
     return {name: fn(session) for name, fn in STATUS_SECTIONS.items()}

@@ -47,6 +47,7 @@ __all__ = [
     "excerpt",
     "get_provider",
     "latest_complete_runs",
+    "paid_provider_ids",
 ]
 
 EXCERPT_CHARS = 160
@@ -227,3 +228,14 @@ def build_provider_statement(
         bottom_samples=list(reversed(ranked[-n_samples:])),
         values=[x.value for x in samples], balance_history=_history(session, prov.id, cur, period),
     )
+
+
+def paid_provider_ids(session: Session, campaign: str | int, period: str) -> list[int]:
+    """Providers with at least one allocation in the campaign's latest complete run of ``period``."""
+    from marketplace.campaigns import get_campaign
+
+    camp = get_campaign(session, campaign)
+    runs = latest_complete_runs(session, validate_period(period), camp.id)
+    if not runs:
+        return []
+    return sorted(set(session.scalars(select(Allocation.provider_id).where(Allocation.pricing_run_id == runs[0].id))))
