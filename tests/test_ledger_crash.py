@@ -105,6 +105,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     return path, cid, out.n_posted
 
 
+@pytest.mark.slow
 def test_killed_price_runs_resume_to_identical_books(template: tuple[Path, int, int], tmp_path: Path) -> None:
     path, cid, n_txn = template
     ref = path.with_name("reference.db")

@@ -168,10 +168,18 @@ def test_postgres_deferred_balance_trigger_and_truncate(engine: Engine, session_
                                                         accounts) -> None:
     if not is_postgres(engine):
         pytest.skip("PostgreSQL-only objects (SQLite has the seal triggers, tested above)")
-    _, b, _ = _seed(session_factory, accounts)
-    msg = _refused(engine, "SET CONSTRAINTS journal_entries_balanced IMMEDIATE", _entry(930, b, "debit", "1"))
+    _, b, p = _seed(session_factory, accounts)
+    # With the seal trigger switched off inside this database transaction, the deferred constraint
+    # trigger still refuses the unbalanced transaction at COMMIT.
+    msg = _refused(engine, "ALTER TABLE journal_transactions DISABLE TRIGGER journal_transactions_seal",
+                   _entry(930, b, "debit", "10"), _entry(930, p, "credit", "9"), _header(930, "late"))
+    assert "at commit" in msg and "does not balance" in msg
+    msg = _refused(engine, "SET CONSTRAINTS journal_transactions_balanced IMMEDIATE",
+                   "ALTER TABLE journal_transactions DISABLE TRIGGER journal_transactions_seal",
+                   _entry(931, b, "debit", "1"), _header(931, "single"))
     assert "does not balance" in msg
     assert "refused" in _refused(engine, "TRUNCATE journal_entries CASCADE")
+    assert _counts(session_factory) == (1, 2)
 
 
 def test_stored_balance_tamper_is_caught_by_verify(engine: Engine, session_factory: sessionmaker[Session],

@@ -143,6 +143,6 @@ def _machine(factory: sessionmaker[Session]) -> type[RuleBasedStateMachine]:
 def test_ledger_state_machine(session_factory: sessionmaker[Session]) -> None:
     run_state_machine_as_test(
         _machine(session_factory),
-        settings=settings(max_examples=20, stateful_step_count=10, deadline=None,
+        settings=settings(max_examples=12, stateful_step_count=8, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )

@@ -19,12 +19,15 @@ and deadlocks are retried by the edge (:mod:`marketplace.ledger.retry`).
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
 import hashlib
 import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
@@ -180,8 +183,8 @@ def _reserve_ids(session: Session, n: int) -> list[int]:
 def _write(session: Session, todo: list[_Prepared], account_ids: dict[AccountRef, int]) -> None:
     ids = _reserve_ids(session, len(todo))
     now = utcnow()
-    entry_rows: list[dict[str, object]] = []
-    header_rows: list[dict[str, object]] = []
+    entry_rows: list[dict[str, Any]] = []
+    header_rows: list[dict[str, Any]] = []
     deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for tid, p in zip(ids, todo, strict=True):
         r = p.req
@@ -198,8 +201,11 @@ def _write(session: Session, todo: list[_Prepared], account_ids: dict[AccountRef
             "memo": r.memo, "posted_at": now,
         })
         p.result = PostResult(r.idempotency_key, tid, created=True)
-    session.execute(insert(JournalEntry), entry_rows)
-    session.execute(insert(JournalTransaction), header_rows)  # seals: the triggers check each balance
+    if is_postgres(session):
+        _insert_pg_json(session, entry_rows, header_rows)
+    else:
+        session.execute(insert(JournalEntry), entry_rows)
+        session.execute(insert(JournalTransaction), header_rows)  # seals: the triggers check each balance
     table = LedgerAccount.__table__
     session.execute(
         table.update()
@@ -209,6 +215,37 @@ def _write(session: Session, todo: list[_Prepared], account_ids: dict[AccountRef
         ),
         [{"aid": aid, "d": d, "c": c} for aid, (d, c) in sorted(deltas.items())],
     )
+
+
+_PG_ENTRY_INSERT = text(
+    "INSERT INTO journal_entries (transaction_id, account_id, side, amount_minor) "
+    "SELECT x.transaction_id, x.account_id, x.side, x.amount_minor FROM json_to_recordset(CAST(:rows AS JSON)) "
+    "AS x(transaction_id BIGINT, account_id BIGINT, side VARCHAR, amount_minor NUMERIC)"
+)
+_PG_HEADER_INSERT = text(
+    "INSERT INTO journal_transactions (id, idempotency_key, body_sha256, body, kind, currency, campaign_id, period, "
+    "pricing_run_id, submission_id, provider_id, memo, posted_at) "
+    "SELECT x.id, x.idempotency_key, x.body_sha256, x.body, x.kind, x.currency, x.campaign_id, x.period, "
+    "x.pricing_run_id, x.submission_id, x.provider_id, x.memo, x.posted_at "
+    "FROM json_to_recordset(CAST(:rows AS JSON)) AS x(id BIGINT, idempotency_key VARCHAR, body_sha256 VARCHAR, "
+    "body TEXT, kind VARCHAR, currency VARCHAR, campaign_id BIGINT, period VARCHAR, pricing_run_id BIGINT, "
+    "submission_id BIGINT, provider_id BIGINT, memo TEXT, posted_at TIMESTAMPTZ)"
+)
+
+
+def _insert_pg_json(session: Session, entries: list[dict[str, Any]], headers: list[dict[str, Any]]) -> None:
+    """PostgreSQL: one ``INSERT ... SELECT FROM json_to_recordset`` per table (a single text parameter).
+
+    Same rows as the executemany path, a few times faster: no per-row bind processing or array escaping.
+    Entries first, then the headers that seal them (the statement-level seal trigger checks every
+    header of the statement in one query). JSON numbers are exact, so amounts arrive as exact NUMERIC.
+    """
+    def plain(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: (v.value if isinstance(v, enum.Enum) else v.isoformat() if isinstance(v, dt.datetime) else v)
+                for k, v in row.items()}
+
+    session.execute(_PG_ENTRY_INSERT, {"rows": json.dumps([plain(e) for e in entries])})
+    session.execute(_PG_HEADER_INSERT, {"rows": json.dumps([plain(h) for h in headers])})
 
 
 def post_transactions(session: Session, requests: Sequence[TransactionRequest]) -> list[PostResult]:

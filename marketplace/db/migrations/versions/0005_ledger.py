@@ -9,7 +9,7 @@ Enforcement (see marketplace/db/ledger.py for the design): seal triggers (a tran
 only be inserted after its entries, and only if they balance; no entry can join a sealed transaction),
 triggers refusing UPDATE/DELETE (and TRUNCATE on PostgreSQL) of entries, transactions and allocations,
 integer and positive amounts, and on PostgreSQL a deferred constraint trigger re-checking every
-transaction's balance at COMMIT plus the sequence that reserves transaction ids. The SQL is inlined
+transaction's balance at COMMIT (one per header; entries without a header fail the deferred foreign key) plus the sequence that reserves transaction ids. The SQL is inlined
 here on purpose: a migration must not change when the package changes.
 """
 
@@ -41,48 +41,69 @@ BEGIN
 END $$
 """,
     """
-CREATE FUNCTION ledger_refuse_sealed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ledger_refuse_sealed() RETURNS trigger LANGUAGE plpgsql
+    SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    sealed_id bigint;
 BEGIN
-    IF EXISTS (SELECT 1 FROM journal_transactions WHERE id = NEW.transaction_id) THEN
+    -- Statement level (one query per INSERT, however many rows): entries may only join a transaction
+    -- whose header has not been inserted yet.
+    SELECT n.transaction_id INTO sealed_id
+      FROM new_entries n JOIN journal_transactions t ON t.id = n.transaction_id LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'ledger: transaction % is sealed; entries cannot be added to a posted transaction',
-            NEW.transaction_id USING ERRCODE = 'check_violation';
+            sealed_id USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$
 """,
     """
-CREATE FUNCTION ledger_check_seal() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ledger_check_seal() RETURNS trigger LANGUAGE plpgsql
+    SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
-    n_entries bigint; debits numeric; credits numeric; n_foreign bigint;
+    bad record;
 BEGIN
-    SELECT count(*),
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.side = 'debit'), 0),
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.side = 'credit'), 0),
-           count(*) FILTER (WHERE a.currency <> NEW.currency)
-      INTO n_entries, debits, credits, n_foreign
-      FROM journal_entries e JOIN ledger_accounts a ON a.id = e.account_id
-     WHERE e.transaction_id = NEW.id;
-    IF n_entries < 2 OR debits <> credits OR n_foreign > 0 THEN
+    -- Statement level: every header inserted by this statement must seal >= 2 entries in its own
+    -- currency with debits = credits.
+    SELECT h.id, h.idempotency_key, h.currency,
+           coalesce(x.n_entries, 0) AS n_entries, coalesce(x.debits, 0) AS debits,
+           coalesce(x.credits, 0) AS credits, coalesce(x.n_foreign, 0) AS n_foreign
+      INTO bad
+      FROM new_headers h
+      LEFT JOIN LATERAL (
+            SELECT count(*) AS n_entries,
+                   sum(e.amount_minor) FILTER (WHERE e.side = 'debit') AS debits,
+                   sum(e.amount_minor) FILTER (WHERE e.side = 'credit') AS credits,
+                   count(*) FILTER (WHERE a.currency <> h.currency) AS n_foreign
+              FROM journal_entries e JOIN ledger_accounts a ON a.id = e.account_id
+             WHERE e.transaction_id = h.id) x ON true
+     WHERE coalesce(x.n_entries, 0) < 2 OR coalesce(x.debits, 0) <> coalesce(x.credits, 0)
+        OR coalesce(x.n_foreign, 0) > 0
+     LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'ledger: transaction % (key %) does not balance: % entries, debits %, credits %, % in another currency than %',
-            NEW.id, NEW.idempotency_key, n_entries, debits, credits, n_foreign, NEW.currency
+            bad.id, bad.idempotency_key, bad.n_entries, bad.debits, bad.credits, bad.n_foreign, bad.currency
             USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END $$
 """,
     """
-CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION ledger_check_balanced() RETURNS trigger LANGUAGE plpgsql
+    SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     n_entries bigint; debits numeric; credits numeric;
 BEGIN
+    -- Deferred to COMMIT, once per transaction header: whatever happened inside the database
+    -- transaction, each posted journal transaction must balance when it becomes visible.
     SELECT count(*),
            coalesce(sum(amount_minor) FILTER (WHERE side = 'debit'), 0),
            coalesce(sum(amount_minor) FILTER (WHERE side = 'credit'), 0)
       INTO n_entries, debits, credits
-      FROM journal_entries WHERE transaction_id = NEW.transaction_id;
+      FROM journal_entries WHERE transaction_id = NEW.id;
     IF n_entries < 2 OR debits <> credits THEN
-        RAISE EXCEPTION 'ledger: at commit, transaction % does not balance: % entries, debits %, credits %',
-            NEW.transaction_id, n_entries, debits, credits USING ERRCODE = 'check_violation';
+        RAISE EXCEPTION 'ledger: at commit, transaction % (key %) does not balance: % entries, debits %, credits %',
+            NEW.id, NEW.idempotency_key, n_entries, debits, credits USING ERRCODE = 'check_violation';
     END IF;
     RETURN NULL;
 END $$
@@ -100,11 +121,11 @@ PG_TRIGGERS = [
         "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
         for t in IMMUTABLE_TABLES
     ),
-    "CREATE TRIGGER journal_entries_sealed BEFORE INSERT ON journal_entries "
-    "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_sealed()",
-    "CREATE TRIGGER journal_transactions_seal BEFORE INSERT ON journal_transactions "
-    "FOR EACH ROW EXECUTE FUNCTION ledger_check_seal()",
-    "CREATE CONSTRAINT TRIGGER journal_entries_balanced AFTER INSERT ON journal_entries "
+    "CREATE TRIGGER journal_entries_sealed AFTER INSERT ON journal_entries REFERENCING NEW TABLE AS new_entries "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_sealed()",
+    "CREATE TRIGGER journal_transactions_seal AFTER INSERT ON journal_transactions "
+    "REFERENCING NEW TABLE AS new_headers FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_seal()",
+    "CREATE CONSTRAINT TRIGGER journal_transactions_balanced AFTER INSERT ON journal_transactions "
     "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_balanced()",
 ]
 
