@@ -49,7 +49,8 @@ def price(
     _, factory = open_db()
     with factory() as session:
         camp = get_campaign(session, campaign)
-        base = dict((camp.options or {}).get("pricing") or {})
+        configured = (camp.options or {}).get("pricing")
+        base: dict[str, Any] = dict(configured) if isinstance(configured, dict) else {}
     policy = parse_policy({**base, **_policy_overrides(cap_percentile, reserve, share_cap, fee_bps)})
     outcome = run_pricing(factory, camp.id, period, policy, score_run_id=score_run, batch_size=batch_size)
     with factory() as session:

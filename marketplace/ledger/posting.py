@@ -26,10 +26,10 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import Table, bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -141,7 +141,6 @@ class _Prepared:
     body: str
     sha: str
     result: PostResult | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _existing(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
@@ -206,7 +205,7 @@ def _write(session: Session, todo: list[_Prepared], account_ids: dict[AccountRef
     else:
         session.execute(insert(JournalEntry), entry_rows)
         session.execute(insert(JournalTransaction), header_rows)  # seals: the triggers check each balance
-    table = LedgerAccount.__table__
+    table = cast(Table, LedgerAccount.__table__)
     session.execute(
         table.update()
         .where(table.c.id == bindparam("aid"))
@@ -292,4 +291,7 @@ def post_transactions(session: Session, requests: Sequence[TransactionRequest]) 
                 todo = [p for p in todo if p.result is None]
         n_new = sum(1 for p in unique if p.result is not None and p.result.created)
         log.debug("posted %d new transaction(s), %d replayed", n_new, len(unique) - n_new)
-    return [by_key[r.idempotency_key].result for r in requests]  # type: ignore[misc]
+    results = [by_key[r.idempotency_key].result for r in requests]
+    if any(r is None for r in results):
+        raise AssertionError("internal error: a request was neither written nor matched")
+    return cast(list[PostResult], results)

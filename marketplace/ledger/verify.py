@@ -21,6 +21,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -58,8 +59,8 @@ class VerifyReport:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _signed(side_col, amount_col):  # type: ignore[no-untyped-def]
-    return case((side_col == EntrySide.DEBIT, amount_col), else_=-amount_col)
+def _debit_minus_credit() -> Any:
+    return case((JournalEntry.side == EntrySide.DEBIT, JournalEntry.amount_minor), else_=-JournalEntry.amount_minor)
 
 
 def _check_unbalanced(session: Session, out: list[Violation]) -> None:
@@ -87,7 +88,7 @@ def _check_unbalanced(session: Session, out: list[Violation]) -> None:
 
 def _check_books(session: Session, out: list[Violation]) -> None:
     rows = session.execute(
-        select(LedgerAccount.currency, func.sum(_signed(JournalEntry.side, JournalEntry.amount_minor)))
+        select(LedgerAccount.currency, func.sum(_debit_minus_credit()))
         .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
         .group_by(LedgerAccount.currency)
     ).all()
@@ -132,7 +133,7 @@ def _check_bodies(session: Session, out: list[Violation]) -> None:
 
 def _check_stored(session: Session, out: list[Violation]) -> None:
     stored, replay = stored_totals(session), replay_totals(session)
-    codes = dict(session.execute(select(LedgerAccount.id, LedgerAccount.code)).all())
+    codes: dict[int, str] = {int(a): c for a, c in session.execute(select(LedgerAccount.id, LedgerAccount.code))}
     for aid in sorted(set(stored) | set(replay)):
         if stored.get(aid, (0, 0)) != replay.get(aid, (0, 0)):
             out.append(Violation(

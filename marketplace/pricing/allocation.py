@@ -221,7 +221,7 @@ def apportion_largest_remainder(
     if single_denominator:
         keyed = sorted(boundary.tolist(), key=lambda i: -rems[i])  # stable: ascending id on ties
     else:
-        keyed = sorted(boundary.tolist(), key=lambda i: -Fraction(rems[i], denominators[i]))
+        keyed = sorted(boundary.tolist(), key=lambda i: -Fraction(int(rems[i]), int(denominators[i])))
     winners = np.concatenate([above, np.array(keyed[:need], dtype=np.int64)])
     amounts[winners] += 1
     return amounts

@@ -146,7 +146,8 @@ def load_eligible_scores(session: Session, score_run: ScoreRun) -> EligibleScore
         .order_by(Score.sample_id)
     ).all()
     if not rows:
-        return EligibleScores(*(np.zeros(0, np.int64) for _ in range(3)), np.zeros(0, np.float64))
+        empty = np.zeros(0, np.int64)
+        return EligibleScores(empty, empty, empty, np.zeros(0, np.float64))
     sid, sub, prov, sc = zip(*rows, strict=True)
     return EligibleScores(
         np.asarray(sid, np.int64), np.asarray(sub, np.int64), np.asarray(prov, np.int64),
@@ -340,8 +341,9 @@ def post_pricing_batch(session: Session, pricing_run_id: int, max_transactions: 
     missing_prov = [s for s in candidates if s not in targets]
     prov_of = {sub: prov for sub, (prov, _) in targets.items()}
     if missing_prov:
-        prov_of.update(dict(session.execute(
-            select(Submission.id, Submission.provider_id).where(Submission.id.in_(missing_prov))).all()))
+        for sub_id, prov_id in session.execute(
+                select(Submission.id, Submission.provider_id).where(Submission.id.in_(missing_prov))):
+            prov_of[int(sub_id)] = int(prov_id)
 
     requests: list[TransactionRequest] = []
     n_pending = 0

@@ -77,11 +77,11 @@ def build_buyer_report(session: Session, campaign: str | int, period: str | None
         .where(Allocation.pricing_run_id == run.id)
         .group_by(Allocation.provider_id, Provider.name)
     ).all()
-    paid = dict(session.execute(
+    paid: dict[int, int] = {int(pid): int(n) for pid, n in session.execute(
         select(Allocation.provider_id, func.count())
         .where(Allocation.pricing_run_id == run.id, Allocation.amount_minor > 0)
         .group_by(Allocation.provider_id)
-    ).all())
+    )}
     providers = sorted(
         (ProviderValue(int(pid), name, int(n), int(paid.get(pid, 0)), float(v or 0.0), int(a or 0))
          for pid, name, n, v, a in rows),

@@ -8,6 +8,7 @@ import io
 from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
 __all__ = ["balance_history_png", "value_distribution_png"]
@@ -39,10 +40,11 @@ def balance_history_png(points: Sequence[tuple[dt.datetime, int]], digits: int, 
     fig = Figure(figsize=(6, 3))
     ax = fig.add_subplot()
     if points:
-        times = [t for t, _ in points]
+        times = date2num([t for t, _ in points])
         balances = [b for _, b in points]  # integer minor units: no float ever touches money
         ax.step(times, balances, where="post", color="#2a9d55")
         ax.plot(times, balances, "o", color="#2a9d55", markersize=3)
+        ax.xaxis_date()
         fig.autofmt_xdate()
     else:
         ax.text(0.5, 0.5, "no postings", ha="center", va="center", transform=ax.transAxes)

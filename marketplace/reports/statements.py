@@ -200,8 +200,10 @@ def build_provider_statement(
 
     runs = [r for r in latest_complete_runs(session, period) if r.currency == cur]
     run_ids = [r.id for r in runs]
-    camp_names = dict(session.execute(select(Campaign.id, Campaign.name)
-                                      .where(Campaign.id.in_([r.campaign_id for r in runs]))).all())
+    camp_names: dict[int, str] = {
+        int(cid): name for cid, name in session.execute(
+            select(Campaign.id, Campaign.name).where(Campaign.id.in_([r.campaign_id for r in runs])))
+    }
     run_campaign = {r.id: camp_names.get(r.campaign_id, str(r.campaign_id)) for r in runs}
     alloc_rows = session.execute(
         select(Allocation, Sample.text, Submission.filename)
