@@ -23,10 +23,11 @@ def train(
     config: dict[str, Any] | None = None,
     floor: float = 0.5,
     device: str = "cpu",
+    encoder_path: str | None = None,
 ) -> dict[str, Any]:
     """Train an approximator for ``campaign`` (id or name); returns the publication summary."""
     target = resolve_training_input(campaign, label_set_id)
-    run_dir = fit_approximator(target["campaign_id"], target["label_set_id"], config or {}, device)
+    run_dir = fit_approximator(target["campaign_id"], target["label_set_id"], config or {}, device, encoder_path)
     publication = publish_approximator(run_dir, target["model_name"], floor, device)
     version_row_id = record_version(target["campaign_id"], target["label_set_id"], run_dir, publication)
     return {**publication, "campaign": target["campaign_name"], "label_set_id": target["label_set_id"],

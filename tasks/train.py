@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -18,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from marketplace.approx.config import ApproxConfig
 from marketplace.approx.data import latest_label_set, load_labeled_data
+from marketplace.approx.encoder import EncoderRef, digest_model_dir
 from marketplace.approx.publish import Publication, publish_outcome, record_publication
 from marketplace.approx.registry import MlflowRegistry, model_name_for
 from marketplace.approx.training import load_outcome, train_approximator
@@ -60,15 +62,21 @@ def resolve_training_input(campaign: str, label_set_id: int | None) -> dict[str,
 
 
 @task(name="fit-approximator", cache_policy=NO_CACHE)
-def fit_approximator(campaign_id: int, label_set_id: int, config: dict[str, Any], device: str) -> str:
-    """Train and evaluate on held-out labels; returns the run folder."""
+def fit_approximator(campaign_id: int, label_set_id: int, config: dict[str, Any], device: str,
+                     encoder_path: str | None = None) -> str:
+    """Train and evaluate on held-out labels; returns the run folder. ``encoder_path``: any Hugging Face
+    encoder folder instead of the packaged MiniLM."""
     settings = task_settings()
+    encoder_ref = None
+    if encoder_path is not None:
+        encoder_ref = EncoderRef(source="path", path=str(Path(encoder_path).resolve()),
+                                 digest=digest_model_dir(encoder_path))
     with session_scope(session_factory(settings)) as session:
         data = load_labeled_data(session, campaign_id, label_set_id)
     run_dir = settings.resolved_artifacts_dir / "approx" / "runs" / f"campaign-{campaign_id}" / uuid.uuid4().hex[:12]
     outcome = train_approximator(
         data, ApproxConfig.model_validate(config), store_root=settings.resolved_artifacts_dir / "embeddings",
-        run_dir=run_dir, device=resolve_device(device),
+        run_dir=run_dir, device=resolve_device(device), encoder_ref=encoder_ref,
     )
     return str(outcome.run_dir)
 

@@ -178,3 +178,22 @@ def build_tiny_encoder(out: Path, *, hidden: int = 32, layers: int = 2, seed: in
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def proxy_labeler_factory(ctx):  # type: ignore[no-untyped-def]
+    """An exact-labeler factory for the score flow (``--audit-labeler approx_factories:proxy_labeler_factory``):
+    "exact" labels are the proxy label of each sample's text."""
+    from sqlalchemy import select
+
+    def label(sample_ids):  # type: ignore[no-untyped-def]
+        with ctx.session_factory() as session:
+            rows = session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(list(sample_ids)))).all()
+        return {int(i): proxy_label(t) for i, t in rows}
+
+    return label
+
+
+def contrary_labeler_factory(ctx):  # type: ignore[no-untyped-def]
+    """Exact labels that disagree with everything the approximator learned (the audit must fail)."""
+    inner = proxy_labeler_factory(ctx)
+    return lambda sample_ids: {k: -v for k, v in inner(sample_ids).items()}

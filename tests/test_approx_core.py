@@ -22,7 +22,7 @@ from marketplace.approx.scaling import fit_scaler
 from marketplace.approx.train import fit_finetune, fit_heads, split_indices
 from marketplace.errors import ManifestMismatchError, ValidationError
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 # --- metrics ------------------------------------------------------------------------------------------
@@ -80,15 +80,21 @@ def test_label_scaler_round_trip_and_order(kind: str) -> None:
         fit_scaler(np.ones(5), kind)  # type: ignore[arg-type]
 
 
-def test_split_is_seeded_disjoint_and_complete() -> None:
+def test_split_holds_out_by_content_hash_and_seeds_validation() -> None:
+    keys = [f"{i:064x}" for i in range(400)]
     cfg = ApproxConfig(seed=3)
-    a, b = split_indices(100, cfg), split_indices(100, cfg)
+    a, b = split_indices(keys, cfg), split_indices(keys, cfg)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x, y)
-    assert sorted(np.concatenate(a).tolist()) == list(range(100))
-    assert len(a[2]) == 20 and len(a[1]) == 10
-    other = split_indices(100, ApproxConfig(seed=4))
-    assert not np.array_equal(a[2], other[2])
+    assert sorted(np.concatenate(a).tolist()) == list(range(400))
+    assert 50 < len(a[2]) < 110 and len(a[1]) == 40  # ~20% held out, 10% validation
+    other = split_indices(keys, ApproxConfig(seed=4))
+    np.testing.assert_array_equal(a[2], other[2])  # held-out rows do not depend on the seed...
+    assert not np.array_equal(a[1], other[1])  # ...validation rows do
+    # ...nor on which other samples were labeled: a superset holds out a superset.
+    sub = [keys[i] for i in range(0, 400, 3)]
+    held_sub = {sub[i] for i in split_indices(sub, cfg)[2]}
+    assert held_sub == {keys[i] for i in a[2]} & set(sub)
 
 
 def test_promotion_gate_decisions() -> None:
@@ -133,7 +139,7 @@ def _synthetic(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_fit_heads_is_deterministic_for_a_seed_and_learns() -> None:
     x, y = _synthetic(400, 16, 0)
     cfg = ApproxConfig(seed=5, n_heads=3, hidden_dim=32, max_epochs=40, patience=10)
-    tr, va, te = split_indices(len(y), cfg)
+    tr, va, te = split_indices([str(i) for i in range(len(y))], cfg)
     a = fit_heads(x[tr], y[tr], x[va], y[va], cfg)
     b = fit_heads(x[tr], y[tr], x[va], y[va], cfg)
     for key in a.head_params:

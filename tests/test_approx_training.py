@@ -55,11 +55,11 @@ def test_training_is_deterministic_and_cached(
     pa, pb = load_bundle(a.bundle_dir), load_bundle(b.bundle_dir)
     for key in pa.head_params:
         np.testing.assert_array_equal(pa.head_params[key], pb.head_params[key])
-    assert (a.n_train, a.n_val, a.n_test) == (70, 10, 20)
+    assert a.n_train + a.n_val + a.n_test == 100 and a.n_val == 10 and 8 <= a.n_test <= 35
 
     # The logged metrics are the metrics of the written held-out predictions.
     holdout = pd.read_parquet(a.holdout_path)
-    assert len(holdout) == 20 and set(holdout["sample_id"]) <= set(fx.labeled_ids)
+    assert len(holdout) == a.n_test and set(holdout["sample_id"]) <= set(fx.labeled_ids)
     recomputed = agreement(holdout["prediction"].to_numpy(), holdout["label"].to_numpy())
     assert a.metrics["approx_spearman"] == pytest.approx(recomputed.spearman)
     assert {"tfidf_ridge_spearman", "target_cosine_spearman", "approx_precision_at_10"} <= set(a.metrics)

@@ -7,6 +7,7 @@ or by default of the version used by the campaign's latest complete score run.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator
@@ -115,8 +116,10 @@ class _Writer:
         elif self.fmt == "csv":
             df.to_csv(self._tmp, mode="a", header=self.n_rows == 0, index=False)
         else:
+            # json.dumps writes floats with repr (exact round trip); pandas' writer stops at 15 digits.
+            clean = df.astype(object).where(df.notna(), None)
             with open(self._tmp, "a", encoding="utf-8") as fh:
-                df.to_json(fh, orient="records", lines=True, force_ascii=False)
+                fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in clean.to_dict("records"))
         self.n_rows += len(df)
 
     def _schema(self, df: pd.DataFrame) -> pa.Schema | None:

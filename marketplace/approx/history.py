@@ -48,7 +48,7 @@ def pricing_runs_by_version(session: Session, version_ids: list[int]) -> dict[in
     out: dict[int, list[dict[str, Any]]] = {v: [] for v in version_ids}
     table = Base.metadata.tables.get("pricing_runs")
     if (not version_ids or table is None or "approximator_version_id" not in table.c
-            or not inspect(session.get_bind()).has_table("pricing_runs")):
+            or not inspect(session.connection()).has_table("pricing_runs")):
         return out
     cols = [c for c in ("id", "period", "score_run_id", "status", "allocated_minor", "currency") if c in table.c]
     stmt = select(table.c.approximator_version_id, *(table.c[c] for c in cols)).where(

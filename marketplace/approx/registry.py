@@ -13,6 +13,7 @@ calls run inside :func:`_tracking`, which sets and restores it under a lock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import shutil
@@ -243,10 +244,12 @@ class MlflowRegistry:
         target.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target, prefix=".download-"))
         try:
-            local = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{model_name}/{version}", dst_path=str(tmp),
-                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
-            ))
+            # models:/ URIs resolve through the process-global registry URI, whatever is passed here.
+            with _tracking(self.tracking_uri):
+                local = Path(mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{model_name}/{version}", dst_path=str(tmp),
+                    tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri,
+                ))
             if not (local / "artifacts" / "bundle" / "bundle.json").is_file():
                 raise NotFoundError(f"models:/{model_name}/{version} holds no ALinFiK bundle; was it logged by us?")
             try:
@@ -276,7 +279,15 @@ class MlflowRegistry:
             versions = self.client.search_model_versions(f"name = '{model_name}'")
         except MlflowException as exc:  # pragma: no cover - store unreachable
             raise ConfigError(f"cannot list {model_name} in MLflow at {self.tracking_uri}: {exc}") from exc
-        return sorted((self._info(mv) for mv in versions), key=lambda v: int(v.version))
+        # Search results do not carry aliases on every store; take them from the registered model.
+        by_version: dict[str, list[str]] = {}
+        for alias, version in self.aliases(model_name).items():
+            by_version.setdefault(version, []).append(alias)
+        infos = []
+        for mv in versions:
+            info = self._info(mv)
+            infos.append(dataclasses.replace(info, aliases=sorted(by_version.get(info.version, []))))
+        return sorted(infos, key=lambda v: int(v.version))
 
     def aliases(self, model_name: str) -> dict[str, str]:
         try:

@@ -17,6 +17,7 @@ identical run to run.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,16 +55,28 @@ class FitResult:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-def split_indices(n: int, config: ApproxConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded train/val/test split of ``range(n)`` (the caller orders the rows, e.g. by sample id)."""
-    n_test = max(2, round(config.test_fraction * n))
+def split_indices(keys: Sequence[str], config: ApproxConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/val/test positions for rows identified by ``keys`` (content hashes).
+
+    Test membership is a fixed function of the key alone — sha256("alinfik-holdout:" + key) below
+    ``test_fraction`` — not of the seed or of which other samples were labeled. So a sample held out
+    once is held out by every run with the same ``test_fraction``: when the gate re-evaluates the
+    champion on a new run's held-out labels, the champion has never trained on them, even if the new
+    run learned from a bigger label set. Validation rows are a seeded random share of the rest.
+    """
+    n = len(keys)
+    u = np.array([int(hashlib.sha256(f"alinfik-holdout:{k}".encode()).hexdigest()[:15], 16) for k in keys],
+                 dtype=np.float64) / float(16**15)
+    test = np.flatnonzero(u < config.test_fraction)
+    rest = np.flatnonzero(u >= config.test_fraction)
     n_val = max(2, round(config.val_fraction * n))
-    if n - n_test - n_val < 4:
-        raise ValidationError(f"{n} labels are too few to split into train/val/test; label more samples")
+    if test.size < 2 or rest.size - n_val < 4:
+        raise ValidationError(
+            f"{n} labels give {test.size} held-out and {rest.size - n_val} training rows; label more samples"
+        )
     gen = torch.Generator().manual_seed(config.seed + 7919)  # independent of the heads' stream
-    perm = torch.randperm(n, generator=gen).numpy()
-    test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
-    return np.sort(train), np.sort(val), np.sort(test)
+    perm = rest[torch.randperm(rest.size, generator=gen).numpy()]
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val]), test
 
 
 def _rank_columns(x: np.ndarray) -> np.ndarray:

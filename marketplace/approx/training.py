@@ -91,7 +91,7 @@ def train_approximator(
     if (out / "outcome.json").exists():
         raise ValidationError(f"run folder {out} already holds a training outcome; use a fresh folder")
     out.mkdir(parents=True, exist_ok=True)
-    train, val, test = split_indices(len(data), config)
+    train, val, test = split_indices(data.content_hashes, config)
     scaler = fit_scaler(data.labels[train], config.label_transform)
     z = scaler.transform(data.labels)
 

@@ -94,6 +94,8 @@ def train(
     max_length: int = typer.Option(256, "--max-length", help="Encoder tokens per text."),
     precision: str = typer.Option("float32", "--precision", help="Embedding precision: float32, bfloat16 or int8."),
     floor: float = typer.Option(0.5, "--floor", help="Minimum held-out Spearman to become champion."),
+    encoder: Path | None = typer.Option(None, "--encoder",
+                                        help="A Hugging Face encoder folder (default: the packaged MiniLM)."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default MKT_DEVICE)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -121,6 +123,10 @@ def train(
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "value"
         raise ConfigError(f"invalid training option {where}: {err['msg']}") from exc
+    if encoder is not None and not (encoder / "config.json").is_file():
+        raise ConfigError(f"--encoder {encoder} is not a Hugging Face model folder (no config.json)")
+    if not -1.0 <= floor <= 1.0:
+        raise ConfigError(f"--floor {floor} must be a Spearman correlation in [-1, 1]")
     dev = _device(device)
     open_db()
 
@@ -128,7 +134,7 @@ def train(
 
     _progress(f"training ALinFiK ({config.mode}) for campaign {campaign} on {dev}")
     summary = train_flow(campaign=campaign, label_set_id=label_set, config=config.model_dump(mode="json"),
-                         floor=floor, device=dev)
+                         floor=floor, device=dev, encoder_path=str(encoder) if encoder else None)
 
     def render(d: dict[str, Any]) -> None:
         m = d["metrics"]
