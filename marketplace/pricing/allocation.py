@@ -161,10 +161,15 @@ def exact_weights(values: NDArray[np.float64]) -> NDArray[np.object_]:
 
 
 def _group_sums(weights: NDArray[np.object_], group_index: NDArray[np.int64], n_groups: int) -> list[int]:
-    sums = [0] * n_groups
-    for g, w in zip(group_index.tolist(), weights.tolist(), strict=True):
-        sums[g] += w
-    return sums
+    """Exact per-group sums of Python-int ``weights`` (N,) by ``group_index`` (N,) in 0..n_groups-1 (all present)."""
+    order = np.argsort(group_index, kind="stable")
+    sorted_groups = group_index[order]
+    starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
+    sums = np.add.reduceat(weights[order], starts)  # object dtype: exact Python-int additions
+    out = [0] * n_groups
+    for g, total in zip(sorted_groups[starts].tolist(), sums.tolist(), strict=True):
+        out[g] = int(total)
+    return out
 
 
 def _water_fill(
