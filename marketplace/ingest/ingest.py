@@ -31,13 +31,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, literal, select, update
+from sqlalchemy import case, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.db.base import utcnow
 from marketplace.db.catalog import DuplicateKind, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
 from marketplace.errors import ConflictError, ValidationError
+from marketplace.ingest.bulk import allocate_ids, bulk_insert, in_list, in_list_param, prepare_bulk_session
 from marketplace.ingest.neardup import NearDupIndexStore
 from marketplace.ingest.normalise import NORMALISATION_VERSION
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 _HASH_LOOKUP_CHUNK = 5000
 _SAMPLES = Sample.__table__
 _QUARANTINE = QuarantinedRecord.__table__
+_SAMPLE_COLUMNS = ("submission_id", "provider_id", "record_index", "text", "prompt_chars", "content_hash", "n_chars",
+                   "source", "licence", "duplicate_of_id", "duplicate_kind", "created_at")
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,9 @@ def _record_copy(session: Session, original: Submission, provider_id: int, sourc
         )
     )
     counts = dict(session.execute(
-        select(Sample.duplicate_kind, func.count()).where(Sample.submission_id == sub_id).group_by(Sample.duplicate_kind)
+        select(Sample.duplicate_kind, func.count())
+        .where(Sample.submission_id == sub_id)
+        .group_by(Sample.duplicate_kind)
     ).all())
     n_exact = int(counts.get(DuplicateKind.EXACT, 0))
     n_near = int(counts.get(DuplicateKind.NEAR, 0))
@@ -206,6 +211,7 @@ class _Writer:
         self.session = session
         self.submission_id = submission_id
         self.provider_id = provider_id
+        prepare_bulk_session(session)
         self.near = NearDupIndexStore(session, dedup) if dedup is not None else None
         self.n_exact = 0
         self.n_near = 0
@@ -217,10 +223,11 @@ class _Writer:
         root = func.min(s.duplicate_of_id)
         out: dict[str, tuple[int, DuplicateKind]] = {}
         stmt = (select(s.content_hash, owner, root)
-                .where(s.content_hash.in_(bindparam("hashes", expanding=True)))
+                .where(in_list(self.session, s.content_hash, integer=False))
                 .group_by(s.content_hash))
         for start in range(0, len(hashes), _HASH_LOOKUP_CHUNK):
-            for h, owner_id, root_id in self.session.execute(stmt, {"hashes": hashes[start : start + _HASH_LOOKUP_CHUNK]}):
+            params = in_list_param(self.session, hashes[start : start + _HASH_LOOKUP_CHUNK])
+            for h, owner_id, root_id in self.session.execute(stmt, params):
                 if owner_id is not None:
                     out[h] = (int(owner_id), DuplicateKind.EXACT)
                 elif root_id is not None:
@@ -266,14 +273,11 @@ class _Writer:
                 near_rows[row] = ("id", nl.sample_id) if nl.sample_id is not None else ("row", owners[nl.batch_row])  # type: ignore[index]
 
         first_owner_rows = [i for i in owners if i not in near_rows]
-        ids_by_row: dict[int, int] = {}
-        if first_owner_rows:
-            result = self.session.execute(
-                insert(_SAMPLES).returning(_SAMPLES.c.id, _SAMPLES.c.record_index),
-                [self._row(recs[i], None, None, now) for i in first_owner_rows],
-            )
-            by_index = {int(ri): int(sid) for sid, ri in result}
-            ids_by_row = {i: by_index[recs[i].record_index] for i in first_owner_rows}
+        new_ids = allocate_ids(self.session, _SAMPLES, len(first_owner_rows))
+        ids_by_row = dict(zip(first_owner_rows, new_ids, strict=True))
+        created = self._created_value(now)
+        bulk_insert(self.session, _SAMPLES, ("id", *_SAMPLE_COLUMNS),
+                    [(ids_by_row[i], *self._row(recs[i], None, None, created)) for i in first_owner_rows])
 
         def resolve(i: int) -> tuple[int, DuplicateKind] | None:
             """(first owner id, kind) for a duplicate row, None for a first owner."""
@@ -293,26 +297,28 @@ class _Writer:
             if i in ids_by_row:
                 continue
             owner_id, kind = resolve(i)  # type: ignore[misc]
-            dup_rows.append(self._row(recs[i], owner_id, kind, now))
+            dup_rows.append(self._row(recs[i], owner_id, kind, created))
             if kind is DuplicateKind.EXACT:
                 self.n_exact += 1
             else:
                 self.n_near += 1
-        if dup_rows:
-            self.session.execute(insert(_SAMPLES), dup_rows)
+        bulk_insert(self.session, _SAMPLES, _SAMPLE_COLUMNS, dup_rows)
 
         if self.near is not None and first_owner_rows and sigs is not None:
             pos = {row: k for k, row in enumerate(owners)}
             keep = [pos[i] for i in first_owner_rows if has_sig[pos[i]]]  # type: ignore[index]
             self.near.add([ids_by_row[owners[k]] for k in keep], sigs[keep], keys[keep])  # type: ignore[index]
 
-    def _row(self, r: Any, dup_of: int | None, kind: DuplicateKind | None, now: Any) -> dict[str, Any]:
-        return {
-            "submission_id": self.submission_id, "provider_id": self.provider_id, "record_index": r.record_index,
-            "text": r.text, "prompt_chars": r.prompt_chars, "content_hash": r.content_hash, "n_chars": len(r.text),
-            "source": r.source, "licence": r.licence, "duplicate_of_id": dup_of,
-            "duplicate_kind": kind.value if kind is not None else None, "created_at": now,
-        }
+    def _created_value(self, now: Any) -> Any:
+        """``now`` as the database driver wants it (SQLite stores timestamps as text)."""
+        dialect = self.session.get_bind().dialect
+        process = _SAMPLES.c.created_at.type.bind_processor(dialect)
+        return process(now) if process is not None else now
+
+    def _row(self, r: Any, dup_of: int | None, kind: DuplicateKind | None, created: Any) -> tuple[Any, ...]:
+        # Same order as _SAMPLE_COLUMNS.
+        return (self.submission_id, self.provider_id, r.record_index, r.text, r.prompt_chars, r.content_hash,
+                len(r.text), r.source, r.licence, dup_of, kind.value if kind is not None else None, created)
 
 
 def ingest_file(

@@ -8,9 +8,9 @@ Pipeline for a batch of ``n`` texts (all numpy, no Python loop over tokens):
 3. shingle hashes: the ``k`` consecutive token hashes of each window mixed into one uint64,
    ``(S,)`` with windows that cross a text boundary dropped; a text with fewer than ``k`` tokens
    gets one shingle made of all its tokens; a text with no token gets none;
-4. signature: for each of ``P`` permutations ``h_p(x) = (a_p * x + b_p) mod 2^64 >> 32``
-   (multiply-add-shift hashing, ``a_p`` odd), the minimum over the text's shingles,
-   ``(n, P)`` uint32, computed in chunks of shingles (``np.minimum.reduceat``) to bound memory;
+4. signature: for each of ``P`` permutations ``h_p(x) = (a_p * x + b_p) mod 2^64`` (``a_p`` odd, so
+   a bijection of uint64), the high 32 bits of the minimum over the text's shingles, ``(n, P)``
+   uint32, computed in chunks of shingles (``np.minimum.reduceat``) to bound memory;
 5. band keys: the ``r`` rows of each of ``b`` bands mixed into one int64 together with the band index
    and a salt derived from the parameters hash, ``(n, b)`` int64, so keys of different parameter sets
    never meet in the database.
@@ -131,9 +131,11 @@ class MinHasher:
             lo = int(seg_starts[texts_idx[0]])
             hi = int(seg_starts[texts_idx[-1]] + counts[texts_idx[-1]])
             block = shingles[lo:hi]
-            with np.errstate(over="ignore"):
-                hashed = (block[:, None] * self._a[None, :] + self._b[None, :]) >> np.uint64(32)  # (m, P)
-            out[texts_idx] = np.minimum.reduceat(hashed, seg_starts[texts_idx] - lo, axis=0).astype(np.uint32)
+            hashed = np.multiply(block[:, None], self._a[None, :])  # (m, P) uint64, wraps mod 2^64
+            np.add(hashed, self._b[None, :], out=hashed)
+            # The minimum of the full 64-bit values, then its high 32 bits: same estimator, one pass less.
+            mins = np.minimum.reduceat(hashed, seg_starts[texts_idx] - lo, axis=0)  # (t, P)
+            out[texts_idx] = (mins >> np.uint64(32)).astype(np.uint32)
             i = j
         return out
 
@@ -188,5 +190,5 @@ def signatures_reference(params: DedupParams, texts: Sequence[str]) -> NDArray[n
             shingles.add(mix((h * int(_MIX) + k) & mask64) if k > 1 else h)
         for p in range(params.num_perm):
             a, b = int(hasher._a[p]), int(hasher._b[p])
-            out[t, p] = min(((a * s + b) & mask64) >> 32 for s in shingles)
+            out[t, p] = min((a * s + b) & mask64 for s in shingles) >> 32
     return out

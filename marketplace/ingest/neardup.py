@@ -11,26 +11,27 @@ addition is one bulk insert (``COPY`` on PostgreSQL, ``executemany`` on SQLite).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import BigInteger, bindparam, insert, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.db.dedup import NearDupBand, NearDupIndex, NearDupSignature
+from marketplace.ingest.bulk import bulk_insert, bulk_insert_int_pairs, in_list, in_list_param
 from marketplace.ingest.minhash import MinHasher
 from marketplace.ingest.params import DedupParams
 
-__all__ = ["NearLink", "NearDupIndexStore"]
+__all__ = ["NearDupIndexStore", "NearLink"]
 
 log = logging.getLogger(__name__)
 _LOOKUP_CHUNK = 50_000  # band keys per query
+_SIGNATURES = NearDupSignature.__table__
+_BANDS = NearDupBand.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,6 @@ class NearDupIndexStore:
         self.params = params
         self.hasher = MinHasher(params)
         self.index_id = self._get_or_create_index()
-        self._dialect = session.get_bind().dialect.name
 
     def _get_or_create_index(self) -> int:
         digest = self.params.sha256()
@@ -80,21 +80,11 @@ class NearDupIndexStore:
         uniq = np.unique(keys)
         out_keys: list[int] = []
         out_ids: list[int] = []
-        conn = self.session.connection()
+        stmt = select(NearDupBand.band_key, NearDupBand.sample_id).where(
+            in_list(self.session, NearDupBand.band_key, integer=True))
         for start in range(0, uniq.size, _LOOKUP_CHUNK):
-            chunk = uniq[start : start + _LOOKUP_CHUNK].tolist()
-            if self._dialect == "postgresql":
-                stmt = select(NearDupBand.band_key, NearDupBand.sample_id).where(
-                    NearDupBand.band_key == bindparam("keys", type_=ARRAY(BigInteger)).any_()  # type: ignore[attr-defined]
-                )
-                rows = conn.execute(stmt, {"keys": chunk}).all()
-            else:
-                rows = conn.exec_driver_sql(
-                    "SELECT band_key, sample_id FROM near_dup_bands "
-                    "WHERE band_key IN (SELECT value FROM json_each(?))",
-                    (json.dumps(chunk),),
-                ).all()
-            for k, sid in rows:
+            params = in_list_param(self.session, uniq[start : start + _LOOKUP_CHUNK].tolist())
+            for k, sid in self.session.execute(stmt, params):
                 out_keys.append(int(k))
                 out_ids.append(int(sid))
         return np.asarray(out_keys, dtype=np.int64), np.asarray(out_ids, dtype=np.int64)
@@ -104,12 +94,13 @@ class NearDupIndexStore:
             return {}
         stmt = select(NearDupSignature.sample_id, NearDupSignature.signature).where(
             NearDupSignature.index_id == self.index_id,
-            NearDupSignature.sample_id.in_(bindparam("ids", expanding=True)),
+            in_list(self.session, NearDupSignature.sample_id, integer=True),
         )
         out: dict[int, NDArray[np.uint32]] = {}
         ids = sample_ids.tolist()
-        for start in range(0, len(ids), 10_000):
-            for sid, blob in self.session.execute(stmt, {"ids": ids[start : start + 10_000]}):
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            params = in_list_param(self.session, ids[start : start + _LOOKUP_CHUNK])
+            for sid, blob in self.session.execute(stmt, params):
                 out[int(sid)] = np.frombuffer(blob, dtype="<u4")
         return out
 
@@ -183,22 +174,5 @@ class NearDupIndexStore:
         band_keys = keys.ravel()
         order = np.argsort(band_keys, kind="stable")  # sorted inserts keep B-tree writes local
         band_keys, band_ids = band_keys[order], band_ids[order]
-        conn = self.session.connection()
-        if self._dialect == "postgresql":
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            with raw.cursor() as cur:  # type: ignore[attr-defined]
-                with cur.copy("COPY near_dup_signatures (index_id, sample_id, signature) FROM STDIN") as cp:
-                    for r in sig_rows:
-                        cp.write_row(r)
-                blob = "\n".join(map("{}\t{}".format, band_keys.tolist(), band_ids.tolist())) + "\n"
-                with cur.copy("COPY near_dup_bands (band_key, sample_id) FROM STDIN") as cp:
-                    cp.write(blob)
-        else:
-            conn.exec_driver_sql(
-                "INSERT INTO near_dup_signatures (index_id, sample_id, signature) VALUES (?, ?, ?)", sig_rows
-            )
-            conn.exec_driver_sql(
-                "INSERT INTO near_dup_bands (band_key, sample_id) VALUES (?, ?)",
-                list(zip(band_keys.tolist(), band_ids.tolist(), strict=True)),
-            )
+        bulk_insert(self.session, _SIGNATURES, ("index_id", "sample_id", "signature"), sig_rows)
+        bulk_insert_int_pairs(self.session, _BANDS, ("band_key", "sample_id"), band_keys.tolist(), band_ids.tolist())

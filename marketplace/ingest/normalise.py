@@ -26,18 +26,35 @@ __all__ = ["NORMALISATION_VERSION", "content_hash", "normalise_text"]
 NORMALISATION_VERSION = 1
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\v\f\u2028\u2029]")
-_INNER_WS = re.compile(r"(?<=\S)(?:[^\S\n]{2,}|[^\S\n ])")
-_TRAILING_WS = re.compile(r"[^\S\n]+(?=\n|\Z)")
+_OTHER_WS = re.compile(r"[^\S \n]")  # whitespace other than space and newline: tab, NBSP, \r...
 _BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _needs_whitespace_work(text: str, ascii_only: bool) -> bool:
+    if "  " in text or " \n" in text or "\n\n\n" in text:
+        return True
+    if ascii_only:  # substring tests are memchr-fast; the other ASCII whitespace is \t \r \v \f (\x1c-\x1f
+        # are control characters, refused before normalisation)
+        return "\t" in text or "\r" in text or "\v" in text or "\f" in text
+    return _OTHER_WS.search(text) is not None
 
 
 def normalise_text(text: str) -> str:
     """The normal form described in the module docstring."""
-    if not text.isascii():
+    ascii_only = text.isascii()
+    if not ascii_only:
         text = unicodedata.normalize("NFC", text)
+    if not _needs_whitespace_work(text, ascii_only):  # the common case: one scan, no copy
+        return text.strip()
     text = _LINE_BREAKS.sub("\n", text)
-    text = _INNER_WS.sub(" ", text)
-    text = _TRAILING_WS.sub("", text)
+    lines = []
+    for line in text.split("\n"):
+        body = line.lstrip()
+        if body:
+            lines.append(line[: len(line) - len(body)] + " ".join(body.split()))
+        else:
+            lines.append("")
+    text = "\n".join(lines)
     if "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()

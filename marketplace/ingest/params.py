@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketplace.settings import Settings
 
-__all__ = ["DedupParams", "FieldMapping", "IngestLimits", "MAX_METADATA_CHARS"]
+__all__ = ["MAX_METADATA_CHARS", "DedupParams", "FieldMapping", "IngestLimits"]
 
 # Sample.source / Sample.licence are String(200).
 MAX_METADATA_CHARS = 200

@@ -132,7 +132,9 @@ FIX_HINTS: dict[ReasonCode, str] = {
     ReasonCode.WRONG_FIELD_MAPPING: "pass --text-field F or --prompt-field P --response-field R naming real fields",
     ReasonCode.WRONG_FIELD_TYPE: "the mapped column must hold strings",
     ReasonCode.SCHEMA_DRIFT: "use the same fields in every record/member of the file",
-    ReasonCode.TOO_MANY_QUARANTINED: "fix the quarantined records (see the reasons) or raise MKT_MAX_QUARANTINE_FRACTION",
+    ReasonCode.TOO_MANY_QUARANTINED: (
+        "fix the quarantined records (see the reasons) or raise MKT_MAX_QUARANTINE_FRACTION"
+    ),
     ReasonCode.GZIP_CORRUPT: "the gzip stream is damaged or cut short; compress the file again",
     ReasonCode.ZIP_CORRUPT: "the zip archive is damaged; create it again",
     ReasonCode.ZIP_UNSAFE_PATH: "archive members must use relative paths without '..'",

@@ -217,7 +217,8 @@ def detect_text_problems(head: bytes, fmt: FileFormat, where: str) -> None:
     binary = np.count_nonzero((arr < 0x09) | ((arr > 0x0D) & (arr < 0x20)))
     undecodable = head.decode("utf-8", errors="replace").count("\ufffd")
     if binary > 0.1 * arr.size or undecodable > 0.1 * arr.size:
-        hint = " (many NUL bytes: UTF-16 without a byte-order mark?)" if np.count_nonzero(arr == 0) > 0.3 * arr.size else ""
+        nul_heavy = np.count_nonzero(arr == 0) > 0.3 * arr.size
+        hint = " (many NUL bytes: UTF-16 without a byte-order mark?)" if nul_heavy else ""
         raise reject(ReasonCode.BINARY_CONTENT,
                      f"{binary} control bytes and {undecodable} undecodable bytes in the first {arr.size} bytes{hint}",
                      location=where)
@@ -298,7 +299,7 @@ def open_source(path: str | os.PathLike[str], fmt: FileFormat | str | None, limi
         budget = _ByteBudget(limits, st.st_size)
 
         def open_gz() -> BinaryIO:
-            inner = gzip.open(p, "rb")
+            inner = gzip.open(p, "rb")  # noqa: SIM115 (closed by the guard that wraps it)
             return _buffered(_GuardedStream(inner, budget, compressed_bytes=st.st_size, where=where,  # type: ignore[arg-type]
                                             corrupt=ReasonCode.GZIP_CORRUPT))
 

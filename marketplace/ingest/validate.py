@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,22 +85,31 @@ def _get_text(fields: Mapping[str, Any], field: str, surrogate_reason: ReasonCod
     return normalise_text(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _clean_metadata(name: str, value: str, surrogate_reason: ReasonCode) -> str | Problem | None:
+    """Metadata values repeat across records (one source, one licence), so results are cached."""
+    bad = _check_chars(value, name, surrogate_reason)
+    if bad is not None:
+        return bad
+    value = normalise_text(value)
+    if len(value) > MAX_METADATA_CHARS:
+        return Problem(ReasonCode.METADATA_TOO_LONG,
+                       f"field {name!r} has {len(value)} characters (max {MAX_METADATA_CHARS})")
+    return value or None
+
+
 def _get_metadata(fields: Mapping[str, Any], names: tuple[str, ...],
-                  surrogate_reason: ReasonCode) -> str | None | Problem:
+                  surrogate_reason: ReasonCode) -> str | Problem | None:
     for name in names:
         value = fields.get(name)
         if value is None:
             continue
         if not isinstance(value, str):
             return Problem(ReasonCode.WRONG_TYPE, f"field {name!r} is {type(value).__name__}, expected a string")
-        bad = _check_chars(value, name, surrogate_reason)
-        if bad is not None:
-            return bad
-        value = normalise_text(value)
-        if len(value) > MAX_METADATA_CHARS:
+        if len(value) > 4 * MAX_METADATA_CHARS:  # don't fill the cache with long values
             return Problem(ReasonCode.METADATA_TOO_LONG,
                            f"field {name!r} has {len(value)} characters (max {MAX_METADATA_CHARS})")
-        return value or None
+        return _clean_metadata(name, value, surrogate_reason)
     return None
 
 
