@@ -10,13 +10,16 @@ SQL). The same "seal" design runs on both engines because SQLite has no deferred
 - entries of a transaction are inserted *first*, under a transaction id reserved in advance; the
   foreign key entries → transactions is ``DEFERRABLE INITIALLY DEFERRED``, so entries without their
   header fail at COMMIT;
-- inserting the header *seals* the transaction: a BEFORE INSERT trigger on ``journal_transactions``
-  refuses it unless its entries number at least 2, all in the header's currency, and debits = credits;
-- a BEFORE INSERT trigger on ``journal_entries`` refuses entries for a transaction already sealed;
+- inserting the header *seals* the transaction: an insert trigger on ``journal_transactions`` refuses
+  it unless its entries number at least 2, all in the header's currency, and debits = credits;
+- an insert trigger on ``journal_entries`` refuses entries for a transaction already sealed;
+- (SQLite: BEFORE INSERT row triggers. PostgreSQL: AFTER INSERT *statement-level* triggers over the
+  transition table, one query per batch, with ``plan_cache_mode = force_custom_plan`` so that a plan
+  cached while the tables were small never turns into a sequential scan per row later);
 - BEFORE UPDATE / DELETE triggers refuse any change to entries, transactions and allocations;
 - ``amount_minor > 0``; on SQLite also ``typeof(amount_minor) = 'integer'`` (so 1.5 is refused).
-- PostgreSQL additionally runs a ``DEFERRABLE INITIALLY DEFERRED`` constraint trigger on entries that
-  re-checks each transaction's balance at COMMIT, and stores ``amount_minor`` as NUMERIC with
+- PostgreSQL additionally runs a ``DEFERRABLE INITIALLY DEFERRED`` constraint trigger (one per header)
+  that re-checks each transaction's balance at COMMIT, and stores ``amount_minor`` as NUMERIC with
   ``CHECK (amount_minor = trunc(amount_minor))``: a BIGINT column would silently *round* 1.5 to 2 by
   PostgreSQL's assignment cast before any constraint could see it.
 """

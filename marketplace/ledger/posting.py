@@ -8,7 +8,8 @@ For each request:
 - same key, different body → :class:`~marketplace.errors.ConflictError`, raised before anything of the
   batch is written (the caller's unit of work rolls back anyway);
 - otherwise the entries are inserted, then the header that seals them (see marketplace/db/ledger.py),
-  and the stored account totals are updated in the same database transaction.
+  and the stored account totals are updated in the same database transaction. SQLite: executemany;
+  PostgreSQL: one ``INSERT ... SELECT FROM json_to_recordset`` per table (benchmarks/ledger.py).
 
 Concurrency: account rows are locked in ascending id order (PostgreSQL ``FOR UPDATE``) *before* the
 keys are re-read, so a concurrent poster of the same key is seen once it commits. A unique violation

@@ -179,7 +179,8 @@ def _history(session: Session, provider_id: int, currency: str, period: str) -> 
                LedgerAccount.currency == currency, JournalTransaction.period <= period)
         .order_by(JournalTransaction.posted_at, JournalTransaction.id)
     ).all()
-    out, running = [], 0
+    out: list[tuple[dt.datetime, int]] = [(rows[0][0], 0)] if rows else []  # start the step plot at zero
+    running = 0
     for posted_at, amount in rows:
         running += int(amount)
         out.append((posted_at, running))
