@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.db import Campaign
+from marketplace.db import Campaign, make_session_factory
 from marketplace.pricing import PricingPolicy
 from marketplace.pricing.runner import run_pricing
 from marketplace.reports import (
@@ -98,7 +99,14 @@ def test_provider_statement_never_shows_another_provider(session_factory: sessio
     assert ids["sub_b"] not in {ln.submission_id for ln in st.lines}
 
 
-def test_html_escapes_and_embeds_plots(session_factory: sessionmaker[Session]) -> None:
+@pytest.fixture
+def sqlite_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
+    """Rendering does not depend on the engine (the numbers test runs on both): SQLite only, to stay fast."""
+    return make_session_factory(sqlite_engine)
+
+
+def test_html_escapes_and_embeds_plots(sqlite_factory: sessionmaker[Session]) -> None:
+    session_factory = sqlite_factory
     ids = _world(session_factory)
     with session_factory() as s:
         page = statement_html(build_provider_statement(s, ids["a"], "2026-11"))
@@ -108,7 +116,8 @@ def test_html_escapes_and_embeds_plots(session_factory: sessionmaker[Session]) -
     assert "<link" not in page and "src=\"http" not in page
 
 
-def test_csv_is_safe_against_formula_injection(session_factory: sessionmaker[Session], tmp_path: Path) -> None:
+def test_csv_is_safe_against_formula_injection(sqlite_factory: sessionmaker[Session], tmp_path: Path) -> None:
+    session_factory = sqlite_factory
     ids = _world(session_factory)
     with session_factory() as s:
         paths = write_statement(build_provider_statement(s, ids["a"], "2026-11"), tmp_path)
