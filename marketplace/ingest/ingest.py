@@ -42,6 +42,7 @@ from marketplace.ingest.bulk import allocate_ids, bulk_insert, in_list, in_list_
 from marketplace.ingest.neardup import NearDupIndexStore
 from marketplace.ingest.normalise import NORMALISATION_VERSION
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
+from marketplace.ingest.prefetch import prefetch
 from marketplace.ingest.records import RecordStream, ValidatedBatch
 from marketplace.ingest.sources import FileFormat, Source, open_source
 
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 _HASH_LOOKUP_CHUNK = 5000
 _SAMPLES = Sample.__table__
 _QUARANTINE = QuarantinedRecord.__table__
+_Sketch = tuple[Any, Any, Any]  # (signatures (n, P) uint32, has_shingles (n,) bool, band keys (n, bands) int64)
 _SAMPLE_COLUMNS = ("submission_id", "provider_id", "record_index", "text", "prompt_chars", "content_hash", "n_chars",
                    "source", "licence", "duplicate_of_id", "duplicate_kind", "created_at")
 
@@ -234,11 +236,20 @@ class _Writer:
                     out[h] = (int(root_id), DuplicateKind.NEAR)
         return out
 
-    def write(self, batch: ValidatedBatch) -> None:
+    def sketch(self, batch: ValidatedBatch) -> _Sketch | None:
+        """MinHash signatures, has-shingles mask and band keys of every record of the batch.
+
+        Pure numpy (no database): runs in the prefetch thread, ahead of :meth:`write`.
+        """
+        if self.near is None or not batch.records:
+            return None
+        return self.near.signatures([r.text for r in batch.records])
+
+    def write(self, batch: ValidatedBatch, sketch: _Sketch | None) -> None:
         recs = batch.records
         now = utcnow()
         if recs:
-            self._write_samples(recs, now)
+            self._write_samples(recs, now, sketch)
         if batch.quarantined:
             self.session.execute(insert(_QUARANTINE), [
                 {"submission_id": self.submission_id, "record_index": q.record_index, "location": q.location[:200],
@@ -246,7 +257,7 @@ class _Writer:
                 for q in batch.quarantined
             ])
 
-    def _write_samples(self, recs: list[Any], now: Any) -> None:
+    def _write_samples(self, recs: list[Any], now: Any, sketch: _Sketch | None) -> None:
         known = self._lookup_hashes(list({r.content_hash for r in recs}))
         # link[i]: ("id", sample_id, kind) | ("row", first row with that hash in this batch) | None (owner)
         link: list[tuple[str, int, DuplicateKind] | None] = [None] * len(recs)
@@ -266,8 +277,8 @@ class _Writer:
 
         near_rows: dict[int, tuple[str, int]] = {}  # owner row -> ("id", sample) | ("row", row)
         sigs = has_sig = keys = None
-        if self.near is not None and owners:
-            sigs, has_sig, keys = self.near.signatures([recs[i].text for i in owners])
+        if self.near is not None and owners and sketch is not None:
+            sigs, has_sig, keys = (a[owners] for a in sketch)
             for nl in self.near.link(sigs, has_sig, keys):
                 row = owners[nl.row]
                 near_rows[row] = ("id", nl.sample_id) if nl.sample_id is not None else ("row", owners[nl.batch_row])  # type: ignore[index]
@@ -312,7 +323,9 @@ class _Writer:
     def _created_value(self, now: Any) -> Any:
         """``now`` as the database driver wants it (SQLite stores timestamps as text)."""
         dialect = self.session.get_bind().dialect
-        process = _SAMPLES.c.created_at.type.bind_processor(dialect)
+        # dialect_impl: the TypeDecorator adapted to this dialect (SQLite's text format), as SQLAlchemy
+        # itself would bind it; the bare type would hand sqlite3 a datetime to format its own way.
+        process = _SAMPLES.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
         return process(now) if process is not None else now
 
     def _row(self, r: Any, dup_of: int | None, kind: DuplicateKind | None, created: Any) -> tuple[Any, ...]:
@@ -380,8 +393,9 @@ def ingest_file(
     stream = RecordStream(source, mapping, limits)
     writer = _Writer(session, sub_id, provider_id, dedup_params)
     next_log = 100_000
-    for batch in stream.batches():
-        writer.write(batch)
+    # Reading, validation and MinHash run one batch ahead in a thread while this one writes.
+    for batch, sketch in prefetch(((b, writer.sketch(b)) for b in stream.batches()), depth=2):
+        writer.write(batch, sketch)
         if stream.n_records >= next_log:
             rate = stream.n_records / max(time.perf_counter() - t0, 1e-9)
             log.info("%s: %d records read (%.0f records/s)", source.path.name, stream.n_records, rate)

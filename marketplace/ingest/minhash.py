@@ -41,7 +41,7 @@ _WORD = re.compile(r"\w+")
 EMPTY_SLOT = np.uint32(0xFFFFFFFF)  # the signature value of a text without any shingle
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio odd constant (Fibonacci hashing)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64 multiplier
-_CHUNK_SHINGLES = 16384  # (16384, 128) uint64 temporaries = 16 MiB
+_CHUNK_SHINGLES = 16384  # (128, 16384) uint64 temporaries = 16 MiB
 
 
 def tokenize(text: str) -> list[str]:
@@ -131,11 +131,12 @@ class MinHasher:
             lo = int(seg_starts[texts_idx[0]])
             hi = int(seg_starts[texts_idx[-1]] + counts[texts_idx[-1]])
             block = shingles[lo:hi]
-            hashed = np.multiply(block[:, None], self._a[None, :])  # (m, P) uint64, wraps mod 2^64
-            np.add(hashed, self._b[None, :], out=hashed)
+            # (P, m) layout: reduceat along the contiguous axis is ~5x faster than (m, P) along axis 0.
+            hashed = np.multiply(self._a[:, None], block[None, :])  # (P, m) uint64, wraps mod 2^64
+            np.add(hashed, self._b[:, None], out=hashed)
             # The minimum of the full 64-bit values, then its high 32 bits: same estimator, one pass less.
-            mins = np.minimum.reduceat(hashed, seg_starts[texts_idx] - lo, axis=0)  # (t, P)
-            out[texts_idx] = (mins >> np.uint64(32)).astype(np.uint32)
+            mins = np.minimum.reduceat(hashed, seg_starts[texts_idx] - lo, axis=1)  # (P, t)
+            out[texts_idx] = (mins.T >> np.uint64(32)).astype(np.uint32)
             i = j
         return out
 
