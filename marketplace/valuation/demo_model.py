@@ -184,9 +184,10 @@ def build_demo_model(
     encodings = tokenizer.backend_tokenizer.encode_batch(paragraphs, add_special_tokens=False)
     stream_np = np.fromiter((t for enc in encodings for t in [*enc.ids, eos_id]), dtype=np.int64)
     stream = torch.from_numpy(stream_np)
-    n_eval = max(cfg.seq_len * 32, len(stream) // 20)
+    seq_len = min(cfg.seq_len, cfg.context)  # training windows never exceed the context
+    n_eval = max(seq_len * 32, len(stream) // 20)
     train_stream, eval_stream = stream[:-n_eval], stream[-n_eval:]
-    if len(train_stream) <= cfg.seq_len + 1:
+    if len(train_stream) <= seq_len + 1:
         raise ConfigError(f"only {len(stream)} tokens of text: raise text_chars or lower seq_len")
 
     gen = torch.Generator(device="cpu")
@@ -194,7 +195,7 @@ def build_demo_model(
     model = _make_model(cfg, len(tokenizer), eos_id)
     _init_weights(model, cfg.n_layer, cfg.init_std, gen)
     model.train()
-    initial = _eval_loss(model, eval_stream, cfg.seq_len)
+    initial = _eval_loss(model, eval_stream, seq_len)
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -207,10 +208,10 @@ def build_demo_model(
         progress = (step - cfg.warmup_steps) / max(1, cfg.train_steps - cfg.warmup_steps)
         return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
-    offsets = torch.arange(cfg.seq_len)
+    offsets = torch.arange(seq_len)
     losses: list[float] = []
     for step in range(cfg.train_steps):
-        starts = torch.randint(0, len(train_stream) - cfg.seq_len, (cfg.batch_size,), generator=gen)
+        starts = torch.randint(0, len(train_stream) - seq_len, (cfg.batch_size,), generator=gen)
         batch = train_stream[starts[:, None] + offsets[None, :]]  # (B, T)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
@@ -223,7 +224,7 @@ def build_demo_model(
         if step % 50 == 0 or step == cfg.train_steps - 1:
             log.info("demo model step %d/%d: train loss %.3f", step + 1, cfg.train_steps, losses[-1])
     model.eval()
-    final = _eval_loss(model, eval_stream, cfg.seq_len)
+    final = _eval_loss(model, eval_stream, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
 
     tmp = out.with_name(out.name + ".building")

@@ -47,6 +47,9 @@ DIGEST_FILE_PATTERNS: tuple[str, ...] = (
 
 _CHUNK_BYTES = 1 << 20
 _digest_lock = threading.Lock()
+# transformers builds models on the meta device through process-global patches; two threads loading at
+# once (a thread-pool task runner) can leave parameters on "meta". Loading is serialised.
+_load_lock = threading.Lock()
 _digest_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 
 
@@ -135,8 +138,9 @@ def load_target_model(
     digest = digest_model_dir(folder)
     dev = _check_device(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        with _load_lock:
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"cannot load a causal LM and tokenizer from {folder}: {exc}. "
@@ -147,6 +151,10 @@ def load_target_model(
             f"the tokenizer in {folder} is not a fast tokenizer; prompt masking needs offsets. "
             "Save a PreTrainedTokenizerFast (tokenizer.json) with the model."
         )
+    meta = [n for n, p in model.named_parameters() if p.is_meta]
+    if meta:
+        raise ConfigError(f"{folder}: parameters {meta[:3]} were not loaded (still on the meta device); "
+                          "the checkpoint is incomplete")
     model.to(dev)
     model.eval()
     model.requires_grad_(False)
