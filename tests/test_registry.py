@@ -63,7 +63,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainingOutc
 
 
 def _registry(tmp_path: Path) -> MlflowRegistry:
-    return MlflowRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", (tmp_path / "mlruns").as_uri())
+    return MlflowRegistry(f"sqlite:///{tmp_path / 'tracking.db'}", (tmp_path / "mlruns").as_uri())
 
 
 def _round_trip(registry: MlflowRegistry, outcome: TrainingOutcome, tmp_path: Path) -> None:
@@ -95,8 +95,15 @@ def _round_trip(registry: MlflowRegistry, outcome: TrainingOutcome, tmp_path: Pa
     assert load_bundle(bundle).config == load_bundle(outcome.bundle_dir).config
 
 
-def test_register_resolve_load_round_trip_sqlite_store(outcomes: dict[str, TrainingOutcome], tmp_path: Path) -> None:
+def test_register_resolve_load_round_trip_sqlite_store(
+    outcomes: dict[str, TrainingOutcome], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     _round_trip(_registry(tmp_path), outcomes["strong"], tmp_path)
+    # Every MLflow call went to the configured store, none to MLflow's default ./mlflow.db.
+    assert list(workdir.iterdir()) == []
 
 
 def test_gate_keeps_a_worse_model_out_and_lets_a_better_one_in(
