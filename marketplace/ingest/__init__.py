@@ -31,7 +31,7 @@ from marketplace.ingest.normalise import content_hash, normalise_text
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
 from marketplace.ingest.reasons import FILE_LEVEL_REASONS, FIX_HINTS, RECORD_LEVEL_REASONS, ReasonCode
 from marketplace.ingest.records import read_normalised_records
-from marketplace.ingest.sources import SUPPORTED_SUFFIXES, FileFormat
+from marketplace.ingest.sources import SUPPORTED_SUFFIXES, FileFormat, list_ingestible
 from marketplace.ingest.validate import NormalisedRecord
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "ReasonCode",
     "content_hash",
     "ingest_file",
+    "list_ingestible",
     "normalise_text",
     "read_normalised_records",
     "submission_params_sha256",

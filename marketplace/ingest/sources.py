@@ -45,7 +45,16 @@ from marketplace.errors import RejectedFileError
 from marketplace.ingest.params import IngestLimits
 from marketplace.ingest.reasons import FIX_HINTS, ReasonCode
 
-__all__ = ["FileFormat", "Member", "Source", "detect_text_problems", "open_source", "reject"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "FileFormat",
+    "Member",
+    "Source",
+    "detect_text_problems",
+    "list_ingestible",
+    "open_source",
+    "reject",
+]
 
 log = logging.getLogger(__name__)
 
@@ -545,6 +554,29 @@ def _open_hf_folder(path: Path, requested: FileFormat | None, limits: IngestLimi
         Member(s.name, FileFormat.HF, f"split {s.name}: " if is_dict else "", no_stream, s) for s in splits
     )
     return Source(path, "hf", digest.hexdigest(), total, members)
+
+
+def list_ingestible(path: str | os.PathLike[str]) -> list[Path]:
+    """What ``marketplace ingest PATH`` / the ``ingest`` flow ingest for PATH, one submission each.
+
+    A file or a saved HF dataset folder is itself; any other folder gives every supported file and
+    saved-dataset sub-folder in it (not recursive), sorted by name, hidden files skipped. Symbolic
+    links are listed so that ingestion rejects them with a reason instead of skipping them silently.
+    """
+    p = Path(path)
+    if not p.is_dir() or p.is_symlink() or (p / "state.json").is_file() or (p / "dataset_dict.json").is_file():
+        return [p]
+    out = []
+    for child in sorted(p.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            if (child / "state.json").is_file() or (child / "dataset_dict.json").is_file():
+                out.append(child)
+            continue
+        if child.name.lower().endswith(SUPPORTED_SUFFIXES):
+            out.append(child)
+    return out
 
 
 @contextmanager

@@ -1,0 +1,96 @@
+"""``marketplace ingest PATH --provider NAME``: provider files into the catalog, one transaction per file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from marketplace.cli.common import JsonOpt, emit, err_console, handle_errors, open_db, print_table, settings
+from marketplace.errors import ConfigError, MarketplaceError
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ingest")
+    @handle_errors
+    def ingest(
+        path: Path = typer.Argument(..., help="A data file (.jsonl/.csv/.tsv/.parquet, optionally .gz, or .zip), "
+                                    "a saved HF datasets folder, or a folder of those."),
+        provider: str = typer.Option(..., "--provider", "-p", help="Provider name (created on first use)."),
+        fmt: str | None = typer.Option(None, "--format", "-f",
+                                       help="jsonl | csv | tsv | parquet | hf (default: from the name/content)."),
+        text_field: str | None = typer.Option(None, "--text-field", help="Field holding the text."),
+        prompt_field: str | None = typer.Option(None, "--prompt-field", help="Field holding the prompt."),
+        response_field: str | None = typer.Option(None, "--response-field", help="Field holding the response."),
+        near_duplicates: bool | None = typer.Option(
+            None, "--near-duplicates/--no-near-duplicates",
+            help="Link near-duplicates with MinHash LSH (default: MKT_NEAR_DUPLICATES)."),
+        as_json: bool = JsonOpt,
+    ) -> None:
+        """Ingest provider data: validate, normalise, deduplicate; each file is accepted or rejected whole.
+
+        Exits with code 5 when any file is rejected (the others are still ingested).
+        """
+        from pydantic import ValidationError as PydanticValidationError
+
+        from marketplace.ingest import DedupParams, FieldMapping, IngestLimits, ingest_file, list_ingestible
+        from marketplace.ingest.sources import FileFormat
+
+        if fmt is not None and fmt.lower() not in {f.value for f in FileFormat}:
+            raise ConfigError(f"--format {fmt!r} is not one of {', '.join(f.value for f in FileFormat)}")
+        cfg = settings()
+        try:
+            mapping = FieldMapping(text_field=text_field, prompt_field=prompt_field, response_field=response_field)
+            limits = IngestLimits.from_settings(cfg)
+            use_near = cfg.near_duplicates if near_duplicates is None else near_duplicates
+            dedup = DedupParams.from_settings(cfg) if use_near else None
+        except PydanticValidationError as exc:
+            raise ConfigError(f"invalid ingestion options: {exc.errors()[0]['msg']}") from exc
+        if not path.exists() and not path.is_symlink():
+            raise ConfigError(f"{path} does not exist; pass a file or a folder")
+        files = list_ingestible(path)
+        if not files:
+            raise ConfigError(f"{path} holds no .jsonl/.csv/.tsv/.parquet/.gz/.zip file or saved dataset")
+
+        _, factory = open_db()
+        results: list[dict[str, Any]] = []
+        for i, file in enumerate(files, 1):
+            log.info("[%d/%d] ingesting %s for %s", i, len(files), file, provider)
+            try:
+                with factory() as session, session.begin():
+                    report = ingest_file(session, file, provider, fmt=fmt, mapping=mapping, limits=limits,
+                                         dedup_params=dedup)
+                status = "existing" if report.existing else report.status
+                results.append({"file": str(file), "status": status, "submission_id": report.submission_id,
+                                "records": report.n_records, "accepted": report.n_accepted,
+                                "quarantined": report.n_quarantined,
+                                "exact_duplicates": report.n_exact_duplicates,
+                                "near_duplicates": report.n_near_duplicates, "reasons": report.reasons,
+                                "field_mapping": report.field_mapping,
+                                "copy_of_submission_id": report.copy_of_submission_id,
+                                "elapsed_s": round(report.elapsed_s, 3)})
+            except MarketplaceError as exc:
+                err_console.print(f"[bold red]rejected[/] {file}: {exc}", highlight=False)
+                results.append({"file": str(file), "status": "rejected",
+                                "reason_code": getattr(exc, "reason_code", type(exc).__name__),
+                                "location": getattr(exc, "location", None), "error": str(exc)})
+        n_rejected = sum(r["status"] == "rejected" for r in results)
+        doc = {"provider": provider, "files": results, "n_files": len(results), "n_rejected": n_rejected}
+
+        def render(d: dict[str, Any]) -> None:
+            print_table(f"ingest for {provider}",
+                        ["file", "status", "submission", "records", "accepted", "quarantined", "exact dup",
+                         "near dup", "reason"],
+                        [(Path(r["file"]).name, r["status"], r.get("submission_id", ""), r.get("records", ""),
+                          r.get("accepted", ""), r.get("quarantined", ""), r.get("exact_duplicates", ""),
+                          r.get("near_duplicates", ""), r.get("reason_code", "")) for r in d["files"]])
+
+        emit(doc, as_json, render)
+        if n_rejected:
+            raise typer.Exit(code=5)

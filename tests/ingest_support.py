@@ -1,0 +1,83 @@
+"""Helpers for the ingestion tests: real text, file writers, a database fingerprint.
+
+Real text only (DESIGN.md §8): paragraphs of Python's own documentation (``pydoc_data.topics``) and
+standard-library docstrings, which exist on every machine with Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import inspect
+import json
+import re
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from marketplace.db import Base
+
+_MODULES = (
+    "collections", "os", "re", "json", "csv", "pathlib", "typing", "functools", "itertools", "argparse",
+    "logging", "email", "decimal", "fractions", "statistics", "datetime", "calendar", "textwrap", "string",
+    "difflib", "heapq", "bisect", "zipfile", "tarfile", "gzip", "shutil", "tempfile", "subprocess", "threading",
+    "asyncio", "socket", "sqlite3", "unittest", "doctest", "inspect", "ast", "pickle", "copy", "enum",
+    "dataclasses", "contextlib", "random", "hashlib", "io", "time", "configparser", "queue", "traceback",
+    "warnings", "weakref", "types", "operator", "urllib.parse", "http.client", "ipaddress", "uuid", "codecs",
+)
+_WORD = re.compile(r"\w+")
+
+
+@functools.lru_cache(maxsize=1)
+def real_paragraphs() -> tuple[str, ...]:
+    """Distinct paragraphs (whitespace collapsed) from pydoc topics and stdlib docstrings, sorted."""
+    import pydoc_data.topics
+
+    texts = list(pydoc_data.topics.topics.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in _MODULES:
+            try:
+                mod = importlib.import_module(name)
+            except ImportError:
+                continue
+            for attr in sorted(dir(mod)):
+                doc = inspect.getdoc(getattr(mod, attr, None))
+                if doc:
+                    texts.append(doc)
+    out = set()
+    for t in texts:
+        for para in re.split(r"\n\s*\n", t):
+            clean = " ".join(para.split())
+            if clean:
+                out.add(clean)
+    return tuple(sorted(out))
+
+
+def real_texts(min_words: int = 20, max_chars: int = 5000) -> list[str]:
+    return [t for t in real_paragraphs() if len(_WORD.findall(t)) >= min_words and len(t) <= max_chars]
+
+
+def write_jsonl(path: Path, records: Iterable[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def table_fingerprint(engine: Engine) -> dict[str, tuple[int, str]]:
+    """``table -> (row count, sha256 of all rows sorted)`` for every table of the schema."""
+    out: dict[str, tuple[int, str]] = {}
+    with Session(engine) as session:
+        for table in Base.metadata.sorted_tables:
+            rows = session.execute(select(table)).all()
+            digest = hashlib.sha256()
+            for row in sorted(repr(tuple(r)) for r in rows):
+                digest.update(row.encode("utf-8", "backslashreplace"))
+            out[table.name] = (len(rows), digest.hexdigest())
+        version = session.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        out["alembic_version"] = (len(version), ",".join(version))
+    return out
