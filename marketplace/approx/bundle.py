@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,10 +126,12 @@ class Prediction:
 class Approximator:
     """Predicts LinFiK from text (or from cached embeddings, in frozen mode)."""
 
-    def __init__(self, bundle: ModelBundle, *, device: str = "cpu") -> None:
+    def __init__(self, bundle: ModelBundle, *, device: str = "cpu", encoder: TextEncoder | None = None) -> None:
+        """``encoder``: an already loaded encoder with the bundle's weights (skips loading it again)."""
         self.bundle = bundle
         self.device = device
-        self._encoder: TextEncoder | None = None
+        self._encoder: TextEncoder | None = encoder
+        self._lock = threading.Lock()  # shard tasks on a thread pool share one predictor
 
     @property
     def mode(self) -> str:
@@ -136,9 +139,10 @@ class Approximator:
 
     @property
     def encoder(self) -> TextEncoder:
-        if self._encoder is None:
-            self._encoder = load_encoder(self.bundle.encoder_ref, self.bundle.config.embed, device=self.device)
-        return self._encoder
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.bundle.encoder_ref, self.bundle.config.embed, device=self.device)
+            return self._encoder
 
     @property
     def embedding_cache_key(self) -> str | None:

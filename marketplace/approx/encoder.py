@@ -195,27 +195,23 @@ def load_encoder(
     embed: EmbedConfig | None = None,
     *,
     device: str = "cpu",
-    model_dir: str | Path | None = None,
-    check_digest: bool = True,
 ) -> TextEncoder:
     """Load tokenizer + encoder offline (``local_files_only``) and check the folder's digest.
 
-    ``model_dir`` overrides where the weights are read from (a fine-tuned copy inside a model bundle);
-    the digest is then checked against that folder. Raises ManifestMismatchError when the folder does
-    not hash to ``ref.digest``.
+    ``ref`` defaults to the packaged MiniLM. Raises ManifestMismatchError when the folder does not hash
+    to ``ref.digest`` (another encoder than the one a model was trained with).
     """
     from transformers import AutoModel, AutoTokenizer
 
     ref = ref or default_encoder_ref()
     embed = embed or EmbedConfig()
-    path = Path(model_dir) if model_dir is not None else resolve_encoder_path(ref)
-    if check_digest:
-        actual = digest_model_dir(path)
-        if actual != ref.digest:
-            raise ManifestMismatchError(
-                f"encoder folder {path} hashes to {actual[:12]}, but {ref.digest[:12]} is expected; "
-                "install the encoder this model was trained with or retrain the approximator"
-            )
+    path = resolve_encoder_path(ref)
+    actual = digest_model_dir(path)
+    if actual != ref.digest:
+        raise ManifestMismatchError(
+            f"encoder folder {path} hashes to {actual[:12]}, but {ref.digest[:12]} is expected; "
+            "install the encoder this model was trained with or retrain the approximator"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)

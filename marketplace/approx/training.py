@@ -116,11 +116,10 @@ def train_approximator(
                          lineage=lineage)
     save_bundle(bundle, out / "bundle", encoder=encoder_for_bundle)
 
-    approx = Approximator(bundle, device=device)
+    approx = Approximator(bundle, device=device, encoder=encoder_for_bundle)
     if config.mode == "frozen":
         pred = approx.predict_embeddings(x_all[test])
     else:
-        approx._encoder = encoder_for_bundle  # already in memory; same weights as bundle/encoder
         pred = approx.predict_texts([data.texts[i] for i in test])
     y_test = data.labels[test]
     fit_idx = np.concatenate([train, val])
