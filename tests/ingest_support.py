@@ -63,6 +63,26 @@ def real_texts(min_words: int = 20, max_chars: int = 5000) -> list[str]:
     return [t for t in real_paragraphs() if len(_WORD.findall(t)) >= min_words and len(t) <= max_chars]
 
 
+def distinct_texts(n: int, *, min_words: int = 12, max_chars: int = 1500, seed: int = 0,
+                   max_jaccard: float = 0.5) -> list[str]:
+    """``n`` real texts of which no two are near-duplicates by the ground truth (exact word-set
+    Jaccard below ``max_jaccard``): real corpora contain templated paragraphs that *are* near copies."""
+    import random
+
+    pool = real_texts(min_words=min_words, max_chars=max_chars)
+    rng = random.Random(seed)
+    kept: list[str] = []
+    kept_sets: list[set[str]] = []
+    for candidate in rng.sample(pool, len(pool)):
+        words = set(_WORD.findall(candidate.lower()))
+        if all(len(words & s) / len(words | s) < max_jaccard for s in kept_sets):
+            kept.append(candidate)
+            kept_sets.append(words)
+            if len(kept) == n:
+                return kept
+    raise AssertionError(f"only {len(kept)} distinct texts")
+
+
 def write_jsonl(path: Path, records: Iterable[Any]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest_support import real_texts, write_jsonl
+from ingest_support import distinct_texts, real_texts, write_jsonl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -52,21 +52,6 @@ def edit_copy(text: str, rng: random.Random, vocab: list[str], fraction: float =
 def exact_jaccard(a: str, b: str) -> float:
     sa, sb = set(tokenize(a)), set(tokenize(b))
     return len(sa & sb) / len(sa | sb)
-
-
-def distinct_sample(pool: list[str], n: int, rng: random.Random, max_jaccard: float = 0.5) -> list[str]:
-    """``n`` texts of which no two are near-duplicates by the ground truth (exact word-set Jaccard
-    below ``max_jaccard``): real corpora contain templated paragraphs that *are* near-duplicates."""
-    kept: list[str] = []
-    kept_sets: list[set[str]] = []
-    for text in rng.sample(pool, len(pool)):
-        words = set(tokenize(text))
-        if all(len(words & s) / len(words | s) < max_jaccard for s in kept_sets):
-            kept.append(text)
-            kept_sets.append(words)
-            if len(kept) == n:
-                return kept
-    raise AssertionError(f"only {len(kept)} distinct texts")
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +137,7 @@ def test_near_duplicates_end_to_end_across_providers(engine: Engine, tmp_path: P
     texts, in another session (the index persists in the database). Each copy must be linked to its
     own original (a first owner), and unrelated texts to nothing."""
     rng = random.Random(99)
-    chosen = distinct_sample(pool, 500, rng)
+    chosen = distinct_texts(500, min_words=MIN_WORDS, max_chars=5000, seed=99)
     originals, unrelated = chosen[:250], chosen[250:]
     copies = [edit_copy(t, rng, vocab) for t in originals]
     params = DedupParams()
@@ -190,7 +175,7 @@ def test_near_duplicates_end_to_end_across_providers(engine: Engine, tmp_path: P
 def test_near_duplicates_inside_one_file_link_to_the_earlier_record(sqlite_engine: Engine, tmp_path: Path,
                                                                    pool: list[str], vocab: list[str]) -> None:
     rng = random.Random(5)
-    base, other = distinct_sample(pool, 2, rng)
+    base, other = distinct_texts(2, min_words=MIN_WORDS, seed=5)
     rows = [{"text": base}, {"text": other}, {"text": edit_copy(base, rng, vocab, 0.05)},
             {"text": base.upper()}]
     with Session(sqlite_engine) as session, session.begin():

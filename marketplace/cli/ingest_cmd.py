@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from marketplace.cli.common import JsonOpt, emit, err_console, handle_errors, open_db, print_table, settings
 from marketplace.errors import ConfigError, MarketplaceError
@@ -76,7 +77,9 @@ def register(app: typer.Typer) -> None:
                                 "copy_of_submission_id": report.copy_of_submission_id,
                                 "elapsed_s": round(report.elapsed_s, 3)})
             except MarketplaceError as exc:
-                err_console.print(f"[bold red]rejected[/] {file}: {exc}", highlight=False)
+                # escape: "[reason_code]" in the message would otherwise be eaten as rich markup
+                err_console.print(f"[bold red]rejected[/] {escape(str(file))}: {escape(str(exc))}",
+                                  highlight=False, soft_wrap=True)
                 results.append({"file": str(file), "status": "rejected",
                                 "reason_code": getattr(exc, "reason_code", type(exc).__name__),
                                 "location": getattr(exc, "location", None), "error": str(exc)})
