@@ -43,6 +43,7 @@ COMMAND_MODULES = (
     "marketplace.cli.approx_cmd",
     "marketplace.cli.ledger_cmd",
     "marketplace.cli.report_cmd",
+    "marketplace.cli.ops_cmd",
     "marketplace.cli.demo_cmd",
 )
 

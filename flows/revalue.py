@@ -1,0 +1,57 @@
+"""The ``revalue`` flow: the scheduled end-to-end run (DESIGN.md §2).
+
+ingest new provider files (inbox) → label (exact LinFiK) → train and register ALinFiK → score with the
+champion → price the period. Every stage is its own flow, run here as a subflow, and every stage is
+idempotent: re-ingesting the same bytes returns the existing submission, labeling and training run
+only when the pool changed (marketplace.revaluation), scoring only scores what the champion has not
+scored, and pricing posts per submission only the difference to what was credited before. Earlier
+credits are adjusted by new entries, never rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.ingest import ingest
+from flows.label import label
+from flows.price import pricing
+from flows.score import score
+from flows.train import train
+from marketplace.revaluation import current_period
+from tasks.revalue import list_inbox_task, plan_revaluation_task
+
+__all__ = ["revaluation"]
+
+
+@flow(name="revalue", log_prints=False)
+def revaluation(
+    campaign: str,
+    period: str | None = None,
+    inbox: str | None = None,
+    n_labels: int = 2000,
+    label_config: dict[str, Any] | None = None,
+    train_config: dict[str, Any] | None = None,
+    pricing_policy: dict[str, Any] | None = None,
+    promotion_floor: float = 0.5,
+    audit_n: int = 100,
+    force: bool = False,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Revalue ``campaign`` for ``period`` (default: the current UTC month); returns each stage's summary."""
+    summary: dict[str, Any] = {"campaign": campaign, "period": period or current_period()}
+    if inbox:
+        summary["ingest"] = {
+            provider: ingest(folder, provider) for provider, folder in list_inbox_task(inbox)
+        }
+    plan = plan_revaluation_task(campaign, force)
+    summary["plan"] = plan
+    if plan["relabel"]:
+        summary["label"] = label(campaign, n_labels, label_config or {}, device=device)
+    if plan["retrain"]:
+        label_set_id = summary["label"]["label_set_id"] if "label" in summary else plan["latest_label_set_id"]
+        summary["train"] = train(campaign, label_set_id, train_config or {}, promotion_floor, device)
+    summary["score"] = score(campaign, audit_n=audit_n, device=device)
+    summary["price"] = pricing(campaign, summary["period"], pricing_policy, summary["score"]["score_run_id"])
+    return summary
