@@ -43,7 +43,10 @@ def create(
     if not target_model.is_dir():
         raise ConfigError(f"--target-model {target_model} is not a folder; pass a save_pretrained checkpoint folder")
     cfg = settings()
-    mapping = FieldMapping.from_options(text_field=text_field, prompt_field=prompt_field, response_field=response_field)
+    try:
+        mapping = FieldMapping(text_field=text_field, prompt_field=prompt_field, response_field=response_field)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"field options: {exc}") from exc
     records = read_normalised_records(target_data, mapping=mapping, limits=IngestLimits.from_settings(cfg))
     model_digest = digest_model_dir(target_model)
     _, factory = open_db()

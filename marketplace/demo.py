@@ -1,0 +1,93 @@
+"""The end-to-end demo's sizes and its closing summary (per provider: samples, duplicates, quarantine,
+value share, payout).
+
+The demo itself is wiring (``marketplace demo`` runs the Prefect flows); what lives here is what a test
+can check without running it: the two sizes, and the summary computed from the catalog and the latest
+pricing run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from marketplace.db import Provider, Sample, Submission
+from marketplace.money import Money
+from marketplace.reports.buyer import build_buyer_report
+
+__all__ = ["DEMO_SIZES", "DemoSize", "ProviderSummaryRow", "summarise_providers"]
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big one demo run is. ``small`` fits in ~5 minutes on 2 CPU cores, ``default`` in ~20."""
+
+    name: str
+    campaign: str
+    corpus_small: bool
+    n_labels: int
+    audit_n: int
+    model_train_steps: int
+    budget: str = "10000.00"
+    currency: str = "EUR"
+
+
+DEMO_SIZES = {
+    "default": DemoSize(name="default", campaign="demo-python-docs", corpus_small=False, n_labels=2400,
+                        audit_n=100, model_train_steps=400),
+    "small": DemoSize(name="small", campaign="demo-python-docs-small", corpus_small=True, n_labels=600,
+                      audit_n=60, model_train_steps=150),
+}
+
+
+@dataclass(frozen=True)
+class ProviderSummaryRow:
+    provider: str
+    samples: int
+    duplicates: int
+    quarantined: int
+    value_share: float  # fraction of the allocated value (score units), 0..1
+    payout_minor: int
+    payout: str
+
+
+def summarise_providers(session: Session, campaign: str | int, period: str | None = None) -> list[ProviderSummaryRow]:
+    """One row per provider, sorted by payout (highest first), from the latest complete pricing run."""
+    report = build_buyer_report(session, campaign, period, top_k=0)
+    by_provider = {p.provider_id: p for p in report.providers}
+    total_value = sum(p.value_total for p in report.providers) or 1.0
+    counts = {
+        int(pid): (int(n), int(dups or 0))
+        for pid, n, dups in session.execute(
+            select(
+                Sample.provider_id,
+                func.count(),
+                func.sum(case((Sample.duplicate_of_id.is_not(None), 1), else_=0)),
+            ).group_by(Sample.provider_id)
+        )
+    }
+    quarantined = {
+        int(pid): int(q or 0)
+        for pid, q in session.execute(
+            select(Submission.provider_id, func.sum(Submission.n_quarantined)).group_by(Submission.provider_id)
+        )
+    }
+    rows = []
+    for provider in session.scalars(select(Provider).order_by(Provider.id)):
+        pv = by_provider.get(provider.id)
+        paid = pv.amount_minor if pv else 0
+        n, dups = counts.get(provider.id, (0, 0))
+        rows.append(
+            ProviderSummaryRow(
+                provider=provider.name,
+                samples=n,
+                duplicates=dups,
+                quarantined=quarantined.get(provider.id, 0),
+                value_share=(pv.value_total / total_value) if pv else 0.0,
+                payout_minor=paid,
+                payout=str(Money(paid, report.currency)),
+            )
+        )
+    return sorted(rows, key=lambda r: (-r.payout_minor, r.provider))
