@@ -99,14 +99,14 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: li
         session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in rows])
 
 
-def in_list(session: Session, column: ColumnElement[Any], *, integer: bool) -> ColumnElement[bool]:
+def in_list(session: Session, column: Any, *, integer: bool) -> ColumnElement[bool]:
     """``column IN <list>`` taking the whole list as the single parameter ``values``."""
     if _dialect(session) == "postgresql":
         # The list travels as one array literal built with str.join (psycopg's list adapter checks
         # every element in Python, ~2 µs each). The literal must reach the server untyped and be cast
         # straight to the array type: a cast from a typed text parameter is evaluated once per row.
         array = text(f"(CAST(:values AS {'BIGINT' if integer else 'TEXT'}[]))")
-        return column == any_(array)  # type: ignore[arg-type]
+        return column == any_(array)
     return column.in_(select(text("value")).select_from(text("json_each(:values)")))
 
 

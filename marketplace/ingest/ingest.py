@@ -29,9 +29,9 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, insert, literal, select, update
+from sqlalchemy import Table, case, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -50,8 +50,8 @@ __all__ = ["IngestReport", "ingest_file", "submission_params_sha256"]
 
 log = logging.getLogger(__name__)
 _HASH_LOOKUP_CHUNK = 5000
-_SAMPLES = Sample.__table__
-_QUARANTINE = QuarantinedRecord.__table__
+_SAMPLES = cast(Table, Sample.__table__)
+_QUARANTINE = cast(Table, QuarantinedRecord.__table__)
 _Sketch = tuple[Any, Any, Any]  # (signatures (n, P) uint32, has_shingles (n,) bool, band keys (n, bands) int64)
 _SAMPLE_COLUMNS = ("submission_id", "provider_id", "record_index", "text", "prompt_chars", "content_hash", "n_chars",
                    "source", "licence", "duplicate_of_id", "duplicate_kind", "created_at")
@@ -188,7 +188,7 @@ def _record_copy(session: Session, original: Submission, provider_id: int, sourc
             .where(q.submission_id == original.id),
         )
     )
-    counts = dict(session.execute(
+    counts: dict[DuplicateKind | None, int] = dict(session.execute(  # type: ignore[arg-type]
         select(Sample.duplicate_kind, func.count())
         .where(Sample.submission_id == sub_id)
         .group_by(Sample.duplicate_kind)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +31,8 @@ __all__ = ["NearDupIndexStore", "NearLink"]
 
 log = logging.getLogger(__name__)
 _LOOKUP_CHUNK = 50_000  # band keys per query
-_SIGNATURES = NearDupSignature.__table__
-_BANDS = NearDupBand.__table__
+_SIGNATURES = cast(Table, NearDupSignature.__table__)
+_BANDS = cast(Table, NearDupBand.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ class NearDupIndexStore:
         uniq, counts = np.unique(flat, return_counts=True)
         shared_keys = uniq[counts > 1]
         shared_mask = np.isin(keys, shared_keys) & has_sig[:, None]
-        needs = shared_mask.any(axis=1)
+        needs = np.asarray(shared_mask.any(axis=1), dtype=bool)
         for row in db_cands:
             needs[row] = True
         db_sigs = self._fetch_signatures(np.asarray(sorted({s for c in db_cands.values() for s in c}), dtype=np.int64))

@@ -196,7 +196,7 @@ class _GuardedStream(io.RawIOBase):
 
 
 def _buffered(raw: io.RawIOBase) -> BinaryIO:
-    return io.BufferedReader(raw, buffer_size=_READ_CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(raw, buffer_size=_READ_CHUNK)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -369,13 +369,12 @@ def _spooled(opener: Callable[[], BinaryIO]) -> Callable[[], BinaryIO]:
 
     def open_spooled() -> BinaryIO:
         if not cache:
-            tmp = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the member is read)
+            spool: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the member is read)
             with opener() as src:
-                shutil.copyfileobj(src, tmp, _READ_CHUNK)
-            cache.append(tmp)  # type: ignore[arg-type]
-        tmp = cache[0]
-        tmp.seek(0)
-        return _NonClosing(tmp)  # type: ignore[return-value]
+                shutil.copyfileobj(src, spool, _READ_CHUNK)
+            cache.append(spool)
+        cache[0].seek(0)
+        return _buffered(_NonClosing(cache[0]))
 
     return open_spooled
 
@@ -485,7 +484,7 @@ def _zip_opener(path: Path, info: zipfile.ZipInfo, budget: _ByteBudget, where: s
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
             zf.close()
             raise reject(ReasonCode.ZIP_CORRUPT, f"cannot open member: {exc}", location=where) from exc
-        return _buffered(_ClosingGuard(inner, zf, budget, info.compress_size, where))
+        return _buffered(_ClosingGuard(inner, zf, budget, info.compress_size, where))  # type: ignore[arg-type]
 
     return open_member
 
