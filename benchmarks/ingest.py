@@ -4,9 +4,10 @@
     python benchmarks/ingest.py --n 20000 --engines sqlite --out -
 
 The file is built from real text (DESIGN.md §8): sentences of Python's own documentation
-(``pydoc_data.topics``) and standard-library docstrings; each record joins 1-4 random sentences, so
-hashes differ and lengths vary like real data (about 2% of records are exact repeats and some share
-most of their words, so both duplicate paths are exercised).
+(``pydoc_data.topics``) and standard-library docstrings; each record joins 2-5 random sentences, so
+hashes differ and lengths vary like real data. 2% of the records repeat an earlier record exactly,
+and records that share sentences share words, so both duplicate paths are exercised (the result
+column shows how many records each path linked).
 
 Each configuration ingests the file into a fresh database (a new SQLite file, a new PostgreSQL
 schema) in one transaction, commit included. Baselines measured in the same run:
@@ -90,7 +91,7 @@ def write_jsonl(path: Path, n: int, seed: int = 0) -> None:
             if previous and rng.random() < 0.02:
                 text_ = rng.choice(previous)  # an exact repeat
             else:
-                text_ = " ".join(rng.choice(pool) for _ in range(rng.randint(1, 4)))
+                text_ = " ".join(rng.choice(pool) for _ in range(rng.randint(2, 5)))
             if len(previous) < 1000:
                 previous.append(text_)
             fh.write(json.dumps({"text": text_, "source": "python-docs", "licence": "PSF-2.0", "id": i}) + "\n")

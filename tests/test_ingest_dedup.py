@@ -206,3 +206,21 @@ def test_samples_match_read_normalised_records_and_carry_the_params_stamp(engine
         assert sub.format == "jsonl" and sub.byte_size == path.stat().st_size
         assert stored[0].created_at.tzinfo is not None
     assert json.loads(json.dumps(report.reasons)) == {"text_too_short": 1}
+
+
+def test_ingest_leaves_the_callers_transaction_settings_as_they_were(engine: Engine, tmp_path: Path,
+                                                                     texts: list[str]) -> None:
+    """The bulk path tunes the planner for its own statements only (PostgreSQL SET LOCAL)."""
+    from sqlalchemy import text
+
+    path = write_jsonl(tmp_path / "s.jsonl", [{"text": x} for x in texts[50:55]])
+    with Session(engine) as session, session.begin():
+        if engine.dialect.name == "postgresql":
+            before = [session.execute(text(f"SHOW {name}")).scalar_one()
+                      for name in ("enable_seqscan", "plan_cache_mode")]
+        ingest_file(session, path, "frank", dedup_params=DedupParams())
+        if engine.dialect.name == "postgresql":
+            after = [session.execute(text(f"SHOW {name}")).scalar_one()
+                     for name in ("enable_seqscan", "plan_cache_mode")]
+            assert after == before == ["on", "auto"]
+        assert session.execute(select(func.count()).select_from(Sample)).scalar_one() == 5

@@ -68,7 +68,8 @@ def vocab(pool: list[str]) -> list[str]:
                                     DedupParams(shingle_size=3, num_perm=32, bands=8, rows_per_band=4, seed=9)],
                          ids=["default", "bigrams", "trigrams"])
 def test_vectorised_minhash_equals_reference(params: DedupParams, pool: list[str]) -> None:
-    texts = [*pool[:25], "", "...", "one", "two words", "Case CASE case", "x " * 3000]
+    texts = [*pool[:25], "", "...", "one", "two words", "Case CASE case", "x " * 3000,
+             "Ünïcode wörds, naïve café: déjà vu", "snake_case and CamelCase 42 x_1"]
     fast = MinHasher(params).signatures(texts)
     slow = signatures_reference(params, texts)
     assert fast.shape == (len(texts), params.num_perm)

@@ -36,10 +36,11 @@ class NearDupIndex(Base):
 
 class NearDupSignature(Base):
     __tablename__ = "near_dup_signatures"
-    __table_args__ = (PrimaryKeyConstraint("index_id", "sample_id"),)
+    # sample_id first: the primary key also serves the foreign key and the lookups by sample.
+    __table_args__ = (PrimaryKeyConstraint("sample_id", "index_id"),)
 
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"))
     index_id: Mapped[int] = mapped_column(ForeignKey("near_dup_indexes.id", ondelete="RESTRICT"))
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"), index=True)
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -10,7 +10,8 @@ caller's transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Table, any_, insert, select, text
@@ -21,9 +22,9 @@ __all__ = [
     "allocate_ids",
     "bulk_insert",
     "bulk_insert_int_pairs",
+    "bulk_session",
     "in_list",
     "in_list_param",
-    "prepare_bulk_session",
 ]
 
 
@@ -31,16 +32,33 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def prepare_bulk_session(session: Session) -> None:
-    """Per-transaction settings the bulk statements rely on.
+@contextmanager
+def bulk_session(session: Session) -> Iterator[None]:
+    """Per-transaction planner/cache settings the bulk statements rely on, for the ``with`` body.
 
-    PostgreSQL: ``plan_cache_mode = force_custom_plan`` (``SET LOCAL``, so only this transaction).
-    psycopg prepares a statement after 5 executions; a generic plan then sees the ``= ANY(array)``
-    list as an opaque parameter and may pick a sequential scan that compares every row with every
-    element (minutes for a large file). Custom plans see the actual list and hash it or use the index.
+    PostgreSQL (``SET LOCAL``: this transaction only, set back to the session's values on exit):
+
+    - ``plan_cache_mode = force_custom_plan``: psycopg prepares a statement after 5 executions; a
+      generic plan sees the ``= ANY(list)`` as an opaque parameter and may compare every row with
+      every element (minutes for a large file). Custom plans see the actual list.
+    - ``enable_seqscan = off``: inside one ingest transaction the tables grow by millions of rows no
+      ANALYZE has seen, so the planner guesses that a 100k-key list matches every row and scans the
+      whole table for each batch (1.9 s per batch against 4M band rows, quadratic over a file),
+      where a bitmap index scan takes 0.4 s. Every statement run here is an index lookup or a COPY.
+
+    SQLite: a page cache of up to 128 MiB on this connection (the default is 2 MiB). One large
+    transaction writes millions of band rows at random keys; with the small cache the dirty pages
+    spill and the inserts run ~30% slower. Memory is only taken as pages are used.
     """
-    if _dialect(session) == "postgresql":
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    dialect = _dialect(session)
+    if dialect == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan; SET LOCAL enable_seqscan = off"))
+        yield
+        session.execute(text("SET LOCAL plan_cache_mode TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT"))
+        return
+    if dialect == "sqlite":
+        session.execute(text("PRAGMA cache_size = -131072"))
+    yield
 
 
 def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
@@ -79,8 +97,13 @@ def bulk_insert_int_pairs(session: Session, table: Table, columns: tuple[str, st
     bulk_insert(session, table, columns, list(zip(first, second, strict=True)))
 
 
-def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order, values already in database form)."""
+def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]],
+                pg_types: Sequence[str] | None = None) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order, values already in database form).
+
+    ``pg_types`` (PostgreSQL type names, one per column) switch ``COPY`` to the binary format, which
+    skips text escaping (30% faster for ``bytea``); without them ``COPY`` uses the text format.
+    """
     if not rows:
         return
     dialect = _dialect(session)
@@ -89,7 +112,10 @@ def bulk_insert(session: Session, table: Table, columns: Sequence[str], rows: li
         raw = conn.connection.dbapi_connection
         assert raw is not None
         cols = ", ".join(columns)
-        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        fmt = " (FORMAT BINARY)" if pg_types is not None else ""
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN{fmt}") as copy:  # type: ignore[attr-defined]
+            if pg_types is not None:
+                copy.set_types(list(pg_types))
             for row in rows:
                 copy.write_row(row)
     elif dialect == "sqlite":

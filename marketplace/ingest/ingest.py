@@ -38,7 +38,13 @@ from sqlalchemy.orm import Session
 from marketplace.db.base import utcnow
 from marketplace.db.catalog import DuplicateKind, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
 from marketplace.errors import ConflictError, ValidationError
-from marketplace.ingest.bulk import allocate_ids, bulk_insert, in_list, in_list_param, prepare_bulk_session
+from marketplace.ingest.bulk import (
+    allocate_ids,
+    bulk_insert,
+    bulk_session,
+    in_list,
+    in_list_param,
+)
 from marketplace.ingest.neardup import NearDupIndexStore
 from marketplace.ingest.normalise import NORMALISATION_VERSION
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
@@ -55,6 +61,9 @@ _QUARANTINE = cast(Table, QuarantinedRecord.__table__)
 _Sketch = tuple[Any, Any, Any]  # (signatures (n, P) uint32, has_shingles (n,) bool, band keys (n, bands) int64)
 _SAMPLE_COLUMNS = ("submission_id", "provider_id", "record_index", "text", "prompt_chars", "content_hash", "n_chars",
                    "source", "licence", "duplicate_of_id", "duplicate_kind", "created_at")
+# Binary COPY types of those columns (marketplace.db.catalog: ids are BIGINT on PostgreSQL).
+_SAMPLE_PG_TYPES = ("int8", "int8", "int4", "text", "int4", "varchar", "int4", "varchar", "varchar", "int8",
+                    "varchar", "timestamptz")
 
 
 @dataclass(frozen=True)
@@ -213,7 +222,6 @@ class _Writer:
         self.session = session
         self.submission_id = submission_id
         self.provider_id = provider_id
-        prepare_bulk_session(session)
         self.near = NearDupIndexStore(session, dedup) if dedup is not None else None
         self.n_exact = 0
         self.n_near = 0
@@ -288,7 +296,8 @@ class _Writer:
         ids_by_row = dict(zip(first_owner_rows, new_ids, strict=True))
         created = self._created_value(now)
         bulk_insert(self.session, _SAMPLES, ("id", *_SAMPLE_COLUMNS),
-                    [(ids_by_row[i], *self._row(recs[i], None, None, created)) for i in first_owner_rows])
+                    [(ids_by_row[i], *self._row(recs[i], None, None, created)) for i in first_owner_rows],
+                    pg_types=("int8", *_SAMPLE_PG_TYPES))
 
         def resolve(i: int) -> tuple[int, DuplicateKind] | None:
             """(first owner id, kind) for a duplicate row, None for a first owner."""
@@ -313,7 +322,7 @@ class _Writer:
                 self.n_exact += 1
             else:
                 self.n_near += 1
-        bulk_insert(self.session, _SAMPLES, _SAMPLE_COLUMNS, dup_rows)
+        bulk_insert(self.session, _SAMPLES, _SAMPLE_COLUMNS, dup_rows, pg_types=_SAMPLE_PG_TYPES)
 
         if self.near is not None and first_owner_rows and sigs is not None:
             pos = {row: k for k, row in enumerate(owners)}
@@ -370,7 +379,8 @@ def ingest_file(
                 f"again with {wanted}. Submit a corrected file instead."
             )
         log.info("%s: already ingested by %s as submission %d", source.path.name, provider_name, existing.id)
-        return _report_of(session, existing, provider_name, existing=True, elapsed_s=time.perf_counter() - t0)
+        return _report_of(session, existing, provider_name.strip(), existing=True,
+                          elapsed_s=time.perf_counter() - t0)
 
     original = session.execute(
         select(Submission).where(Submission.content_sha256 == source.content_sha256,
@@ -380,7 +390,7 @@ def ingest_file(
     if original is not None:
         sub = _record_copy(session, original, provider_id, source)
         log.info("%s: same bytes as submission %d; recorded as copy %d", source.path.name, original.id, sub.id)
-        return _report_of(session, sub, provider_name, existing=False, elapsed_s=time.perf_counter() - t0)
+        return _report_of(session, sub, provider_name.strip(), existing=False, elapsed_s=time.perf_counter() - t0)
 
     sub_id = int(session.execute(
         insert(Submission).values(
@@ -391,15 +401,16 @@ def ingest_file(
         ).returning(Submission.id)
     ).scalar_one())
     stream = RecordStream(source, mapping, limits)
-    writer = _Writer(session, sub_id, provider_id, dedup_params)
     next_log = 100_000
-    # Reading, validation and MinHash run one batch ahead in a thread while this one writes.
-    for batch, sketch in prefetch(((b, writer.sketch(b)) for b in stream.batches()), depth=2):
-        writer.write(batch, sketch)
-        if stream.n_records >= next_log:
-            rate = stream.n_records / max(time.perf_counter() - t0, 1e-9)
-            log.info("%s: %d records read (%.0f records/s)", source.path.name, stream.n_records, rate)
-            next_log += 100_000
+    with bulk_session(session):
+        writer = _Writer(session, sub_id, provider_id, dedup_params)
+        # Reading, validation and MinHash run one batch ahead in a thread while this one writes.
+        for batch, sketch in prefetch(((b, writer.sketch(b)) for b in stream.batches()), depth=2):
+            writer.write(batch, sketch)
+            if stream.n_records >= next_log:
+                rate = stream.n_records / max(time.perf_counter() - t0, 1e-9)
+                log.info("%s: %d records read (%.0f records/s)", source.path.name, stream.n_records, rate)
+                next_log += 100_000
     stream.finish()
     mapping_dict = stream.resolved.as_dict() if stream.resolved is not None else {}
     session.execute(update(Submission).where(Submission.id == sub_id).values(

@@ -49,6 +49,19 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+# For ASCII text, \w is [A-Za-z0-9_]: map every other byte to a space and split (3x faster than the
+# regex). Tokens come out as bytes; hash_array hashes str as its UTF-8 bytes, so both agree.
+_ASCII_WORD_BYTES = bytes(
+    c if (48 <= c <= 57 or 97 <= c <= 122 or c == 95) else 32 if c < 128 else c for c in range(256)
+)
+
+
+def _tokens_for_hashing(text: str) -> list[str] | list[bytes]:
+    if text.isascii():
+        return text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).split()
+    return _WORD.findall(text.lower())
+
+
 def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
     """splitmix64 finaliser: a bijective avalanche on uint64 (wrapping arithmetic)."""
     x = x ^ (x >> np.uint64(30))
@@ -75,9 +88,9 @@ class MinHasher:
     def shingle_hashes(self, texts: Sequence[str]) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
         """Shingle hashes of a batch: ``(S,)`` uint64 and ``(n,)`` int64 shingle counts per text."""
         k = self.params.shingle_size
-        token_lists = [tokenize(t) for t in texts]
+        token_lists = [_tokens_for_hashing(t) for t in texts]
         n_tokens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
-        flat = [tok for toks in token_lists for tok in toks]
+        flat: list[str | bytes] = [tok for toks in token_lists for tok in toks]
         if not flat:
             return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
         tok_hash = hash_array(np.array(flat, dtype=object), categorize=True)  # (M,) uint64

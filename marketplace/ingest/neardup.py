@@ -137,7 +137,10 @@ class NearDupIndexStore:
         needs = np.asarray(shared_mask.any(axis=1), dtype=bool)
         for row in db_cands:
             needs[row] = True
-        db_sigs = self._fetch_signatures(np.asarray(sorted({s for c in db_cands.values() for s in c}), dtype=np.int64))
+        db_ids = np.asarray(sorted({s for c in db_cands.values() for s in c}), dtype=np.int64)
+        fetched = self._fetch_signatures(db_ids)
+        # One (m, P) matrix of the candidates' signatures, addressed by position in db_ids.
+        db_matrix = np.stack([fetched[s] for s in db_ids.tolist()]) if db_ids.size else sigs[:0]
         threshold = self.params.threshold
         links: list[NearLink] = []
         bucket: dict[int, list[int]] = {}  # shared key -> earlier unlinked rows of this batch
@@ -145,12 +148,13 @@ class NearDupIndexStore:
             sig = sigs[row]
             row_shared = keys[row][shared_mask[row]].tolist()
             best: tuple[float, int, int | None, int | None] | None = None  # (sim, -age, sample_id, batch_row)
-            cand_ids = sorted(db_cands.get(row, ()))
+            cand_ids = db_cands.get(row)
             if cand_ids:
-                sims = (np.stack([db_sigs[s] for s in cand_ids]) == sig[None, :]).mean(axis=1)
+                pos = np.searchsorted(db_ids, sorted(cand_ids))
+                sims = (db_matrix[pos] == sig[None, :]).mean(axis=1)
                 i = int(np.argmax(sims))  # first maximum = smallest (oldest) sample id
                 if sims[i] >= threshold:
-                    best = (float(sims[i]), 0, cand_ids[i], None)
+                    best = (float(sims[i]), 0, int(db_ids[pos[i]]), None)
             batch_cands = sorted({r for k in row_shared for r in bucket.get(k, ())})
             if batch_cands:
                 sims = (sigs[batch_cands] == sig[None, :]).mean(axis=1)
@@ -170,10 +174,11 @@ class NearDupIndexStore:
         if not sample_ids:
             return
         ids = np.asarray(sample_ids, dtype=np.int64)
-        sig_rows = [(self.index_id, int(sid), sig.astype("<u4").tobytes()) for sid, sig in zip(ids, sigs, strict=True)]
+        sig_rows = [(int(sid), self.index_id, sig.astype("<u4").tobytes()) for sid, sig in zip(ids, sigs, strict=True)]
         band_ids = np.repeat(ids, keys.shape[1])
         band_keys = keys.ravel()
         order = np.argsort(band_keys, kind="stable")  # sorted inserts keep B-tree writes local
         band_keys, band_ids = band_keys[order], band_ids[order]
-        bulk_insert(self.session, _SIGNATURES, ("index_id", "sample_id", "signature"), sig_rows)
+        bulk_insert(self.session, _SIGNATURES, ("sample_id", "index_id", "signature"), sig_rows,
+                    pg_types=("int8", "int8", "bytea"))
         bulk_insert_int_pairs(self.session, _BANDS, ("band_key", "sample_id"), band_keys.tolist(), band_ids.tolist())

@@ -38,15 +38,13 @@ def upgrade() -> None:
     sa.UniqueConstraint('params_sha256', name=op.f('uq_near_dup_indexes_params_sha256'))
     )
     op.create_table('near_dup_signatures',
-    sa.Column('index_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('sample_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('index_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('signature', sa.LargeBinary(), nullable=False),
     sa.ForeignKeyConstraint(['index_id'], ['near_dup_indexes.id'], name=op.f('fk_near_dup_signatures_index_id_near_dup_indexes'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['sample_id'], ['samples.id'], name=op.f('fk_near_dup_signatures_sample_id_samples'), ondelete='RESTRICT'),
-    sa.PrimaryKeyConstraint('index_id', 'sample_id', name=op.f('pk_near_dup_signatures'))
+    sa.PrimaryKeyConstraint('sample_id', 'index_id', name=op.f('pk_near_dup_signatures'))
     )
-    with op.batch_alter_table('near_dup_signatures', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_near_dup_signatures_sample_id'), ['sample_id'], unique=False)
 
     with op.batch_alter_table('submissions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('params_sha256', sa.String(length=64), nullable=True))
@@ -55,9 +53,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('submissions', schema=None) as batch_op:
         batch_op.drop_column('params_sha256')
-
-    with op.batch_alter_table('near_dup_signatures', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_near_dup_signatures_sample_id'))
 
     op.drop_table('near_dup_signatures')
     op.drop_table('near_dup_indexes')
