@@ -59,6 +59,10 @@ _MODULES = ["collections", "os", "re", "json", "csv", "pathlib", "typing", "func
             "configparser", "queue", "traceback", "warnings", "types", "operator", "urllib.parse", "http.client"]
 
 
+def load() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def real_sentences() -> list[str]:
     import pydoc_data.topics
 
@@ -195,9 +199,9 @@ def main() -> None:
         print(f"wrote {args.n} records ({size_mb:.1f} MB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         digest = hashlib.sha256(data.read_bytes()).hexdigest()[:12]
 
-        rows: list[tuple[str, str, int, float, str]] = []
+        rows: list[tuple[str, str, int, float, str, str]] = []
         secs = run_read_only(data, limits)
-        rows.append(("-", "read+validate only (no DB)", args.n, secs, ""))
+        rows.append(("-", "read+validate only (no DB)", args.n, secs, "", load()))
         print(f"read only: {args.n / secs:,.0f} records/s", file=sys.stderr)
         for engine_name in [e.strip() for e in args.engines.split(",") if e.strip()]:
             url, schema = fresh_database(engine_name, workdir, args.pg_url)
@@ -205,7 +209,7 @@ def main() -> None:
                 secs = run_naive(url, data, args.naive_n)
             finally:
                 drop_schema(args.pg_url, schema)
-            rows.append((engine_name, "naive ORM baseline (exact dups only)", args.naive_n, secs, ""))
+            rows.append((engine_name, "naive ORM baseline (exact dups only)", args.naive_n, secs, "", load()))
             print(f"{engine_name} naive: {args.naive_n / secs:,.0f} records/s", file=sys.stderr)
             for near in (False, True):
                 url, schema = fresh_database(engine_name, workdir, args.pg_url)
@@ -215,7 +219,7 @@ def main() -> None:
                     drop_schema(args.pg_url, schema)
                 label = "ingest_file, exact + near-duplicates" if near else "ingest_file, exact duplicates only"
                 detail = ", ".join(f"{k} {v}" for k, v in counts.items())
-                rows.append((engine_name, label, args.n, secs, detail))
+                rows.append((engine_name, label, args.n, secs, detail, load()))
                 print(f"{engine_name} {label}: {args.n / secs:,.0f} records/s ({detail})", file=sys.stderr)
 
     lines = [
@@ -224,11 +228,14 @@ def main() -> None:
         f"Machine: {os.cpu_count()} CPUs visible; torch threads 1. Command: `python benchmarks/ingest.py "
         f"--n {args.n} --engines {args.engines}`.",
         "",
-        "| engine | what | records | seconds | records/s | result |",
-        "|---|---|---:|---:|---:|---|",
+        "The machine is shared: `load` is the 1-minute load average (on 2 cores) when the row finished;",
+        "above 2, other processes were competing for the CPU during the measurement.",
+        "",
+        "| engine | what | records | seconds | records/s | result | load |",
+        "|---|---|---:|---:|---:|---|---:|",
     ]
-    for engine_name, label, n, secs, detail in rows:
-        lines.append(f"| {engine_name} | {label} | {n} | {secs:.2f} | {n / secs:,.0f} | {detail} |")
+    for engine_name, label, n, secs, detail, loadavg in rows:
+        lines.append(f"| {engine_name} | {label} | {n} | {secs:.2f} | {n / secs:,.0f} | {detail} | {loadavg} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out != "-":

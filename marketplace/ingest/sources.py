@@ -34,7 +34,6 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -116,7 +115,8 @@ class Source:
     content_sha256: str
     byte_size: int
     members: tuple[Member, ...]
-    _counter: _ByteBudget = field(repr=False, compare=False, default_factory=lambda: _ByteBudget(None, 0))
+    # Decompressed bytes read so far (gz/zip), shared by the members' streams.
+    decompressed: _ByteBudget = field(repr=False, compare=False, default_factory=lambda: _ByteBudget(None, 0))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -576,12 +576,3 @@ def list_ingestible(path: str | os.PathLike[str]) -> list[Path]:
         if child.name.lower().endswith(SUPPORTED_SUFFIXES):
             out.append(child)
     return out
-
-
-@contextmanager
-def open_member_stream(member: Member) -> Iterator[BinaryIO]:
-    stream = member.open_stream()
-    try:
-        yield stream
-    finally:
-        stream.close()
