@@ -137,8 +137,8 @@ def _synthetic(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_fit_heads_is_deterministic_for_a_seed_and_learns() -> None:
-    x, y = _synthetic(400, 16, 0)
-    cfg = ApproxConfig(seed=5, n_heads=3, hidden_dim=32, max_epochs=40, patience=10)
+    x, y = _synthetic(300, 16, 0)
+    cfg = ApproxConfig(seed=5, n_heads=3, hidden_dim=32, max_epochs=25, patience=10, batch_size=32)
     tr, va, te = split_indices([str(i) for i in range(len(y))], cfg)
     a = fit_heads(x[tr], y[tr], x[va], y[va], cfg)
     b = fit_heads(x[tr], y[tr], x[va], y[va], cfg)

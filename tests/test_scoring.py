@@ -41,32 +41,46 @@ from marketplace.errors import AuditFailedError, ConfigError, ValidationError
 
 torch.set_num_threads(1)
 
+N_SAMPLES, N_LABELED = 90, 60
 CFG = ApproxConfig(seed=0, n_heads=3, hidden_dim=32, max_epochs=15, patience=5,
                    embed=EmbedConfig(max_length=64, batch_size=32))
 
 
 @pytest.fixture(scope="module")
-def tiny_ref(tmp_path_factory: pytest.TempPathFactory) -> EncoderRef:
-    path = build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert-score"))
-    return EncoderRef(source="path", path=str(path), digest=digest_model_dir(path))
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One approximator for the whole module, trained on the labels every test's campaign gets (the
+    factory is deterministic), without a database."""
+    tmp = tmp_path_factory.mktemp("score-model")
+    path = build_tiny_encoder(tmp / "encoder")
+    ref = EncoderRef(source="path", path=str(path), digest=digest_model_dir(path))
+    from marketplace.db import create_db_engine, make_session_factory
+    from marketplace.db.migrate import upgrade
+
+    engine = create_db_engine(f"sqlite:///{tmp / 'labels.db'}")
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as s, s.begin():
+        fx = make_campaign(s, n_samples=N_SAMPLES, n_labeled=N_LABELED)
+    with factory() as s, s.begin():
+        data = load_labeled_data(s, fx.campaign_id)
+    engine.dispose()
+    outcome = train_approximator(data, CFG, store_root=tmp / "emb", run_dir=tmp / "run", encoder_ref=ref)
+    return outcome.bundle_dir
 
 
 class World:
-    def __init__(self, factory: sessionmaker[Session], tmp: Path, ref: EncoderRef) -> None:
+    def __init__(self, factory: sessionmaker[Session], tmp: Path, bundle_dir: Path) -> None:
         self.factory, self.store_root = factory, tmp / "emb"
         with factory() as s, s.begin():
-            self.fx: CampaignFixture = make_campaign(s, n_samples=90, n_labeled=60)
-        with factory() as s, s.begin():
-            data = load_labeled_data(s, self.fx.campaign_id)
-        outcome = train_approximator(data, CFG, store_root=self.store_root, run_dir=tmp / "run", encoder_ref=ref)
-        self.bundle = load_bundle(outcome.bundle_dir)
+            self.fx: CampaignFixture = make_campaign(s, n_samples=N_SAMPLES, n_labeled=N_LABELED)
+        self.bundle = load_bundle(bundle_dir)
         self.approx = Approximator(self.bundle)
         b = self.bundle
         self.store = open_embedding_store(self.store_root, b.encoder_ref, b.config.embed, b.dim)
         with factory() as s, s.begin():
             row = ApproximatorVersion(
                 campaign_id=self.fx.campaign_id, label_set_id=self.fx.label_set_id, model_name="alinfik-docs",
-                version="1", model_uri="models:/alinfik-docs/1", mlflow_run_id="r1", metrics=outcome.metrics,
+                version="1", model_uri="models:/alinfik-docs/1", mlflow_run_id="r1", metrics={},
             )
             s.add(row)
             s.flush()
@@ -95,8 +109,16 @@ class World:
 
 
 @pytest.fixture
-def world(session_factory: sessionmaker[Session], tmp_path: Path, tiny_ref: EncoderRef) -> World:
-    return World(session_factory, tmp_path, tiny_ref)
+def world(session_factory: sessionmaker[Session], tmp_path: Path, bundle_dir: Path) -> World:
+    return World(session_factory, tmp_path, bundle_dir)
+
+
+@pytest.fixture
+def sqlite_world(sqlite_engine, tmp_path: Path, bundle_dir: Path) -> World:  # type: ignore[no-untyped-def]
+    """Logic that is not database-specific runs on SQLite only (the suite stays fast)."""
+    from marketplace.db import make_session_factory
+
+    return World(make_session_factory(sqlite_engine), tmp_path, bundle_dir)
 
 
 def _add_samples(factory: sessionmaker[Session], texts: list[str]) -> list[int]:
@@ -165,9 +187,9 @@ def test_a_repeated_shard_writes_nothing(world: World) -> None:
         assert s.get(ScoreRun, plan.score_run_id).n_scored == len(world.fx.sample_ids)  # type: ignore[union-attr]
 
 
-def test_first_owners_only(world: World) -> None:
-    world.run(first_owners_only=True)
-    assert world.scores()["sample_id"].tolist() == world.fx.first_owner_ids
+def test_first_owners_only(sqlite_world: World) -> None:
+    sqlite_world.run(first_owners_only=True)
+    assert sqlite_world.scores()["sample_id"].tolist() == sqlite_world.fx.first_owner_ids
 
 
 def test_audit_passes_and_fails(world: World) -> None:
@@ -202,8 +224,16 @@ def test_audit_passes_and_fails(world: World) -> None:
             record_audit(s, run_id, {10**9: 1.0})
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
-def test_exports_and_selection(world: World, tmp_path: Path, suffix: str) -> None:
+def test_exports_and_selection_parquet(world: World, tmp_path: Path) -> None:
+    _check_exports(world, tmp_path, ".parquet")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_exports_and_selection_text_formats(sqlite_world: World, tmp_path: Path, suffix: str) -> None:
+    _check_exports(sqlite_world, tmp_path, suffix)
+
+
+def _check_exports(world: World, tmp_path: Path, suffix: str) -> None:
     run_id = world.run()
     with world.factory() as s, s.begin():
         skip_audit(s, run_id, "test")  # completes the run: exports read the latest complete run's version
@@ -234,7 +264,8 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.DataFrame([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()])
 
 
-def test_export_refuses_unknown_format_and_bad_fraction(world: World, tmp_path: Path) -> None:
+def test_export_refuses_unknown_format_and_bad_fraction(sqlite_world: World, tmp_path: Path) -> None:
+    world = sqlite_world
     run_id = world.run()
     with world.factory() as s, s.begin():
         skip_audit(s, run_id, "test")

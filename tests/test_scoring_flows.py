@@ -33,19 +33,19 @@ def test_train_score_export_registry_through_the_cli(prefect_harness: None, mkt_
 
     _, factory = open_db()
     with factory() as s, s.begin():
-        fx = make_campaign(s, name="docs", n_samples=330, n_labeled=300, audit_threshold=-1.0)
+        fx = make_campaign(s, name="docs", n_samples=130, n_labeled=110, audit_threshold=-1.0)
     encoder = build_tiny_encoder(tmp_path / "encoder")
     common = ["--encoder", str(encoder), "--max-length", "64"]
 
-    trained = _ok(["train", "docs", *common, "--floor", "-1", "--json"])
+    trained = _ok(["train", "docs", *common, "--epochs", "30", "--floor", "-1", "--json"])
     assert trained["promoted"] and trained["version"] == "1" and trained["model_name"] == "alinfik-docs"
     assert {"approx_spearman", "tfidf_ridge_spearman", "target_cosine_spearman"} <= set(trained["metrics"])
 
     labeler = "approx_factories:proxy_labeler_factory"
-    scored = _ok(["score", "docs", "--shard-size", "100", "--audit-n", "10", "--audit-labeler", labeler, "--json"])
+    scored = _ok(["score", "docs", "--shard-size", "50", "--audit-n", "10", "--audit-labeler", labeler, "--json"])
     n = len(fx.sample_ids)
     assert scored["resolved_from"] == "models:/alinfik-docs@champion" and scored["version"] == "1"
-    assert scored["n_todo"] == scored["n_scored"] == n and scored["n_shards"] == -(-n // 100)
+    assert scored["n_todo"] == scored["n_scored"] == n and scored["n_shards"] == -(-n // 50)
     assert scored["audit"]["passed"] is True and scored["audit"]["n"] == 10
     with factory() as s:
         assert s.scalar(select(Score.id).limit(1)) is not None
@@ -63,21 +63,19 @@ def test_train_score_export_registry_through_the_cli(prefect_harness: None, mkt_
     assert len(active["candidates"]) == 3
     assert (tmp_path / "next.txt").read_text().split() == [str(c["sample_id"]) for c in active["candidates"]]
 
-    # A clearly worse model stays a candidate.
-    worse = _ok(["train", "docs", *common, "--epochs", "1", "--lr", "1e-7", "--floor", "-1", "--json"])
-    assert not worse["promoted"] and "does not beat champion v1" in worse["reason"], (trained["metrics"], worse)
-
+    # (The gate's worse/better decisions are covered in test_registry.py.)
     listed = _ok(["registry", "list", "docs", "--json"])
-    assert [v["version"] for v in listed["versions"]] == ["1", "2"]
-    assert "champion" in listed["versions"][0]["aliases"] and "candidate" in listed["versions"][1]["aliases"]
-    assert len(listed["versions"][0]["score_runs"]) == 2
+    assert [v["version"] for v in listed["versions"]] == ["1"]
+    assert listed["versions"][0]["aliases"] == ["candidate", "champion"]
+    assert [r["n_scored"] for r in listed["versions"][0]["score_runs"]] == [n, 0]
     shown = _ok(["registry", "show", "docs", "1", "--json"])
     assert shown["lineage"]["label_set_id"] == str(fx.label_set_id) and shown["tags"]["code_version"]
     history = _ok(["registry", "history", "docs", "--json"])
-    assert [(e["version"], e["action"]) for e in history][-2:] == [("2", "registered"), ("2", "rejected")]
-    promoted = _ok(["registry", "promote", "docs", "2", "--reason", "operator test", "--json"])
-    assert promoted["version"] == "2"
-    assert _ok(["registry", "history", "docs", "--json"])[-1]["action"] == "promoted"
+    assert [(e["version"], e["action"]) for e in history] == [("1", "registered"), ("1", "promoted")]
+    promoted = _ok(["registry", "promote", "docs", "1", "--reason", "operator test", "--json"])
+    assert promoted["version"] == "1"
+    last = _ok(["registry", "history", "docs", "--json"])[-1]
+    assert last["action"] == "promoted" and "operator test" in last["reason"]
 
     # The audit fails when exact LinFiK disagrees: exit code 8, the run is marked failed, payouts stop.
     with factory() as s, s.begin():

@@ -54,7 +54,7 @@ class ApproxConfig(BaseModel):
 
     mode: Mode = "frozen"
     seed: int = 0
-    hidden_dim: int = Field(default=256, ge=1, le=8192)
+    hidden_dim: int = Field(default=128, ge=1, le=8192)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     n_heads: int = Field(default=5, ge=1, le=64)
     bootstrap: bool = Field(default=True, description="Poisson(1) bootstrap weights per head (bagging).")

@@ -85,7 +85,7 @@ def train(
     mode: str = typer.Option("frozen", "--mode", help="frozen (MiniLM embeddings + MLP heads) or finetune."),
     seed: int | None = typer.Option(None, "--seed", help="Training seed (default MKT_SEED)."),
     heads: int = typer.Option(5, "--heads", help="Ensemble size (the spread is the uncertainty)."),
-    hidden: int = typer.Option(256, "--hidden", help="Hidden units per head."),
+    hidden: int = typer.Option(128, "--hidden", help="Hidden units per head."),
     epochs: int | None = typer.Option(None, "--epochs", help="Max epochs (default 200 frozen, 4 finetune)."),
     patience: int | None = typer.Option(None, "--patience", help="Early-stopping patience in epochs."),
     lr: float = typer.Option(1e-3, "--lr", help="Head learning rate (AdamW)."),
