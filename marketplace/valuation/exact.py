@@ -80,9 +80,14 @@ def per_sample_gradients_vmap(
     # No attention mask under vmap (transformers' mask builder branches on its values, which vmap
     # forbids). With right padding a causal model's real positions never see the padding, so the
     # masked loss, and its gradient, are the same; the tests check this against the unpadded loop.
+    # Token embeddings are looked up outside the model call (inputs_embeds), because transformers
+    # inspects input_ids for padding with a data-dependent branch that vmap also forbids.
+    emb_name = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
+
     def loss_one(w: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         state = {**frozen, **buffers, **w}
-        logits = functional_call(model, state, args=(), kwargs={"input_ids": ids[None], "use_cache": False}).logits
+        embeds = torch.nn.functional.embedding(ids[None], state[f"{emb_name}.weight"])
+        logits = functional_call(model, state, args=(), kwargs={"inputs_embeds": embeds, "use_cache": False}).logits
         return per_sample_loss(logits, ids[None], mask[None])[0]
 
     return vmap(grad(loss_one), in_dims=(None, 0, 0))(watched, batch.input_ids, batch.loss_mask)

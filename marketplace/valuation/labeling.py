@@ -17,6 +17,8 @@ Sessions: the caller owns them; nothing here commits.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -111,7 +113,7 @@ def _query_meta(plan_like: dict[str, Any], ckpt: CheckpointRef, query: LinFiKQue
 
 
 def _save_query(path: Path, query: LinFiKQuery, meta: dict[str, str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     save_file({"q": query.vector.contiguous()}, str(tmp), metadata=meta)
     tmp.replace(path)
 

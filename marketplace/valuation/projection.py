@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -170,7 +172,7 @@ class Projection:
             if lp.p_out is not None:
                 tensors[f"{lp.layer.name}.p_out"] = lp.p_out.contiguous()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # concurrent writers
         save_file(tensors, str(tmp), metadata={"projection": json.dumps(self.describe(), sort_keys=True)})
         tmp.replace(path)
 

@@ -134,9 +134,9 @@ def load_target_model(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    dev = _check_device(device)
     folder = Path(path).expanduser().resolve()
     digest = digest_model_dir(folder)
-    dev = _check_device(device)
     try:
         with _load_lock:
             model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
