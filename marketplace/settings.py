@@ -38,7 +38,7 @@ class Settings(BaseSettings):
         default=None, description="Cache of built target models; default $MKT_HOME/models."
     )
 
-    # Ingestion limits (see marketplace.ingest.limits for what each one guards against).
+    # Ingestion limits (see marketplace.ingest.params for what each one guards against).
     max_file_bytes: int = Field(default=4 * 1024**3, gt=0)
     max_uncompressed_bytes: int = Field(default=16 * 1024**3, gt=0)
     max_compression_ratio: float = Field(default=200.0, gt=1.0)

@@ -135,7 +135,10 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except MarketplaceError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            from rich.markup import escape
+
+            # Escape: messages carry "[reason_code]" prefixes that rich would eat as markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             raise typer.Exit(code=exc.exit_code) from exc
 
