@@ -30,15 +30,22 @@ class DemoSize:
     n_labels: int
     audit_n: int
     model_train_steps: int
+    promotion_floor: float
+    audit_threshold: float
     budget: str = "10000.00"
     currency: str = "EUR"
+    # Influence-function labels: the damped projected Fisher removes the direction every text shares
+    # (token frequencies) that dominates plain LinFiK on a small target model, under which even
+    # shuffled words look valuable. Measured on the small demo: plain LinFiK ranks the corrupted
+    # provider first; with the Fisher preconditioner it sits at ~0 and the Python docs lead.
+    label_config: tuple[tuple[str, str], ...] = (("preconditioner", "fisher"),)
 
 
 DEMO_SIZES = {
     "default": DemoSize(name="default", campaign="demo-python-docs", corpus_small=False, n_labels=2400,
-                        audit_n=100, model_train_steps=400),
+                        audit_n=100, model_train_steps=400, promotion_floor=0.5, audit_threshold=0.5),
     "small": DemoSize(name="small", campaign="demo-python-docs-small", corpus_small=True, n_labels=600,
-                      audit_n=60, model_train_steps=150),
+                      audit_n=60, model_train_steps=150, promotion_floor=0.2, audit_threshold=0.2),
 }
 
 

@@ -77,7 +77,8 @@ def demo(
             campaign = create_campaign(
                 session, name=size.campaign, target_model_path=model.path,
                 target_model_digest=digest_model_dir(Path(model.path)), target_data_path=str(target_path),
-                target_records=records, budget=parse_amount(size.budget, size.currency), audit_threshold=0.3,
+                target_records=records, budget=parse_amount(size.budget, size.currency),
+                audit_threshold=size.audit_threshold,
             )
         campaign_name = campaign.name
     t0 = _stage(f"campaign {campaign_name}", t0, timings, as_json)
@@ -86,6 +87,7 @@ def demo(
     from flows.revalue import revaluation
 
     summary = revaluation(campaign_name, period=period, inbox=str(corpus_dir), n_labels=size.n_labels,
+                          label_config=dict(size.label_config), promotion_floor=size.promotion_floor,
                           audit_n=size.audit_n)
     t0 = _stage("revalue flow: ingest → label → train → score → price", t0, timings, as_json)
     reports_dir = cfg.home / "reports" / campaign_name
@@ -126,7 +128,7 @@ def demo(
 
         table = Table(title=f"{d['campaign']} · period {d['period']} · {d['seconds']:.0f} s")
         for col in ("provider", "samples", "duplicates", "quarantined", "value share", "payout"):
-            table.add_column(col, justify="left" if col == "provider" else "right")
+            table.add_column(col, justify="left" if col == "provider" else "right", no_wrap=True)
         for r in d["providers"]:
             table.add_row(r.provider, str(r.samples), str(r.duplicates), str(r.quarantined),
                           f"{100 * r.value_share:.1f}%", r.payout)
