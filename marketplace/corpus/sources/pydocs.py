@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -189,17 +190,50 @@ def _walk_module(module_name: str) -> Iterator[DocUnit]:
             yield DocUnit(f"{module_name}.{name}", _signature(obj), _own_doc(obj))
 
 
-@functools.lru_cache(maxsize=2)
-def _doc_units(modules: tuple[str, ...]) -> list[DocUnit]:
+def collect_doc_units(modules: tuple[str, ...] | None) -> list[DocUnit]:
+    """Walk the modules (None: :func:`stdlib_modules`) in *this* process; see :func:`_doc_units`."""
     seen: set[str] = set()
     units = []
-    for module_name in modules:
+    for module_name in modules if modules is not None else stdlib_modules():
         for unit in _walk_module(module_name):
             # Same docstring under two names (aliases, re-exports): keep the first.
             if len(unit.doc) >= MIN_DOCSTRING_CHARS and unit.doc not in seen and not _ADDRESS.search(unit.doc):
                 seen.add(unit.doc)
                 units.append(unit)
     return units
+
+
+_COLLECT = (
+    "import json, sys\n"
+    "from marketplace.corpus.sources.pydocs import collect_doc_units\n"
+    "mods = json.loads(sys.stdin.read())\n"
+    "units = collect_doc_units(None if mods is None else tuple(mods))\n"
+    "sys.stdout.write(json.dumps([[u.qualname, u.signature, u.doc] for u in units]))\n"
+)
+
+
+@functools.lru_cache(maxsize=2)
+def _doc_units(modules: tuple[str, ...] | None) -> list[DocUnit]:
+    """Docstrings collected in a fresh interpreter.
+
+    What live objects say (signatures, docstrings, even which names a module holds) depends on what
+    the calling process imported or patched before: test runners, debuggers and Prefect all wrap
+    standard-library objects. A corpus must be byte-identical whoever builds it, so the walk runs in
+    a new process that imports nothing but this module.
+    """
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _COLLECT],
+        input=json.dumps(None if modules is None else list(modules)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"collecting standard-library docstrings failed: {done.stderr.strip()[-2000:]}")
+    return [DocUnit(q, sig, doc) for q, sig, doc in json.loads(done.stdout)]
 
 
 @dataclass(frozen=True)
@@ -218,7 +252,7 @@ class StdlibDocstringsSource(TextSource):
         return f"docstrings of the standard library of Python {platform.python_version()}"
 
     def units(self) -> list[DocUnit]:
-        return _doc_units(self.modules if self.modules is not None else stdlib_modules())
+        return _doc_units(self.modules)
 
     def records_of(self, unit: DocUnit) -> list[SourceRecord]:
         head = f"{unit.qualname}{unit.signature}"
