@@ -82,87 +82,120 @@ def build_large_model(demo_dir: Path, out: Path) -> Path:
     return out
 
 
-def worker(method: str, model_dir: str, n_batches: int, batch_size: int, max_length: int, threads: int,
-           naive_batches: int) -> dict[str, float]:
+def _setup(model_dir: str, n_batches: int, batch_size: int, max_length: int, threads: int) -> tuple:  # type: ignore[type-arg]
     import torch
 
     torch.set_num_threads(threads)
     from marketplace.valuation.config import ProjectionConfig
-    from marketplace.valuation.exact import parameter_names_of_layers, per_sample_gradients_vmap
-    from marketplace.valuation.logra import LoGraGradientComputer
     from marketplace.valuation.projection import build_projection
     from marketplace.valuation.target_model import load_target_model
-    from marketplace.valuation.tokenization import encode_texts, per_sample_loss
+    from marketplace.valuation.tokenization import encode_texts
 
     target = load_target_model(model_dir)
-    model = target.model
     texts = _texts(n_batches * batch_size, seed=11)
     enc = encode_texts(target.tokenizer, texts, None, max_length=max_length)
     batches = [enc.batch(range(i, i + batch_size)) for i in range(0, len(texts), batch_size)]
-    n_tokens = int(sum(int(b.attention_mask.sum()) for b in batches))
-    projection = build_projection(model, ProjectionConfig())
-    if method == "naive":
-        batches = batches[: naive_batches + 1]
-    base_rss = _maxrss_mb()
-    extra: dict[str, float] = {}
+    tokens_per_sample = float(enc.lengths.mean())
+    return target.model, build_projection(target.model, ProjectionConfig()), batches, tokens_per_sample
 
-    if method == "logra":
-        comp = LoGraGradientComputer(model, projection)
 
-        def run(b):  # type: ignore[no-untyped-def]
-            comp.compute(b)
-    elif method == "train_step":
-        model.requires_grad_(True)
+def _methods(model, projection, extra: dict[str, float]) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """name → run(batch): the four ways of getting (projected) gradients out of one batch."""
+    import torch
 
-        def run(b):  # type: ignore[no-untyped-def]
+    from marketplace.valuation.exact import parameter_names_of_layers, per_sample_gradients_vmap
+    from marketplace.valuation.logra import LoGraGradientComputer
+    from marketplace.valuation.tokenization import per_sample_loss
+
+    comp = LoGraGradientComputer(model, projection)
+    emb = model.get_input_embeddings()
+    names = parameter_names_of_layers(projection)
+
+    def logra(b):  # type: ignore[no-untyped-def]
+        comp.compute(b)
+
+    def train_step(b):  # type: ignore[no-untyped-def]
+        model.requires_grad_(True)  # parameters trainable only for this method
+        try:
             logits = model(input_ids=b.input_ids, attention_mask=b.attention_mask, use_cache=False).logits
             per_sample_loss(logits, b.input_ids, b.loss_mask).sum().backward()
+        finally:
             model.zero_grad(set_to_none=True)
-    elif method == "input_grad_only":
-        emb = model.get_input_embeddings()
+            model.requires_grad_(False)
 
-        def run(b):  # type: ignore[no-untyped-def]
-            leaf = emb(b.input_ids).detach().requires_grad_(True)
-            with torch.enable_grad():
-                logits = model(inputs_embeds=leaf, attention_mask=b.attention_mask, use_cache=False).logits
-                torch.autograd.grad(per_sample_loss(logits, b.input_ids, b.loss_mask).sum(), [leaf])
-    elif method == "naive":
-        names = parameter_names_of_layers(projection)
-        extra = {"grad_s": 0.0, "proj_s": 0.0}
+    def input_grad_only(b):  # type: ignore[no-untyped-def]
+        leaf = emb(b.input_ids).detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(inputs_embeds=leaf, attention_mask=b.attention_mask, use_cache=False).logits
+            torch.autograd.grad(per_sample_loss(logits, b.input_ids, b.loss_mask).sum(), [leaf])
 
-        def run(b):  # type: ignore[no-untyped-def]
-            t0 = time.perf_counter()
-            grads = per_sample_gradients_vmap(model, b, names)  # name → (B, *weight.shape)
-            t1 = time.perf_counter()
-            gen = torch.Generator().manual_seed(0)
-            parts = []
-            for lp, name in zip(projection.layers, names, strict=True):
-                flat = grads[name].reshape(grads[name].shape[0], -1)  # (B, n_in·n_out)
-                out = torch.zeros(flat.shape[0], lp.dim)
-                for start in range(0, flat.shape[1], NAIVE_CHUNK_ROWS):  # (chunk, r·r) blocks of the dense matrix
-                    stop = min(start + NAIVE_CHUNK_ROWS, flat.shape[1])
-                    dense = torch.randn(stop - start, lp.dim, generator=gen) / lp.dim**0.5
-                    out += flat[:, start:stop] @ dense
-                parts.append(out)
-            torch.cat(parts, dim=1)
-            extra["grad_s"] += t1 - t0
-            extra["proj_s"] += time.perf_counter() - t1
-    else:
-        raise SystemExit(f"unknown method {method}")
+    def naive(b):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        grads = per_sample_gradients_vmap(model, b, names)  # name → (B, *weight.shape)
+        t1 = time.perf_counter()
+        gen = torch.Generator().manual_seed(0)
+        parts = []
+        for lp, name in zip(projection.layers, names, strict=True):
+            flat = grads[name].reshape(grads[name].shape[0], -1)  # (B, n_in·n_out)
+            out = torch.zeros(flat.shape[0], lp.dim)
+            for start in range(0, flat.shape[1], NAIVE_CHUNK_ROWS):  # (chunk, r·r) blocks of the dense matrix
+                stop = min(start + NAIVE_CHUNK_ROWS, flat.shape[1])
+                dense = torch.randn(stop - start, lp.dim, generator=gen) / lp.dim**0.5
+                out += flat[:, start:stop] @ dense
+            parts.append(out)
+        torch.cat(parts, dim=1)  # (B, D)
+        extra["grad_s"] = extra.get("grad_s", 0.0) + t1 - t0
+        extra["proj_s"] = extra.get("proj_s", 0.0) + time.perf_counter() - t1
 
-    run(batches[0])  # warm-up (allocator, kernels), not timed
-    extra = {k: 0.0 for k in extra}
-    timed = batches[1:]
-    t0 = time.perf_counter()
-    for b in timed:
+    return {"logra": logra, "train_step": train_step, "input_grad_only": input_grad_only, "naive": naive}
+
+
+def memory_worker(method: str, model_dir: str, batch_size: int, max_length: int, threads: int) -> dict[str, float]:
+    """Fresh process: peak RSS of one method over 3 batches (after a warm-up) above the setup's peak."""
+    model, projection, batches, _ = _setup(model_dir, 4 if method != "naive" else 2, batch_size, max_length,
+                                           threads)
+    run = _methods(model, projection, {})[method]
+    base = _maxrss_mb()
+    for b in batches:
         run(b)
-    seconds = time.perf_counter() - t0
-    n_samples = sum(b.n_samples for b in timed)
+    return {"base_rss_mb": base, "peak_rss_mb": _maxrss_mb(), "peak_delta_mb": max(0.0, _maxrss_mb() - base)}
+
+
+def speed_worker(model_dir: str, n_batches: int, naive_batches: int, batch_size: int, max_length: int,
+                 threads: int) -> dict[str, float]:
+    """One process, methods interleaved batch by batch so that load drifts on a shared machine hit all
+    of them alike; per-method median batch time. (c) is timed against LoGra on the same batches."""
+    import statistics
+
+    model, projection, batches, tokens_per_sample = _setup(model_dir, n_batches, batch_size, max_length, threads)
+    extra: dict[str, float] = {}
+    methods = _methods(model, projection, extra)
+    fast = ("logra", "train_step", "input_grad_only")
+    for name in fast:
+        methods[name](batches[0])  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fast}
+    for b in batches[1:]:
+        for name in fast:
+            t0 = time.perf_counter()
+            methods[name](b)
+            times[name].append(time.perf_counter() - t0)
+    naive_t, adjacent_logra = [], []
+    for b in batches[1 : naive_batches + 1]:
+        for name, sink in (("logra", adjacent_logra), ("naive", naive_t), ("logra", adjacent_logra)):
+            t0 = time.perf_counter()
+            methods[name](b)
+            sink.append(time.perf_counter() - t0)
+    med = {name: statistics.median(ts) for name, ts in times.items()}
+    n_naive = max(1, len(naive_t)) * batch_size
     return {
-        "samples_per_s": n_samples / seconds, "seconds": seconds, "samples": n_samples,
-        "tokens_per_sample": n_tokens / len(texts), "base_rss_mb": base_rss, "peak_rss_mb": _maxrss_mb(),
-        "peak_delta_mb": max(0.0, _maxrss_mb() - base_rss), "n_params": sum(p.numel() for p in model.parameters()),
-        "projected_dim": projection.dim, **{k: v / max(n_samples, 1) for k, v in extra.items()},
+        **{f"{name}_samples_per_s": batch_size / med[name] for name in fast},
+        "naive_samples_per_s": batch_size / statistics.median(naive_t),
+        "naive_vs_adjacent_logra": statistics.median(naive_t) / statistics.median(adjacent_logra),
+        "naive_grad_ms": 1e3 * extra.get("grad_s", 0.0) / n_naive,
+        "naive_proj_ms": 1e3 * extra.get("proj_s", 0.0) / n_naive,
+        "tokens_per_sample": tokens_per_sample,
+        "n_params": float(sum(p.numel() for p in model.parameters())),
+        "projected_dim": float(projection.dim),
     }
 
 
@@ -180,9 +213,14 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.worker:
-        method, model_dir = args.worker.split("@", 1)
-        print(json.dumps(worker(method, model_dir, args.batches + 1, args.batch_size, args.max_length, args.threads,
-                                args.naive_batches)))
+        kind, model_dir = args.worker.split("@", 1)
+        if kind == "speed":
+            out = speed_worker(model_dir, args.batches + 1, args.naive_batches, args.batch_size, args.max_length,
+                               args.threads)
+        else:
+            out = memory_worker(kind.removeprefix("memory:"), model_dir, args.batch_size, args.max_length,
+                                args.threads)
+        print(json.dumps(out))
         return
 
     from marketplace.settings import get_settings
@@ -195,19 +233,27 @@ def main() -> None:
         build_demo_model(demo_dir, seed=0)
     large_dir = build_large_model(demo_dir, args.large_dir or models_dir / "bench-gpt2-8x256-random")
 
+    def run_worker(kind: str, mdir: Path) -> dict[str, float]:
+        cmd = [sys.executable, __file__, "--worker", f"{kind}@{mdir}", "--batches", str(args.batches),
+               "--naive-batches", str(args.naive_batches), "--batch-size", str(args.batch_size),
+               "--max-length", str(args.max_length), "--threads", str(args.threads)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"worker {kind}@{mdir} failed")
+        result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+
     results: dict[str, dict[str, dict[str, float]]] = {}
     for label, mdir in (("demo", demo_dir), ("large", large_dir)):
+        print(f"[{label}] speed (methods interleaved) ...", file=sys.stderr, flush=True)
+        speed = run_worker("speed", mdir)
         results[label] = {}
         for method in METHODS:
-            cmd = [sys.executable, __file__, "--worker", f"{method}@{mdir}", "--batches", str(args.batches),
-                   "--naive-batches", str(args.naive_batches), "--batch-size", str(args.batch_size),
-                   "--max-length", str(args.max_length), "--threads", str(args.threads)]
-            print(f"[{label}] {LABELS[method]} ...", file=sys.stderr, flush=True)
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"worker {method}@{label} failed")
-            results[label][method] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"[{label}] memory of {LABELS[method]} ...", file=sys.stderr, flush=True)
+            results[label][method] = {"samples_per_s": speed[f"{method}_samples_per_s"],
+                                      **run_worker(f"memory:{method}", mdir)}
+        results[label]["_speed"] = speed
 
     lines = [
         "# Labeling throughput and memory (benchmarks/labeling.py)",
@@ -215,14 +261,16 @@ def main() -> None:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, torch threads = "
         f"{args.threads}, CPU only. Batches of {args.batch_size} real-text samples truncated to {args.max_length} "
         f"tokens; {args.batches} timed batches per method ({args.naive_batches} for (c)) after one warm-up. "
-        "Each row ran in a fresh subprocess; peak Δ = ru_maxrss after − after setup.",
+        "Speed: one process per model, the methods interleaved batch by batch (the machine is shared, so load "
+        "drifts hit every method alike), median batch time. Memory: one fresh subprocess per (method, model), "
+        "peak Δ = ru_maxrss after 3 batches − ru_maxrss after setup (model + data).",
         "",
     ]
     for label, rows in results.items():
-        any_row = next(iter(rows.values()))
+        sp = rows["_speed"]
         lines += [
-            f"## {label} model: {any_row['n_params'] / 1e6:.2f} M parameters, projected dim D = "
-            f"{int(any_row['projected_dim'])}, {any_row['tokens_per_sample']:.0f} tokens/sample",
+            f"## {label} model: {sp['n_params'] / 1e6:.2f} M parameters, projected dim D = "
+            f"{int(sp['projected_dim'])}, {sp['tokens_per_sample']:.0f} tokens/sample",
             "",
             "| method | samples/s | × floor (b) | peak RSS MB | peak Δ MB |",
             "|---|---:|---:|---:|---:|",
@@ -232,17 +280,17 @@ def main() -> None:
             r = rows[method]
             lines.append(f"| {LABELS[method]} | {r['samples_per_s']:.2f} | {r['samples_per_s'] / floor:.2f} | "
                          f"{r['peak_rss_mb']:.0f} | {r['peak_delta_mb']:.0f} |")
-        naive = rows["naive"]
         lines += [
             "",
-            f"(c) per sample: exact gradients {naive['grad_s'] * 1e3:.0f} ms + dense projection "
-            f"{naive['proj_s'] * 1e3:.0f} ms. LoGra is {rows['logra']['samples_per_s'] / naive['samples_per_s']:.0f}× "
-            f"faster than (c) and runs at {rows['logra']['samples_per_s'] / floor:.2f}× the training floor.",
+            f"(c) per sample: exact gradients {sp['naive_grad_ms']:.0f} ms + dense projection "
+            f"{sp['naive_proj_ms']:.0f} ms. Timed right next to LoGra on the same batches, (c) takes "
+            f"{sp['naive_vs_adjacent_logra']:.0f}× as long; LoGra runs at "
+            f"{rows['logra']['samples_per_s'] / floor:.2f}× the training floor.",
             "",
         ]
     large = results["large"]
     goal_speed = large["logra"]["samples_per_s"] >= 0.7 * large["train_step"]["samples_per_s"]
-    goal_naive = large["logra"]["samples_per_s"] >= 10 * large["naive"]["samples_per_s"]
+    goal_naive = large["_speed"]["naive_vs_adjacent_logra"] >= 10
     demo_speed = results["demo"]["logra"]["samples_per_s"] >= 0.7 * results["demo"]["train_step"]["samples_per_s"]
     lines += [
         "## Goals",

@@ -35,7 +35,7 @@ def make_task_runner(kind: Literal["thread", "dask"], max_workers: int, dask_add
     raise ValueError(f"task runner must be 'thread' or 'dask', not {kind!r}")
 
 
-@flow(name="label", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)
+@flow(name="label", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=False)  # type: ignore[arg-type]
 def label(
     campaign: str,
     n: int,
@@ -50,7 +50,7 @@ def label(
         return {**label_summary(plan["label_set_id"]), "reused": True}
     run_dir, label_set_id = plan["run_dir"], plan["label_set_id"]
     try:
-        futures = []
+        futures: list[Any] = []
         for c in range(len(plan["checkpoints"])):
             futures.append(target_gradients.submit(run_dir, c, device, batch_size))
             futures.extend(train_gradients.map(

@@ -95,9 +95,9 @@ def digest(
 
 def _render_summary(d: dict[str, Any]) -> None:
     stats = d.get("stats", {})
-    rows = [(k, d[k]) for k in ("label_set_id", "campaign_id", "status", "n_requested", "n_labeled",
-                               "config_hash", "target_model_digest", "target_data_digest", "projection_seed",
-                               "store_uri", "reused", "shards_computed", "shards_skipped") if k in d]
+    keys = ("label_set_id", "campaign_id", "status", "n_requested", "n_labeled", "config_hash", "target_model_digest",
+            "target_data_digest", "projection_seed", "store_uri", "reused", "shards_computed", "shards_skipped")
+    rows: list[tuple[str, Any]] = [(k, d[k]) for k in keys if k in d]
     rows += [(f"score {k}", v) for k, v in stats.items() if not isinstance(v, list | dict)]
     print_table(f"label set {d.get('label_set_id')}", ["field", "value"], rows)
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from marketplace.valuation.logra import input_embeddings
 from marketplace.valuation.projection import Projection
 from marketplace.valuation.tokenization import TokenBatch, per_sample_loss
 
@@ -34,7 +35,7 @@ def parameter_names_of_layers(projection: Projection) -> list[str]:
 
 
 def _params(model: torch.nn.Module, names: Sequence[str] | None) -> dict[str, torch.Tensor]:
-    named = dict(model.named_parameters(remove_duplicate=True))
+    named: dict[str, torch.Tensor] = dict(model.named_parameters(remove_duplicate=True))
     if names is None:
         return named
     return {n: named[n] for n in names}
@@ -82,7 +83,8 @@ def per_sample_gradients_vmap(
     # masked loss, and its gradient, are the same; the tests check this against the unpadded loop.
     # Token embeddings are looked up outside the model call (inputs_embeds), because transformers
     # inspects input_ids for padding with a data-dependent branch that vmap also forbids.
-    emb_name = next(n for n, m in model.named_modules() if m is model.get_input_embeddings())
+    embeddings = input_embeddings(model)
+    emb_name = next(n for n, m in model.named_modules() if m is embeddings)
 
     def loss_one(w: dict[str, torch.Tensor], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         state = {**frozen, **buffers, **w}

@@ -54,6 +54,7 @@ from marketplace.valuation.runs import (
     resolve_campaign,
     resolve_checkpoints,
 )
+from marketplace.valuation.store import GradientStore
 from marketplace.valuation.target_model import load_target_model_cached
 
 __all__ = [
@@ -129,7 +130,7 @@ def load_query(path: Path, expected: dict[str, str]) -> LinFiKQuery:
                     "another config, model or target set; relabel or delete it"
                 )
         vector = fh.get_tensor("q")
-    return LinFiKQuery(vector=vector, eta=float(meta["eta"]), preconditioner=meta["preconditioner"],  # type: ignore[arg-type]
+    return LinFiKQuery(vector=vector, eta=float(meta["eta"]), preconditioner=meta["preconditioner"],
                        projection_digest=meta["projection_digest"])
 
 
@@ -178,10 +179,13 @@ def score_label_run(session: Session, label_set_id: int, *, device: str | torch.
         g_target = target_store.mean_gradient()  # (D,) float64
         target_losses.append(float(torch.cat([target_store.read_shard(i).losses
                                               for i in range(target_store.n_shards)]).mean()))
+        def gram(_idx: int, columns: slice, store: GradientStore = train) -> tuple[torch.Tensor, int]:
+            return store.gram(columns)
+
         query = build_query(
             g_target, projection, eta=ckpt.eta, preconditioner=config.preconditioner,
             damping_ratio=config.damping_ratio,
-            gram=(lambda _idx, sl, store=train: store.gram(sl)) if config.preconditioner == "fisher" else None,
+            gram=gram if config.preconditioner == "fisher" else None,
             kfac=train.kfac_stats() if config.preconditioner == "kfac" else None,
         )
         _save_query(Path(plan.run_dir) / f"query-c{c}.safetensors", query, _query_meta(plan.to_json(), ckpt, query))

@@ -28,9 +28,18 @@ import torch
 from marketplace.valuation.projection import Projection
 from marketplace.valuation.tokenization import TokenBatch, per_sample_loss
 
-__all__ = ["KFACStats", "LoGraGradientComputer", "ProjectedGradients"]
+__all__ = ["KFACStats", "LoGraGradientComputer", "ProjectedGradients", "input_embeddings"]
 
 log = logging.getLogger(__name__)
+
+
+def input_embeddings(model: torch.nn.Module) -> torch.nn.Module:
+    """The token-embedding module of a transformers model (``get_input_embeddings()``)."""
+    getter = getattr(model, "get_input_embeddings", None)
+    module = getter() if callable(getter) else None
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"{type(model).__name__} has no get_input_embeddings(); LoGra needs a transformers model")
+    return module
 
 
 @dataclass
@@ -140,7 +149,7 @@ class LoGraGradientComputer:
 
             return forward_hook
 
-        handles.append(self.model.get_input_embeddings().register_forward_hook(embedding_hook))
+        handles.append(input_embeddings(self.model).register_forward_hook(embedding_hook))
         for idx, module in enumerate(self._modules):
             handles.append(module.register_forward_hook(make_forward_hook(idx)))
         try:

@@ -139,17 +139,17 @@ def evaluate_linfik_quality(
                              target_batch.loss_mask) if drop_scopes else 0.0
     exact_w, exact_a, drop_a, drop_w = [], [], [], []
     for row in range(len(texts)):
-        g = _one_gradient(model64, params, enc_x, row)
-        dots = [float((gi * ti).sum()) for gi, ti in zip(g, mean_t, strict=True)]
+        g_x = _one_gradient(model64, params, enc_x, row)
+        dots = [float((gi * ti).sum()) for gi, ti in zip(g_x, mean_t, strict=True)]
         exact_a.append(eta * sum(dots))
         exact_w.append(eta * sum(d for d, w in zip(dots, is_watched, strict=True) if w))
         if "all" in drop_scopes:
-            stepped_all = {n: base[n] - eta * gi for n, gi in zip(names, g, strict=True)}
+            stepped_all = {n: base[n] - eta * gi for n, gi in zip(names, g_x, strict=True)}
             drop_a.append(base_loss - _target_loss(model64, stepped_all, target_batch.input_ids,
                                                    target_batch.attention_mask, target_batch.loss_mask))
         if "watched" in drop_scopes:
             stepped_w = {n: (base[n] - eta * gi if w else base[n])
-                         for n, gi, w in zip(names, g, is_watched, strict=True)}
+                         for n, gi, w in zip(names, g_x, is_watched, strict=True)}
             drop_w.append(base_loss - _target_loss(model64, stepped_w, target_batch.input_ids,
                                                    target_batch.attention_mask, target_batch.loss_mask))
     report.seconds["exact_and_drops"] = time.perf_counter() - t0

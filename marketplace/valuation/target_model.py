@@ -47,8 +47,9 @@ DIGEST_FILE_PATTERNS: tuple[str, ...] = (
 
 _CHUNK_BYTES = 1 << 20
 _digest_lock = threading.Lock()
-# transformers builds models on the meta device through process-global patches; two threads loading at
-# once (a thread-pool task runner) can leave parameters on "meta". Loading is serialised.
+# transformers builds models on the meta device through process-global patches, and resolves its lazy
+# attributes non-atomically; two threads loading at once (a thread-pool task runner) can leave
+# parameters on "meta" or fail the import. Loading is serialised.
 _load_lock = threading.Lock()
 _digest_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 
@@ -132,14 +133,15 @@ def load_target_model(
 
     The tokenizer must be a *fast* tokenizer: prompt masking needs its character offsets.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     dev = _check_device(device)
     folder = Path(path).expanduser().resolve()
     digest = digest_model_dir(folder)
     try:
         with _load_lock:
-            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
+            # the import too: transformers' lazy module can fail when two threads resolve it at once
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
