@@ -8,6 +8,7 @@ resumes an interrupted run at its first unfinished shard.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from prefect import flow, unmapped
@@ -45,6 +46,7 @@ def label(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Label ``n`` samples of ``campaign`` (id or name); returns the label set summary."""
+    started = time.perf_counter()
     plan = plan_labels(campaign, n, config or {}, shard_size)
     if plan["already_complete"]:
         return {**label_summary(plan["label_set_id"]), "reused": True}
@@ -65,4 +67,5 @@ def label(
     shard_outcomes = [o for o in outcomes if isinstance(o, dict)]
     summary["shards_computed"] = sum(1 for o in shard_outcomes if o["computed"])
     summary["shards_skipped"] = sum(1 for o in shard_outcomes if not o["computed"])
+    summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary

@@ -305,9 +305,11 @@ def label_sample_ids(
     """Exact LinFiK of the given samples for a campaign (same definition and projection as its labels).
 
     The per-checkpoint query q_c is cached under ``work_dir`` by (campaign, config hash, checkpoint
-    digests, target data). Identity preconditioning computes ḡ_Y here when nothing is cached;
-    ``fisher``/``kfac`` need the train statistics of a finished label set with this config, whose
-    queries are reused (NotFoundError otherwise). Returns {sample id: score}.
+    digests, target data) on first use. When nothing is cached yet, the query of the newest finished
+    label set with this config is reused; failing that, identity preconditioning computes ḡ_Y here,
+    while ``fisher``/``kfac`` (which need a label set's train statistics) raise NotFoundError. The
+    projection is rebuilt from the config (it is deterministic) and checked against the query's.
+    Returns {sample id: score}.
     """
     camp = resolve_campaign(session, campaign)
     checkpoints = resolve_checkpoints(camp, config)
@@ -340,7 +342,8 @@ def label_sample_ids(
         expected = {"config_hash": config.config_hash(), "model_digest": ckpt.digest,
                     "projection_digest": projection.digest(), "target_data_digest": target_digest}
         if not path.exists():
-            query = _find_or_build_query(session, camp.id, config, c, ckpt, projection, model, targets, expected)
+            query = _find_or_build_query(session, camp.id, config, c, ckpt, projection, model, targets, expected,
+                                         batch_size)
             _save_query(path, query, _query_meta(plan_like, ckpt, query))
         query = load_query(path, expected)
         grads = compute_text_gradients(model, projection, texts, prompts, max_length=config.max_length,
@@ -351,7 +354,7 @@ def label_sample_ids(
 
 def _find_or_build_query(
     session: Session, campaign_id: int, config: LinFiKConfig, c: int, ckpt: CheckpointRef, projection: Any,
-    model: Any, targets: Sequence[Any], expected: dict[str, str],
+    model: Any, targets: Sequence[Any], expected: dict[str, str], batch_size: int,
 ) -> LinFiKQuery:
     finished = session.execute(
         select(LabelSet).where(LabelSet.campaign_id == campaign_id, LabelSet.config_hash == config.config_hash(),
@@ -370,7 +373,7 @@ def _find_or_build_query(
             f"({config.preconditioner} preconditioner needs its train statistics); run `marketplace label` first"
         )
     g = compute_text_gradients(model, projection, [t.text for t in targets], [t.prompt_chars for t in targets],
-                               max_length=config.max_length, batch_size=8).grads
+                               max_length=config.max_length, batch_size=batch_size).grads
     log.info("campaign %d: target gradient of %d samples computed for checkpoint %d", campaign_id, len(targets), c)
     return build_query(g.to(torch.float64).mean(dim=0), projection, eta=ckpt.eta, preconditioner="identity")
 
