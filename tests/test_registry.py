@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from marketplace.approx.publish import promote_version, publish_outcome, record_
 from marketplace.approx.registry import MlflowRegistry, model_name_for
 from marketplace.approx.training import TrainingOutcome, train_approximator
 from marketplace.db import ApproximatorEvent, ApproximatorVersion
+from marketplace.errors import NotFoundError
 
 torch.set_num_threads(1)
 
@@ -209,3 +211,38 @@ def test_loopback_tracking_server_round_trip(outcomes: dict[str, TrainingOutcome
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+class _FakeRegistry:
+    """The Registry protocol without MLflow, whose champion cannot be downloaded any more."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[str, str] = {"champion": "1"}
+        self.decisions: list[tuple[str, bool]] = []
+
+    def log_candidate(self, outcome: TrainingOutcome, model_name: str) -> Any:
+        from marketplace.approx.registry import LoggedVersion
+
+        self.aliases["candidate"] = "2"
+        return LoggedVersion(model_name, "2", "run-2")
+
+    def version_for_alias(self, model_name: str, alias: str) -> str | None:
+        return self.aliases.get(alias)
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self.aliases[alias] = version
+
+    def download_bundle(self, model_name: str, version: str, dst: str | Path) -> Path:
+        raise NotFoundError(f"models:/{model_name}/{version} holds no ALinFiK bundle")
+
+    def record_decision(self, logged: Any, decision: Any) -> None:
+        self.decisions.append((logged.version, decision.promote))
+
+
+def test_a_champion_that_cannot_be_re_evaluated_is_not_replaced_silently(tmp_path: Path) -> None:
+    outcome = TrainingOutcome(run_dir=tmp_path, metrics={"approx_spearman": 0.9}, lineage={}, config={},
+                              config_hash="h", n_train=1, n_val=1, n_test=1, epochs=1)
+    registry = _FakeRegistry()
+    pub = publish_outcome(outcome, registry, "alinfik-x", store_root=tmp_path, download_dir=tmp_path, floor=0.5)
+    assert not pub.promoted and "could not be re-evaluated" in pub.reason
+    assert registry.aliases == {"champion": "1", "candidate": "2"} and registry.decisions == [("2", False)]

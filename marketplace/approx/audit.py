@@ -87,13 +87,14 @@ def record_audit(session: Session, score_run_id: int, exact: dict[int, float]) -
     assert campaign is not None  # foreign key
     threshold = float(campaign.audit_threshold)
     ids = sorted(int(i) for i in exact)
-    stored = dict(
-        session.execute(
+    stored: dict[int, float] = {
+        int(r.sample_id): float(r.score)
+        for r in session.execute(
             select(Score.sample_id, Score.score).where(
                 Score.approximator_version_id == run.approximator_version_id, Score.sample_id.in_(ids)
             )
-        ).all()
-    )
+        )
+    }
     missing = [i for i in ids if i not in stored]
     if missing:
         raise ValidationError(f"audit labels for samples {missing[:5]} that this score run's version never scored")

@@ -64,7 +64,7 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncode
         if encoder is None:
             raise ValueError("a fine-tuned bundle needs the encoder to save")
         enc_dir = out / "encoder"
-        encoder.model.save_pretrained(enc_dir)
+        encoder.model.save_pretrained(enc_dir)  # type: ignore[operator]  # a transformers PreTrainedModel
         encoder.tokenizer.save_pretrained(enc_dir)
         # The fine-tuned copy is what this bundle's predictions depend on: reference it by digest.
         ref = EncoderRef(source="path", path="encoder", digest=digest_model_dir(enc_dir))

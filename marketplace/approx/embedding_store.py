@@ -201,8 +201,8 @@ class EmbeddingStore:
         """
         unique_missing: dict[str, int] = {}
         hit = self.contains(keys)
-        for pos in np.flatnonzero(~hit):
-            unique_missing.setdefault(keys[pos], int(pos))
+        for pos in np.flatnonzero(~hit).tolist():
+            unique_missing.setdefault(keys[pos], pos)
         positions = list(unique_missing.values())
         if positions:
             for start in range(0, len(positions), chunk_size):
@@ -217,5 +217,8 @@ class EmbeddingStore:
 
 def open_embedding_store(root: str | Path, ref: EncoderRef, embed: EmbedConfig, dim: int) -> EmbeddingStore:
     """The shared cache for one encoder (by digest) + embedding config; no model is loaded."""
-    manifest = {"encoder_digest": ref.digest, "embed_config": embed.model_dump(mode="json", exclude={"batch_size"})}
+    manifest: dict[str, object] = {
+        "encoder_digest": ref.digest,
+        "embed_config": embed.model_dump(mode="json", exclude={"batch_size"}),
+    }
     return EmbeddingStore(root, embedding_cache_key(ref, embed), manifest, dim)

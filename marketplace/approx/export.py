@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -71,7 +71,7 @@ def resolve_scored_version(session: Session, campaign_id: int, version: str | No
     return row
 
 
-def _scored_rows(version: ApproximatorVersion) -> Select:  # type: ignore[type-arg]
+def _scored_rows(version: ApproximatorVersion) -> Select[Any]:
     return (
         select(
             Sample.id.label("sample_id"),
@@ -89,7 +89,9 @@ def _scored_rows(version: ApproximatorVersion) -> Select:  # type: ignore[type-a
     )
 
 
-def _batches(session: Session, stmt: Select, version: ApproximatorVersion, batch_rows: int) -> Iterator[pd.DataFrame]:  # type: ignore[type-arg]
+def _batches(
+    session: Session, stmt: Select[Any], version: ApproximatorVersion, batch_rows: int
+) -> Iterator[pd.DataFrame]:
     result = session.execute(stmt.execution_options(yield_per=batch_rows))
     for part in result.partitions(batch_rows):
         df = pd.DataFrame([r._asdict() for r in part])

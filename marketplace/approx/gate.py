@@ -49,26 +49,26 @@ def decide_promotion(
     """Pure decision. Strictly better than the champion (a tie keeps the incumbent) and ≥ floor."""
     if not -1.0 <= floor <= 1.0:
         raise ValidationError(f"promotion floor {floor} is not a Spearman correlation in [-1, 1]")
-    args = {"candidate_spearman": candidate_spearman, "floor": floor,
-            "champion_version": champion_version, "champion_spearman": champion_spearman}
+
+    def decision(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, candidate_spearman, floor, champion_version, champion_spearman)
+
     if candidate_spearman < floor:
-        return GateDecision(False, f"held-out Spearman {candidate_spearman:.4f} is below the floor {floor:.4f}", **args)
+        return decision(False, f"held-out Spearman {candidate_spearman:.4f} is below the floor {floor:.4f}")
     if champion_version is None or champion_spearman is None:
-        return GateDecision(
-            True, f"no champion yet and held-out Spearman {candidate_spearman:.4f} clears the floor {floor:.4f}", **args
+        return decision(
+            True, f"no champion yet and held-out Spearman {candidate_spearman:.4f} clears the floor {floor:.4f}"
         )
     if candidate_spearman > champion_spearman:
-        return GateDecision(
+        return decision(
             True,
             f"held-out Spearman {candidate_spearman:.4f} beats champion v{champion_version} "
             f"({champion_spearman:.4f} on the same held-out labels) and clears the floor {floor:.4f}",
-            **args,
         )
-    return GateDecision(
+    return decision(
         False,
         f"held-out Spearman {candidate_spearman:.4f} does not beat champion v{champion_version} "
         f"({champion_spearman:.4f} on the same held-out labels)",
-        **args,
     )
 
 

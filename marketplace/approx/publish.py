@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from marketplace.approx.gate import DEFAULT_FLOOR, GateDecision, decide_promotion, evaluate_bundle_on_holdout
 from marketplace.approx.training import TrainingOutcome
 from marketplace.db import ApproximatorEvent, ApproximatorVersion
-from marketplace.errors import NotFoundError, ValidationError
+from marketplace.errors import MarketplaceError, NotFoundError, ValidationError
 
 __all__ = [
     "CANDIDATE",
@@ -91,13 +91,28 @@ def publish_outcome(
     logged = registry.log_candidate(outcome, model_name)
     candidate_spearman = float(outcome.metrics["approx_spearman"])
     champion_spearman = None
+    failure = None
     if champion is not None:
-        bundle = registry.download_bundle(model_name, champion, download_dir)
-        holdout = pd.read_parquet(outcome.holdout_path)
-        champion_spearman = evaluate_bundle_on_holdout(bundle, holdout, store_root=store_root, device=device).spearman
-    decision = decide_promotion(
-        candidate_spearman, floor=floor, champion_version=champion, champion_spearman=champion_spearman
-    )
+        try:
+            bundle = registry.download_bundle(model_name, champion, download_dir)
+            holdout = pd.read_parquet(outcome.holdout_path)
+            champion_spearman = evaluate_bundle_on_holdout(
+                bundle, holdout, store_root=store_root, device=device
+            ).spearman
+        except MarketplaceError as exc:  # e.g. its encoder is no longer installed
+            failure = str(exc)
+            log.warning("champion %s v%s could not be re-evaluated: %s", model_name, champion, exc)
+    if failure is not None:
+        decision = GateDecision(
+            False,
+            f"champion v{champion} could not be re-evaluated on the held-out labels ({failure}); kept out to be "
+            "safe — promote explicitly with `marketplace registry promote` if intended",
+            candidate_spearman, floor, champion, None,
+        )
+    else:
+        decision = decide_promotion(
+            candidate_spearman, floor=floor, champion_version=champion, champion_spearman=champion_spearman
+        )
     if decision.promote:
         registry.set_alias(model_name, CHAMPION, logged.version)
     registry.record_decision(logged, decision)

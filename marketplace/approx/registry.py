@@ -32,7 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from marketplace.approx.gate import GateDecision
-from marketplace.approx.publish import CANDIDATE, CHAMPION
+from marketplace.approx.publish import CANDIDATE, CHAMPION, LoggedLike
 from marketplace.approx.registry_pyfunc import AlinfikPyfunc
 from marketplace.approx.training import TrainingOutcome
 from marketplace.errors import ConfigError, ConflictError, NotFoundError
@@ -225,7 +225,7 @@ class MlflowRegistry:
         self.get_version(model_name, version)  # NotFoundError for an unknown version
         self.client.set_registered_model_alias(model_name, alias, version)
 
-    def record_decision(self, logged: LoggedVersion, decision: GateDecision) -> None:
+    def record_decision(self, logged: LoggedLike, decision: GateDecision) -> None:
         verdict = "promoted" if decision.promote else "rejected"
         for key, value in (("promotion_decision", verdict), ("promotion_reason", decision.reason)):
             self.client.set_tag(logged.run_id, key, value)

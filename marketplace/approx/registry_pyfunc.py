@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from marketplace.errors import ValidationError
 
 __all__ = ["AlinfikPyfunc"]
 
 
-class AlinfikPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class AlinfikPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         from marketplace.approx.bundle import Approximator, load_bundle
 

@@ -53,7 +53,7 @@ class LabelScaler:
         if kind not in ("standard", "quantile"):
             raise ValidationError(f"unknown label transform {kind!r} in a model bundle")
         return cls(
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             mean=float(meta["mean"]),  # type: ignore[arg-type]
             std=float(meta["std"]),  # type: ignore[arg-type]
             knots_z=np.asarray(arrays.get("scaler_knots_z", np.zeros(0)), dtype=np.float64),

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.approx.bundle import Approximator
@@ -72,8 +72,8 @@ def find_version(session: Session, campaign_id: int, model_name: str, version: s
     return row
 
 
-def _unscored(version_id: int, first_owners_only: bool) -> list:  # type: ignore[type-arg]
-    conds = [
+def _unscored(version_id: int, first_owners_only: bool) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [
         ~exists().where(Score.sample_id == Sample.id, Score.approximator_version_id == version_id),
     ]
     if first_owners_only:
@@ -150,7 +150,10 @@ def load_shard(
     texts: dict[int, str] = {}
     if need.any():
         pos = np.flatnonzero(need)
-        by_id = dict(session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids[pos].tolist()))).all())
+        by_id: dict[int, str] = {
+            int(r.id): r.text
+            for r in session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids[pos].tolist())))
+        }
         texts = {int(p): by_id[int(ids[p])] for p in pos}
     return ShardInput(score_run_id, run.approximator_version_id, ids, hashes, texts)
 
