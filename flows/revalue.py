@@ -5,7 +5,8 @@ champion → price the period. Every stage is its own flow, run here as a subflo
 idempotent: re-ingesting the same bytes returns the existing submission, labeling and training run
 only when the pool changed (marketplace.revaluation), scoring only scores what the champion has not
 scored, and pricing posts per submission only the difference to what was credited before. Earlier
-credits are adjusted by new entries, never rewritten.
+credits are adjusted by new entries, never rewritten. ``label`` and ``score`` run on the task runner
+the settings name (``MKT_TASK_RUNNER`` / ``MKT_DASK_ADDRESS``, see flows.runners).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from prefect import flow
 from flows.ingest import ingest
 from flows.label import label
 from flows.price import pricing
+from flows.runners import with_configured_runner
 from flows.score import score
 from flows.train import train
 from marketplace.revaluation import current_period
@@ -48,10 +50,10 @@ def revaluation(
     plan = plan_revaluation_task(campaign, force)
     summary["plan"] = plan
     if plan["relabel"]:
-        summary["label"] = label(campaign, n_labels, label_config or {}, device=device)
+        summary["label"] = with_configured_runner(label)(campaign, n_labels, label_config or {}, device=device)
     if plan["retrain"]:
         label_set_id = summary["label"]["label_set_id"] if "label" in summary else plan["latest_label_set_id"]
         summary["train"] = train(campaign, label_set_id, train_config or {}, promotion_floor, device)
-    summary["score"] = score(campaign, audit_n=audit_n, device=device)
+    summary["score"] = with_configured_runner(score)(campaign, audit_n=audit_n, device=device)
     summary["price"] = pricing(campaign, summary["period"], pricing_policy, summary["score"]["score_run_id"])
     return summary

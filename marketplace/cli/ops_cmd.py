@@ -24,6 +24,10 @@ def revalue(
     n_labels: int = typer.Option(2000, "--n-labels", min=1, help="Samples to label exactly when relabeling."),
     force: bool = typer.Option(False, "--force", help="Relabel and retrain even if the pool did not change."),
     device: str = typer.Option("cpu", "--device", help="Torch device for labeling and scoring."),
+    promotion_floor: float = typer.Option(
+        0.5, "--promotion-floor", min=-1.0, max=1.0,
+        help="Smallest held-out Spearman(approximator, labels) for a new version to become champion."),
+    audit_n: int = typer.Option(100, "--audit-n", min=1, help="Samples audited against exact LinFiK after scoring."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run ingest-new → label → train → score → price for CAMPAIGN (the `revalue` flow)."""
@@ -32,7 +36,7 @@ def revalue(
     from flows.revalue import revaluation
 
     summary = revaluation(campaign, period=period, inbox=str(inbox) if inbox else None, n_labels=n_labels,
-                          force=force, device=device)
+                          force=force, device=device, promotion_floor=promotion_floor, audit_n=audit_n)
 
     def render(s: dict[str, Any]) -> None:
         plan = s["plan"]
