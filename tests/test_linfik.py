@@ -129,7 +129,10 @@ def test_kfac_statistics_from_hooks_match_explicit_activations_and_output_gradie
     real = batch.attention_mask.bool()
     for lp in proj.layers:
         name = lp.layer.name
-        x = inputs[name][real] @ lp.dense_in().double().T  # (N_tok, r_in)
+        x = inputs[name][real]  # (N_tok, n_in)
+        if lp.bias:
+            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)  # the bias's constant input
+        x = x @ lp.dense_in().double().T  # (N_tok, r_in [+1])
         d = outputs[name].grad.reshape(-1, lp.layer.n_out) @ lp.dense_out().double().T  # (B·T, r_out)
         torch.testing.assert_close(out.kfac.a_sum[name], x.T @ x, rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(out.kfac.s_sum[name], d.T @ d, rtol=1e-9, atol=1e-14)

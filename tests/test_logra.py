@@ -71,6 +71,7 @@ MODELS = {"gpt2-conv1d": tiny_gpt2, "llama-linear": tiny_llama}
 def test_hooks_equal_projected_exact_gradients(arch: str, prompt: bool) -> None:
     model = MODELS[arch]()
     proj = build_projection(model, ProjectionConfig(rank_in=8, rank_out=6, seed=3))
+    assert all(lp.bias == (arch == "gpt2-conv1d") for lp in proj.layers)  # Llama-style layers have no bias
     lengths = [12, 5, 9, 12, 3]
     batch = padded_batch(lengths, prompt_tokens=[4, 2, 6, 1, 1] if prompt else None)
     fast = LoGraGradientComputer(model, proj, output_dtype=torch.float64).compute(batch).grads
@@ -85,6 +86,23 @@ def test_hooks_equal_projected_exact_gradients(arch: str, prompt: bool) -> None:
         assert rel_err(fast[i], slow[i]) < 1e-4
     # and the gradients are not trivially zero
     assert float(slow.norm()) > 1e-3
+
+
+def test_bias_column_can_be_left_out() -> None:
+    model = tiny_gpt2()
+    with_bias = build_projection(model, ProjectionConfig(rank_in=8, rank_out=6))
+    without = build_projection(model, ProjectionConfig(rank_in=8, rank_out=6, include_bias=False))
+    assert with_bias.dim == without.dim + sum(lp.rank_out for lp in with_bias.layers)
+    batch = padded_batch([9, 4, 7])
+    a = LoGraGradientComputer(model, with_bias, output_dtype=torch.float64).compute(batch).grads
+    b = LoGraGradientComputer(model, without, output_dtype=torch.float64).compute(batch).grads
+    # dropping the bias column of every block leaves exactly the weight-only projection
+    keep = torch.cat([torch.arange(sl.start, sl.stop).view(lp.rank_out, lp.cols)[:, :-1].reshape(-1)
+                      for lp, sl in zip(with_bias.layers, with_bias.layer_slices(), strict=True)])
+    assert rel_err(a[:, keep], b) < 1e-12
+    slow = project_exact_gradients(per_sample_gradients_loop(model, batch, parameter_names_of_layers(without)),
+                                   without)
+    assert rel_err(b, slow) < 1e-4
 
 
 def test_gpt2_watches_conv1d_and_llama_watches_linear() -> None:

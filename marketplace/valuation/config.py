@@ -66,12 +66,18 @@ class ProjectionConfig(_Frozen):
     dimension is the identity (nothing to compress there). Matrices are Gaussian / sqrt(r) from a
     CPU generator seeded by (seed, layer name, side), so E[PᵀP] = I and inner products are
     preserved in expectation (Johnson–Lindenstrauss).
+
+    ``include_bias``: a watched layer's bias is treated as one more input column of constant 1
+    (homogeneous coordinate), so its gradient Σ_t δ_t is projected by P_out and kept as the last
+    column of the layer's block (r_out × (r_in + 1)). On GPT-2-style models the biases carry much
+    of ⟨ḡ_Y, g(x)⟩ (see benchmarks/results/linfik_quality.md); Llama-style layers have none.
     """
 
     rank_in: int = Field(default=64, ge=1, le=65536)
     rank_out: int = Field(default=64, ge=1, le=65536)
     seed: int = Field(default=0, ge=0)
     module_patterns: tuple[str, ...] = DEFAULT_MODULE_PATTERNS
+    include_bias: bool = True
 
     @field_validator("module_patterns")
     @classmethod

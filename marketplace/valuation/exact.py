@@ -30,8 +30,14 @@ __all__ = [
 
 
 def parameter_names_of_layers(projection: Projection) -> list[str]:
-    """The ``.weight`` parameter names of the watched layers, in projection order."""
-    return [f"{lp.layer.name}.weight" for lp in projection.layers]
+    """The parameters LoGra covers, in projection order: each watched ``.weight`` (and ``.bias`` when
+    the projection includes it)."""
+    names = []
+    for lp in projection.layers:
+        names.append(f"{lp.layer.name}.weight")
+        if lp.bias:
+            names.append(f"{lp.layer.name}.bias")
+    return names
 
 
 def _params(model: torch.nn.Module, names: Sequence[str] | None) -> dict[str, torch.Tensor]:
@@ -96,12 +102,17 @@ def per_sample_gradients_vmap(
 
 
 def project_exact_gradients(grads: dict[str, torch.Tensor], projection: Projection) -> torch.Tensor:
-    """P_out · G_i · P_inᵀ per watched layer, flattened and concatenated: (B, D) in the grads' dtype."""
+    """P_out · G_i · P_inᵀ per watched layer, flattened and concatenated: (B, D) in the grads' dtype.
+
+    With a bias, G_i = [∇W | ∇b] (n_out × (n_in + 1)) and P_in = blockdiag(P_in, 1).
+    """
     parts = []
     for lp in projection.layers:
         g = grads[f"{lp.layer.name}.weight"]  # (B, n_out, n_in) Linear, (B, n_in, n_out) Conv1D
         if lp.layer.kind == "conv1d":
             g = g.transpose(1, 2)
+        if lp.bias:
+            g = torch.cat([g, grads[f"{lp.layer.name}.bias"].unsqueeze(-1)], dim=2)  # (B, n_out, n_in + 1)
         p_out = lp.dense_out().to(g.dtype)
         p_in = lp.dense_in().to(g.dtype)
         parts.append(torch.einsum("ro,boi,si->brs", p_out, g, p_in).reshape(g.shape[0], -1))

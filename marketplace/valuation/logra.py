@@ -46,8 +46,9 @@ def input_embeddings(model: torch.nn.Module) -> torch.nn.Module:
 class KFACStats:
     """Sums for K-FAC in the projected space, per layer name (float64).
 
-    a_sum[l] = Σ over real tokens of x̃ x̃ᵀ (r_in, r_in); s_sum[l] = Σ over samples and tokens of
-    δ̃ δ̃ᵀ (r_out, r_out). A = a_sum / n_tokens, S = s_sum / n_samples (see ``preconditioner``).
+    a_sum[l] = Σ over real tokens of x̃ x̃ᵀ (r_in + b, r_in + b; with a bias x̃ ends with a constant 1);
+    s_sum[l] = Σ over samples and tokens of δ̃ δ̃ᵀ (r_out, r_out). A = a_sum / n_tokens,
+    S = s_sum / n_samples (see ``preconditioner``).
     """
 
     a_sum: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -122,6 +123,7 @@ class LoGraGradientComputer:
         def make_forward_hook(idx: int) -> Callable[[torch.nn.Module, Any, torch.Tensor], None]:
             name = self.projection.layers[idx].layer.name
             p_in_t, p_out_t = self._p_in_t[idx], self._p_out_t[idx]
+            with_bias = self.projection.layers[idx].bias
 
             def forward_hook(_mod: torch.nn.Module, inputs: Any, out: torch.Tensor) -> None:
                 if not out.requires_grad:
@@ -129,6 +131,8 @@ class LoGraGradientComputer:
                 with torch.no_grad():
                     x = inputs[0].detach()
                     x_proj = x if p_in_t is None else x @ p_in_t  # (B, T, r_in)
+                    if with_bias:  # homogeneous coordinate: the bias sees a constant input 1
+                        x_proj = torch.cat([x_proj, x_proj.new_ones(*x_proj.shape[:-1], 1)], dim=-1)  # (B, T, r_in+1)
                     if kfac is not None:
                         flat = x_proj.reshape(-1, x_proj.shape[-1])
                         a = (flat * real.reshape(-1, 1)).t() @ flat  # (r_in, r_in)
@@ -137,7 +141,7 @@ class LoGraGradientComputer:
                 def grad_hook(grad: torch.Tensor) -> None:
                     with torch.no_grad():
                         d_proj = grad if p_out_t is None else grad @ p_out_t  # (B, T, r_out)
-                        g = torch.bmm(d_proj.transpose(1, 2), x_proj)  # (B, r_out, r_in)
+                        g = torch.bmm(d_proj.transpose(1, 2), x_proj)  # (B, r_out, r_in [+1])
                         flat_g = g.reshape(bsz, -1)
                         prev = blocks[idx]
                         blocks[idx] = flat_g if prev is None else prev + flat_g  # a module used twice

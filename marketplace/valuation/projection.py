@@ -4,7 +4,11 @@ For a watched linear layer with input dimension n_in and output dimension n_out,
 weight gradient G = Σ_t δ_t x_tᵀ (n_out × n_in, the ``nn.Linear`` convention; a transformers
 ``Conv1D`` stores its weight transposed, so its ``weight.grad`` is Gᵀ) is projected to
 G̃ = P_out G P_inᵀ (r_out × r_in) and flattened row-major. Layers are concatenated in model order,
-so a sample's projected gradient is one vector of length Σ_l r_out,l · r_in,l.
+so a sample's projected gradient is one vector of length Σ_l r_out,l · (r_in,l + b_l).
+
+Bias (``ProjectionConfig.include_bias``, b_l = 1 when the layer has one): the layer is treated as
+acting on [x; 1], so its full gradient is [G | Σ_t δ_t] (n_out × (n_in + 1)) and P_in becomes
+blockdiag(P_in, 1): the last column of the projected block is P_out Σ_t δ_t.
 
 Matrices: entries N(0, 1) / sqrt(r) drawn from a CPU ``torch.Generator`` seeded from (seed, layer
 name, side, shape) — so E[PᵀP] = I (inner products are preserved in expectation), a layer's matrix
@@ -44,25 +48,42 @@ class WatchedLayer:
     kind: LayerKind
     n_in: int
     n_out: int
+    has_bias: bool = False
 
 
 @dataclass(frozen=True)
 class LayerProjection:
-    """Projection of one layer. ``p_in`` (r_in, n_in) / ``p_out`` (r_out, n_out); None = identity."""
+    """Projection of one layer. ``p_in`` (r_in, n_in) / ``p_out`` (r_out, n_out); None = identity.
+
+    ``bias``: the block has one more column, the projected bias gradient (see module doc).
+    """
 
     layer: WatchedLayer
     rank_in: int
     rank_out: int
     p_in: torch.Tensor | None
     p_out: torch.Tensor | None
+    bias: bool = False
+
+    @property
+    def cols(self) -> int:
+        """Columns of the projected block: r_in, plus one for the bias."""
+        return self.rank_in + int(self.bias)
 
     @property
     def dim(self) -> int:
-        return self.rank_in * self.rank_out
+        return self.cols * self.rank_out
 
     def dense_in(self) -> torch.Tensor:
-        """P_in as a dense (r_in, n_in) matrix (identity materialised), for tests and oracles."""
-        return self.p_in if self.p_in is not None else torch.eye(self.layer.n_in)
+        """P_in as a dense matrix (identity materialised; blockdiag(P_in, 1) with a bias):
+        (r_in + b, n_in + b). For tests and oracles."""
+        p = self.p_in if self.p_in is not None else torch.eye(self.layer.n_in)
+        if not self.bias:
+            return p
+        out = torch.zeros(p.shape[0] + 1, p.shape[1] + 1, dtype=p.dtype)
+        out[:-1, :-1] = p
+        out[-1, -1] = 1.0
+        return out
 
     def dense_out(self) -> torch.Tensor:
         return self.p_out if self.p_out is not None else torch.eye(self.layer.n_out)
@@ -94,7 +115,8 @@ def find_watched_layers(model: torch.nn.Module, patterns: tuple[str, ...]) -> li
             n_out, n_in = weight.shape
         else:  # Conv1D: out = x @ W + b with W (n_in, n_out)
             n_in, n_out = weight.shape
-        layers.append(WatchedLayer(name=name, kind=kind, n_in=int(n_in), n_out=int(n_out)))
+        has_bias = getattr(module, "bias", None) is not None
+        layers.append(WatchedLayer(name=name, kind=kind, n_in=int(n_in), n_out=int(n_out), has_bias=has_bias))
     if not layers:
         sample = ", ".join(linear_names[:12]) or "(none)"
         raise ConfigError(
@@ -153,7 +175,7 @@ class Projection:
             "dim": self.dim,
             "layers": [
                 {"name": lp.layer.name, "kind": lp.layer.kind, "n_in": lp.layer.n_in, "n_out": lp.layer.n_out,
-                 "rank_in": lp.rank_in, "rank_out": lp.rank_out}
+                 "has_bias": lp.layer.has_bias, "rank_in": lp.rank_in, "rank_out": lp.rank_out, "bias": lp.bias}
                 for lp in self.layers
             ],
         }
@@ -191,11 +213,13 @@ class Projection:
         tensors = load_file(str(path))
         layers = tuple(
             LayerProjection(
-                layer=WatchedLayer(name=m["name"], kind=m["kind"], n_in=m["n_in"], n_out=m["n_out"]),
+                layer=WatchedLayer(name=m["name"], kind=m["kind"], n_in=m["n_in"], n_out=m["n_out"],
+                                   has_bias=m["has_bias"]),
                 rank_in=m["rank_in"],
                 rank_out=m["rank_out"],
                 p_in=tensors.get(f"{m['name']}.p_in"),
                 p_out=tensors.get(f"{m['name']}.p_out"),
+                bias=m["bias"],
             )
             for m in meta["layers"]
         )
@@ -209,7 +233,8 @@ def build_projection(model: torch.nn.Module, config: ProjectionConfig) -> Projec
         r_in, r_out = min(config.rank_in, wl.n_in), min(config.rank_out, wl.n_out)
         p_in = _side_matrix(config.seed, wl.name, "in", r_in, wl.n_in)
         p_out = _side_matrix(config.seed, wl.name, "out", r_out, wl.n_out)
-        layers.append(LayerProjection(layer=wl, rank_in=r_in, rank_out=r_out, p_in=p_in, p_out=p_out))
+        layers.append(LayerProjection(layer=wl, rank_in=r_in, rank_out=r_out, p_in=p_in, p_out=p_out,
+                                      bias=wl.has_bias and config.include_bias))
     proj = Projection(config=config, layers=tuple(layers))
     log.info("LoGra projection: %d layers, %d dims per sample (ranks ≤ %d × %d)",
              len(layers), proj.dim, config.rank_out, config.rank_in)

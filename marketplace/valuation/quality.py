@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from marketplace.valuation.config import ProjectionConfig
+from marketplace.valuation.exact import parameter_names_of_layers
 from marketplace.valuation.gradients import compute_text_gradients
 from marketplace.valuation.linfik import build_query, score_against_query
 from marketplace.valuation.projection import build_projection
@@ -119,7 +120,7 @@ def evaluate_linfik_quality(
     model64 = copy.deepcopy(target.model).double().eval()
     named = dict(model64.named_parameters())
     names = list(named)
-    watched = {f"{lp.layer.name}.weight" for lp in projection.layers}
+    watched = set(parameter_names_of_layers(projection))
     is_watched = [n in watched for n in names]
     report.watched_params = sum(named[n].numel() for n in names if n in watched)
     report.all_params = sum(p.numel() for p in named.values())
