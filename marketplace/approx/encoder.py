@@ -190,6 +190,23 @@ class TextEncoder:
         return out
 
 
+def _truncate_blocks(model: nn.Module, layer: int, path: Path) -> None:
+    """Keep blocks ``[0, layer)`` so that the last hidden state *is* hidden state ``layer``.
+
+    BERT-style encoders (``model.encoder.layer``, a ModuleList, no final norm after the blocks) only;
+    the config is updated too, so a fine-tuned copy saves and reloads with ``layer`` blocks.
+    """
+    blocks = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(blocks, nn.ModuleList):
+        raise ConfigError(
+            f"encoder at {path} is not BERT-style (no encoder.layer blocks); use embed layer -1 (the last hidden state)"
+        )
+    if layer > len(blocks):
+        raise ConfigError(f"embed layer {layer} does not exist: the encoder at {path} has {len(blocks)} blocks")
+    model.encoder.layer = blocks[:layer]  # type: ignore[union-attr]
+    model.config.num_hidden_layers = layer  # type: ignore[union-attr]
+
+
 def load_encoder(
     ref: EncoderRef | None = None,
     embed: EmbedConfig | None = None,
@@ -218,6 +235,8 @@ def load_encoder(
     except OSError as exc:
         raise ConfigError(f"cannot load an encoder from {path}: {exc}") from exc
     model.eval()
+    if embed.layer >= 0:
+        _truncate_blocks(model, embed.layer, path)
     if embed.precision == "int8":
         if torch.device(device).type != "cpu":
             raise ConfigError("int8 dynamic quantisation runs on the CPU only; use precision float32 or bfloat16")

@@ -92,6 +92,7 @@ def train(
     rank_weight: float = typer.Option(0.5, "--rank-weight", help="Weight of the pairwise ranking loss (0: MSE only)."),
     label_transform: str = typer.Option("quantile", "--label-transform", help="quantile or standard."),
     max_length: int = typer.Option(256, "--max-length", help="Encoder tokens per text."),
+    layer: int = typer.Option(4, "--layer", help="Encoder hidden state to pool (-1: last = sentence-transformers)."),
     precision: str = typer.Option("float32", "--precision", help="Embedding precision: float32, bfloat16 or int8."),
     floor: float = typer.Option(0.5, "--floor", help="Minimum held-out Spearman to become champion."),
     encoder: Path | None = typer.Option(None, "--encoder",
@@ -109,7 +110,7 @@ def train(
     overrides: dict[str, Any] = {
         "mode": mode, "seed": cfg.seed if seed is None else seed, "n_heads": heads, "hidden_dim": hidden, "lr": lr,
         "rank_weight": rank_weight, "label_transform": label_transform,
-        "embed": {"max_length": max_length, "precision": precision},
+        "embed": {"layer": layer, "max_length": max_length, "precision": precision},
     }
     if mode == "finetune":
         overrides.update({"max_epochs": 4, "patience": 2, "batch_size": 16})
