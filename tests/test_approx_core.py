@@ -271,3 +271,33 @@ def test_minilm_matches_sentence_transformers() -> None:
     )
     np.testing.assert_allclose(ours, reference, atol=2e-5)
     assert ours.shape == (16, 384)
+
+
+def test_bundle_round_trip_legacy_config_and_tampering(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    import json
+
+    from marketplace.approx.bundle import ModelBundle, load_bundle, save_bundle
+    from marketplace.approx.config import canonical_hash
+
+    gen = torch.Generator().manual_seed(0)
+    heads = HeadEnsemble(2, 32, 8, 0.0, gen)
+    params = {k: v.detach().numpy() for k, v in heads.state_dict().items()}
+    scaler = fit_scaler(np.random.default_rng(0).normal(size=50), "quantile")
+    bundle = ModelBundle(ApproxConfig(hidden_dim=8, n_heads=2), _tiny_ref(tiny_encoder_dir), params, scaler,
+                         lineage={"label_set_id": "7"})
+    out = save_bundle(bundle, tmp_path / "b")
+    back = load_bundle(out)
+    assert back.config == bundle.config and back.lineage == {"label_set_id": "7"}
+    np.testing.assert_array_equal(back.head_params["w1"], params["w1"])
+    np.testing.assert_array_equal(back.scaler.knots_y, scaler.knots_y)
+    # A bundle written before `embed.layer` existed keeps the meaning it was trained with (last layer).
+    meta = json.loads((out / "bundle.json").read_text())
+    del meta["config"]["embed"]["layer"]
+    meta["config_hash"] = canonical_hash(meta["config"])
+    (out / "bundle.json").write_text(json.dumps(meta))
+    assert load_bundle(out).config.embed.layer == -1
+    # An edited config no longer matches its hash: refused.
+    meta["config"]["hidden_dim"] = 9
+    (out / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(ManifestMismatchError, match="recorded hash"):
+        load_bundle(out)

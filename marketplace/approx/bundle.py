@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from marketplace.approx.config import ApproxConfig
+from marketplace.approx.config import ApproxConfig, canonical_hash, upgrade_config
 from marketplace.approx.encoder import EncoderRef, TextEncoder, digest_model_dir, embedding_cache_key, load_encoder
 from marketplace.approx.heads import predict_numpy
 from marketplace.approx.scaling import LabelScaler
@@ -98,9 +98,9 @@ def load_bundle(path: str | Path) -> ModelBundle:
         raise ManifestMismatchError(
             f"bundle {root} has format {meta.get('format')}, this code reads {BUNDLE_FORMAT}; retrain or upgrade"
         )
-    config = ApproxConfig.model_validate(meta["config"])
-    if config.config_hash() != meta["config_hash"]:
+    if canonical_hash(meta["config"]) != meta["config_hash"]:
         raise ManifestMismatchError(f"bundle {root}: config does not match its recorded hash; the file was edited")
+    config = ApproxConfig.model_validate(upgrade_config(meta["config"]))
     arrays = load_file(str(root / "heads.safetensors"))
     ref = EncoderRef.from_dict(meta["encoder"])
     encoder_dir = None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ApproxConfig", "EmbedConfig", "Mode", "Precision", "canonical_hash"]
+__all__ = ["ApproxConfig", "EmbedConfig", "Mode", "Precision", "canonical_hash", "upgrade_config"]
 
 Mode = Literal["frozen", "finetune"]
 Precision = Literal["float32", "bfloat16", "int8"]
@@ -99,3 +99,19 @@ class ApproxConfig(BaseModel):
 
     def config_hash(self) -> str:
         return canonical_hash(self.model_dump(mode="json"))
+
+
+# Fields added after the first saved configs, with the value that reproduces what those configs did.
+# A stored config is verified against its hash as written, then upgraded with these, so an old model
+# keeps its meaning even when a new default differs.
+_LEGACY_EMBED_DEFAULTS: dict[str, object] = {"layer": -1}
+
+
+def upgrade_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """A stored ApproxConfig dict with fields it predates filled in with their legacy values."""
+    out = dict(raw)
+    embed = dict(out.get("embed") or {})
+    for key, value in _LEGACY_EMBED_DEFAULTS.items():
+        embed.setdefault(key, value)
+    out["embed"] = embed
+    return out

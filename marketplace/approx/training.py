@@ -25,7 +25,7 @@ import pandas as pd
 
 from marketplace.approx.baselines import predict_target_cosine, predict_tfidf_ridge
 from marketplace.approx.bundle import Approximator, ModelBundle, save_bundle
-from marketplace.approx.config import ApproxConfig
+from marketplace.approx.config import ApproxConfig, canonical_hash
 from marketplace.approx.data import LabeledData
 from marketplace.approx.embedding_store import open_embedding_store
 from marketplace.approx.encoder import EncoderRef, TextEncoder, load_encoder
@@ -171,7 +171,7 @@ def load_outcome(run_dir: str | Path) -> TrainingOutcome:
     if not path.is_file():
         raise NotFoundError(f"{root} holds no training outcome (outcome.json); train first")
     raw = json.loads(path.read_text(encoding="utf-8"))
-    if ApproxConfig.model_validate(raw["config"]).config_hash() != raw["config_hash"]:
+    if canonical_hash(raw["config"]) != raw["config_hash"]:
         raise ManifestMismatchError(f"{path}: the config does not match its hash; the file was edited")
     fields = {k: raw[k] for k in TrainingOutcome.__dataclass_fields__ if k != "run_dir"}
     return TrainingOutcome(run_dir=root, **fields)
