@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,9 +97,18 @@ def plan_scores(campaign_id: int, approximator_version_id: int, resolved_from: s
     return {"score_run_id": plan.score_run_id, "n_todo": plan.n_todo, "shards": plan.shards}
 
 
-@functools.lru_cache(maxsize=4)
+_PREDICTOR_LOCK = threading.Lock()
+
+
 def _predictor(bundle_dir: str, store_root: str, device: str) -> tuple[Approximator, EmbeddingStore | None]:
-    """One loaded model (+ its embedding store) per process, reused by every shard it runs."""
+    """One loaded model (+ its embedding store) per process, reused by every shard it runs (shard tasks
+    on a thread pool ask for it concurrently: the lock makes them share one)."""
+    with _PREDICTOR_LOCK:
+        return _load_predictor(bundle_dir, store_root, device)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_predictor(bundle_dir: str, store_root: str, device: str) -> tuple[Approximator, EmbeddingStore | None]:
     bundle = load_bundle(bundle_dir)
     approx = Approximator(bundle, device=device)
     store = None

