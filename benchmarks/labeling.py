@@ -135,8 +135,10 @@ def _methods(model, projection, extra: dict[str, float]) -> dict:  # type: ignor
         t1 = time.perf_counter()
         gen = torch.Generator().manual_seed(0)
         parts = []
-        for lp, name in zip(projection.layers, names, strict=True):
-            flat = grads[name].reshape(grads[name].shape[0], -1)  # (B, n_in·n_out)
+        for lp in projection.layers:
+            flat = grads[f"{lp.layer.name}.weight"].flatten(1)  # (B, n_in·n_out)
+            if lp.bias:
+                flat = torch.cat([flat, grads[f"{lp.layer.name}.bias"]], dim=1)  # (B, n_in·n_out + n_out)
             out = torch.zeros(flat.shape[0], lp.dim)
             for start in range(0, flat.shape[1], NAIVE_CHUNK_ROWS):  # (chunk, r·r) blocks of the dense matrix
                 stop = min(start + NAIVE_CHUNK_ROWS, flat.shape[1])

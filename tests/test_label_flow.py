@@ -77,6 +77,7 @@ def test_cli_label_json_export_list_show(prefect_harness: None, campaign_id: int
     assert missing.exit_code == 3 and "does not exist" in missing.output
 
 
+@pytest.mark.slow
 def test_label_flow_dask_local_cluster(prefect_harness: None, campaign_id: int) -> None:
     result = runner.invoke(app, ["label", str(campaign_id), "--n", "12", *SMALL, "--task-runner", "dask",
                                  "--workers", "2", "--json"])

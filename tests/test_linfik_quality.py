@@ -20,6 +20,8 @@ from marketplace.valuation.target_model import load_target_model
 from marketplace.valuation.text_source import stdlib_text
 from tests.test_label_fixtures import texts
 
+pytestmark = pytest.mark.slow
+
 SMALL_REAL = DemoModelConfig(arch="gpt2", n_layer=2, d_model=64, n_head=2, context=128, vocab_size=1024,
                              text_chars=300_000, train_steps=120, batch_size=16, seq_len=64, warmup_steps=10)
 

@@ -20,7 +20,7 @@ import copy
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -52,7 +52,6 @@ class FitResult:
     best_epochs: list[int]  # per head
     encoder_state: dict[str, torch.Tensor] | None = None  # fine-tuned encoder weights (finetune mode)
     stopped_early: bool = False
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def split_indices(keys: Sequence[str], config: ApproxConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
