@@ -11,6 +11,7 @@ the pool did not change, scoring is incremental and pricing is idempotent.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,15 @@ import typer
 from marketplace.cli.common import JsonOpt, apply_offline_env, console, emit, handle_errors, open_db, settings
 
 __all__ = ["register"]
+
+
+def _keep_prefect_runs(home: Path) -> Path | None:
+    """Without a Prefect server (PREFECT_API_URL), the flows run against a temporary one whose database
+    lives in PREFECT_HOME: put it under MKT_HOME (unless set) so `prefect server start` shows the runs."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    return Path(os.environ["PREFECT_HOME"])
 
 
 def _stage(name: str, t0: float, timings: dict[str, float], as_json: bool) -> float:
@@ -53,12 +63,14 @@ def demo(
     size = DEMO_SIZES["small" if small else "default"]
     cfg = settings()
     cfg.ensure_home()
+    prefect_home = _keep_prefect_runs(cfg.home)
     period = period or current_period()
     root = cfg.home / "demo" / size.name
     timings: dict[str, float] = {}
     started = t0 = time.perf_counter()
 
-    model = build_demo_model(cfg.resolved_models_dir / f"demo-{size.name}",
+    # Both sizes train the model alike, so they share one folder (and one build).
+    model = build_demo_model(cfg.resolved_models_dir / f"demo-{size.model_train_steps}steps-seed{seed}",
                              DemoModelConfig(train_steps=size.model_train_steps), seed=seed)
     t0 = _stage(f"target model {'reused' if model.cached else 'built'}: {model.path}", t0, timings, as_json)
 
@@ -118,13 +130,17 @@ def demo(
             "reports": str(reports_dir),
             "mlflow": cfg.resolved_mlflow_tracking_uri,
             "mlflow_ui": f"mlflow ui --backend-store-uri {cfg.resolved_mlflow_tracking_uri} --port 5000",
-            "prefect_ui": "prefect server start  # then open http://127.0.0.1:4200 (runs of this process were "
-                          "recorded by its temporary server; set PREFECT_API_URL to keep them)",
+            "prefect_ui": (f"PREFECT_HOME={prefect_home} prefect server start  # then open http://127.0.0.1:4200"
+                           if prefect_home else f"the UI of the Prefect server at {os.environ['PREFECT_API_URL']}"),
         },
     }
 
     def render(d: dict[str, Any]) -> None:
+        from rich.console import Console
         from rich.table import Table
+
+        # Not a terminal (a log, a pipe): rich would squeeze everything into 80 columns and cut the names.
+        out = console if console.is_terminal else Console(width=max(console.width, 120))
 
         table = Table(title=f"{d['campaign']} · period {d['period']} · {d['seconds']:.0f} s")
         for col in ("provider", "samples", "duplicates", "quarantined", "value share", "payout"):
@@ -132,10 +148,10 @@ def demo(
         for r in d["providers"]:
             table.add_row(r.provider, str(r.samples), str(r.duplicates), str(r.quarantined),
                           f"{100 * r.value_share:.1f}%", r.payout)
-        console.print(table)
-        console.print(f"ledger verify: {'ok' if d['ledger_ok'] else 'FAILED'}")
+        out.print(table)
+        out.print(f"ledger verify: {'ok' if d['ledger_ok'] else 'FAILED'}")
         for key, value in d["where"].items():
-            console.print(f"{key:>10}: {value}", highlight=False)
+            out.print(f"{key:>10}: {value}", highlight=False)
 
     emit(result, as_json, render)
     if not verify.ok:
