@@ -112,6 +112,16 @@ def bench_embedding(n: int) -> list[dict[str, Any]]:
     return rows
 
 
+# The default (MiniLM pooled at block 4) in three precisions, and float32 at the last block (the
+# sentence-transformers embedding) to show what the block choice is worth.
+QUALITY_VARIANTS: dict[str, dict[str, Any]] = {
+    "float32": {},
+    "bfloat16": {"precision": "bfloat16"},
+    "int8": {"precision": "int8"},
+    "float32, last block (layer -1)": {"layer": -1},
+}
+
+
 def quality_by_precision(n: int, labels_home: str | None, campaign: str | None) -> tuple[str, dict[str, float]]:
     """Held-out Spearman of the default approximator trained on embeddings of each precision."""
     from marketplace.approx.config import ApproxConfig, EmbedConfig
@@ -136,12 +146,12 @@ def quality_by_precision(n: int, labels_home: str | None, campaign: str | None) 
         source = f"proxy labels (topic relevance of Python-doc paragraphs, n={len(texts)})"
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for precision in ("float32", "bfloat16", "int8"):
-            cfg = ApproxConfig(embed=EmbedConfig(precision=precision))  # type: ignore[arg-type]
-            res = train_approximator(data, cfg, store_root=Path(tmp) / "emb", run_dir=Path(tmp) / precision)
-            out[precision] = res.metrics["approx_spearman"]
-            out[f"tfidf_{precision}"] = res.metrics["tfidf_ridge_spearman"]
-            out[f"cosine_{precision}"] = res.metrics["target_cosine_spearman"]
+        for variant, embed in QUALITY_VARIANTS.items():
+            cfg = ApproxConfig(embed=EmbedConfig(**embed))  # type: ignore[arg-type]
+            res = train_approximator(data, cfg, store_root=Path(tmp) / "emb", run_dir=Path(tmp) / variant)
+            out[variant] = res.metrics["approx_spearman"]
+            out[f"tfidf_{variant}"] = res.metrics["tfidf_ridge_spearman"]
+            out[f"cosine_{variant}"] = res.metrics["target_cosine_spearman"]
     return source, out
 
 
@@ -283,10 +293,10 @@ def main() -> None:
                   "between these embeddings and the float32 ones.", ""]
     if "q" not in skip:
         source, q = quality_by_precision(args.n_quality, args.labels_home, args.campaign)
-        lines += ["## Quality by embedding precision (held-out Spearman of the default approximator)", "",
-                  f"Labels: {source}.", "", "| precision | ALinFiK | Δ vs float32 | TF-IDF + ridge | target cosine |",
+        lines += ["## Quality by embedding precision and block (held-out Spearman of the default approximator)", "",
+                  f"Labels: {source}.", "", "| embedding | ALinFiK | Δ vs float32 | TF-IDF + ridge | target cosine |",
                   "|---|---|---|---|---|"]
-        for p in ("float32", "bfloat16", "int8"):
+        for p in QUALITY_VARIANTS:
             lines.append(f"| {p} | {q[p]:.4f} | {q[p] - q['float32']:+.4f} | {q[f'tfidf_{p}']:.4f} | "
                          f"{q[f'cosine_{p}']:.4f} |")
         lines.append("")

@@ -9,12 +9,14 @@ accepted, first-owner samples that the approximator never saw (not in its label 
   embed     cosine of the sample's MiniLM embedding to the mean target embedding (the baseline),
 
 the top ``--fraction`` (20%) of the pool is selected and the demo target model is fine-tuned on it
-(same optimiser, steps and batch order for every method at a given seed); the score is the mean
-token loss on the target *validation* set (held-out Python-doc topics, disjoint from the campaign's
-target data). ``none`` is the model before fine-tuning. "gain recovered" is
-(loss_none − loss_method) / (loss_none − loss_exact).
+(same batch order for every selector at a given seed), in each of two regimes: plain SGD with a small
+step on each sample's mean token loss (the update LinFiK linearises) and the usual AdamW on the token
+loss. The score is the mean token loss on the target *validation* set (held-out Python-doc topics,
+disjoint from the campaign's target data). "gain recovered" is
+(loss before − loss_method) / (loss before − loss_exact).
 
 Run:  python benchmarks/selection.py [--home MKT_HOME] [--campaign demo-python-docs] [--pool 1500]
+                                     [--seeds 0 1 2] [--regimes sgd:0.03:4 adamw:3e-4:2:token]
 Writes benchmarks/results/selection.md and selection.png.
 """
 
@@ -140,7 +142,7 @@ def _mean_loss(model: Any, encoded: Any, batch_size: int) -> float:
 
 
 def _finetune(model_dir: Path, encoded: Any, rows: np.ndarray, *, seed: int, epochs: int, lr: float,
-              batch_size: int) -> Any:
+              batch_size: int, optimizer: str, weighting: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     from marketplace.valuation.tokenization import per_sample_loss
@@ -148,15 +150,20 @@ def _finetune(model_dir: Path, encoded: Any, rows: np.ndarray, *, seed: int, epo
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    opt = (torch.optim.SGD(model.parameters(), lr=lr) if optimizer == "sgd"
+           else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0))
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         perm = rows[torch.randperm(len(rows), generator=gen).numpy()]
         for start in range(0, len(perm), batch_size):
             batch = encoded.batch(perm[start:start + batch_size])
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            n_tok = batch.loss_mask[:, 1:].sum(dim=1).to(logits.dtype)
-            loss = (per_sample_loss(logits, batch.input_ids, batch.loss_mask) * n_tok).sum() / n_tok.sum().clamp_min(1)
+            per_sample = per_sample_loss(logits, batch.input_ids, batch.loss_mask)
+            if weighting == "sample":  # LinFiK's loss: every sample's mean token loss counts once
+                loss = per_sample.mean()
+            else:  # the usual LM loss: every token counts once
+                n_tok = batch.loss_mask[:, 1:].sum(dim=1).to(logits.dtype)
+                loss = (per_sample * n_tok).sum() / n_tok.sum().clamp_min(1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -170,24 +177,48 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearman(a, b))
 
 
-def _plot(results: dict[str, list[float]], none_loss: float, path: Path) -> None:
+@dataclass(frozen=True)
+class Regime:
+    optimizer: str  # sgd | adamw
+    lr: float
+    epochs: int
+    weighting: str  # sample | token
+
+    @property
+    def name(self) -> str:
+        return f"{self.optimizer} lr {self.lr:g}, {self.epochs} epochs, {self.weighting}-weighted"
+
+
+def _parse_regime(text: str) -> Regime:
+    """``OPTIMIZER:LR:EPOCHS[:WEIGHTING]``, e.g. ``sgd:0.03:4`` or ``adamw:3e-4:2:token``."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or parts[0] not in ("sgd", "adamw"):
+        raise argparse.ArgumentTypeError(f"regime {text!r}: expected OPTIMIZER:LR:EPOCHS[:WEIGHTING], "
+                                         "OPTIMIZER sgd or adamw, WEIGHTING sample or token")
+    weighting = parts[3] if len(parts) == 4 else "sample"
+    if weighting not in ("sample", "token"):
+        raise argparse.ArgumentTypeError(f"regime {text!r}: weighting must be sample or token")
+    return Regime(parts[0], float(parts[1]), int(parts[2]), weighting)
+
+
+def _plot(results: dict[str, dict[str, list[float]]], none_loss: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(results)
-    means = [float(np.mean(results[m])) for m in names]
-    stds = [float(np.std(results[m])) for m in names]
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.8), squeeze=False)
     colours = ["#4C72B0", "#55A868", "#C44E52", "#8172B2", "#937860"]
-    ax.bar(names, means, yerr=stds, capsize=4, color=colours[: len(names)])
-    ax.axhline(none_loss, color="grey", linestyle="--", label="before fine-tuning")
-    lo = min(min(means) - 2 * max([*stds, 0.0]), none_loss) - 0.02
-    ax.set_ylim(lo, max(none_loss, max(means)) + 0.02)
-    ax.set_ylabel("target validation loss (nats/token)")
-    ax.set_title("Fine-tuning on the top 20% of the pool, by selector")
-    ax.legend(loc="upper right", fontsize=8)
+    for ax, (regime, losses) in zip(axes[0], results.items(), strict=True):
+        names = list(losses)
+        means = np.asarray([np.mean(losses[m]) for m in names]) - none_loss
+        stds = [float(np.std(losses[m])) for m in names]
+        ax.bar(names, means, yerr=stds, capsize=4, color=colours[: len(names)])
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_title(regime, fontsize=9)
+        ax.set_ylabel("Δ target validation loss vs before (nats/token)")
+    fig.suptitle(f"Fine-tuning the demo target model on the top 20% of the pool (before: {none_loss:.4f})",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -200,11 +231,12 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=1500, help="Candidate pool size.")
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--regimes", type=_parse_regime, nargs="+",
+                    default=[Regime("sgd", 0.03, 4, "sample"), Regime("adamw", 3e-4, 2, "token")],
+                    help="Fine-tuning regimes OPTIMIZER:LR:EPOCHS[:WEIGHTING]. Default: plain SGD on the "
+                         "per-sample loss (the update LinFiK linearises) and the usual AdamW on the token loss.")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--full", action="store_true", help="Also fine-tune on the whole pool (reference).")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection.md")
     args = ap.parse_args()
@@ -221,93 +253,93 @@ def main() -> None:
     pool, camp, model_dir = _load_pool(args.campaign, args.pool, seed=12345, work_dir=home / "selection",
                                        chunk=250)
     target = load_target_model(model_dir)
-    tok = target.tokenizer
-    validation_path = home / "demo" / "default" / "corpus" / "target" / "validation.jsonl"
-    if args.campaign != "demo-python-docs":
-        validation_path = Path(camp.target_data_path).with_name("validation.jsonl")
+    validation_path = Path(camp.target_data_path).with_name("validation.jsonl")
+    if not validation_path.exists():
+        raise SystemExit(f"no validation set at {validation_path}: the campaign's target data must come from a "
+                         "built corpus (marketplace corpus build / marketplace demo)")
     validation = [json.loads(line)["text"] for line in validation_path.read_text(encoding="utf-8").splitlines()
                   if line.strip()]
-    val_enc = encode_texts(tok, validation, None, max_length=args.max_length)
-    pool_enc = encode_texts(tok, pool.texts, pool.prompt_chars, max_length=args.max_length)
+    val_enc = encode_texts(target.tokenizer, validation, None, max_length=args.max_length)
+    pool_enc = encode_texts(target.tokenizer, pool.texts, pool.prompt_chars, max_length=args.max_length)
     none_loss = _mean_loss(target.model, val_enc, 32)
     _log(f"validation: {len(validation)} texts; loss before fine-tuning {none_loss:.4f}")
 
     k = max(1, round(args.fraction * len(pool.texts)))
-    methods = list(METHODS) + (["all pool"] if args.full else [])
-    losses: dict[str, list[float]] = {m: [] for m in methods}
-    picked_providers: dict[str, dict[str, int]] = {}
-    for seed in args.seeds:
-        for method in methods:
-            rows = np.arange(len(pool.texts)) if method == "all pool" else _select(pool, method, k, seed)
-            if seed == args.seeds[0]:
-                counts: dict[str, int] = {}
-                for r in rows:
-                    counts[pool.providers[r]] = counts.get(pool.providers[r], 0) + 1
-                picked_providers[method] = counts
-            t0 = time.perf_counter()
-            model = _finetune(model_dir, pool_enc, np.asarray(rows), seed=seed, epochs=args.epochs, lr=args.lr,
-                              batch_size=args.batch_size)
-            loss = _mean_loss(model, val_enc, 32)
-            losses[method].append(loss)
-            _log(f"seed {seed} {method:>8}: validation loss {loss:.4f} ({time.perf_counter() - t0:.0f} s)")
+    results: dict[str, dict[str, list[float]]] = {}
+    for regime in args.regimes:
+        losses: dict[str, list[float]] = {m: [] for m in METHODS}
+        for seed in args.seeds:
+            for method in METHODS:
+                t0 = time.perf_counter()
+                model = _finetune(model_dir, pool_enc, _select(pool, method, k, seed), seed=seed,
+                                  epochs=regime.epochs, lr=regime.lr, batch_size=args.batch_size,
+                                  optimizer=regime.optimizer, weighting=regime.weighting)
+                losses[method].append(_mean_loss(model, val_enc, 32))
+                _log(f"{regime.name} | seed {seed} {method:>8}: validation loss {losses[method][-1]:.4f} "
+                     f"({time.perf_counter() - t0:.0f} s)")
+        results[regime.name] = losses
 
-    mean = {m: float(np.mean(v)) for m, v in losses.items()}
-    exact_gain = none_loss - mean["exact"]
     s = pool.scores
-    top = {m: set(_select(pool, m, k, args.seeds[0]).tolist()) for m in ("alinfik", "embed")}
-    top_exact = set(_select(pool, "exact", k, args.seeds[0]).tolist())
+    top_exact = set(_select(pool, "exact", k, 0).tolist())
+    overlap = {m: len(set(_select(pool, m, k, 0).tolist()) & top_exact) / k for m in ("alinfik", "embed", "random")}
+    providers = sorted(set(pool.providers))
     lines = [
         "# Data selection by valuation scores (benchmarks/selection.py)",
         "",
-        f"Campaign `{args.campaign}` of a default `marketplace demo`; pool of {len(pool.texts)} unlabeled first-owner "
-        f"samples; each selector keeps the top {args.fraction:.0%} ({k} samples). Fine-tuning: AdamW lr {args.lr:g}, "
-        f"{args.epochs} epochs, batch {args.batch_size}, max {args.max_length} tokens, seeds {args.seeds}. "
-        f"Validation: {len(validation)} held-out Python-doc topics (not the campaign's target data). "
+        f"Campaign `{args.campaign}` of a default `marketplace demo`; a pool of {len(pool.texts)} first-owner samples "
+        f"the approximator never saw (not in its label set); each selector keeps the top {args.fraction:.0%} "
+        f"({k} samples) and the demo target model is fine-tuned on them (batch {args.batch_size}, max "
+        f"{args.max_length} tokens; same batch order for every selector at a given seed; seeds {args.seeds}). "
+        f"Score: mean token loss on {len(validation)} held-out Python-doc topics (the campaign's validation "
+        f"set, not its target data); before fine-tuning {none_loss:.4f}. \"gain recovered\" = "
+        "(loss before − loss) / (loss before − loss with exact LinFiK). "
         f"Wall time {time.perf_counter() - t_start:.0f} s on {torch.get_num_threads()} CPU threads.",
         "",
-        "| selector | validation loss (mean ± sd) | per seed | gain vs none | gain recovered (of exact) |",
-        "|---|---:|---|---:|---:|",
-        f"| none (before fine-tuning) | {none_loss:.4f} | | 0 | 0% |",
     ]
-    for m in methods:
-        v = np.asarray(losses[m])
-        gain = none_loss - v.mean()
-        rec = f"{100 * gain / exact_gain:.0f}%" if exact_gain > 0 else "n/a"
-        lines.append(f"| {m} | {v.mean():.4f} ± {v.std():.4f} | {', '.join(f'{x:.4f}' for x in v)} | "
-                     f"{gain:.4f} | {rec} |")
+    verdicts = []
+    for regime, losses in results.items():
+        mean = {m: float(np.mean(v)) for m, v in losses.items()}
+        exact_gain = none_loss - mean["exact"]
+        lines += [f"## {regime}", "",
+                  "| selector | validation loss (mean ± sd) | per seed | gain vs before | gain recovered |",
+                  "|---|---:|---|---:|---:|"]
+        for m in METHODS:
+            v = np.asarray(losses[m])
+            gain = none_loss - v.mean()
+            rec = f"{100 * gain / exact_gain:.0f}%" if exact_gain > 0 else "n/a"
+            lines.append(f"| {m} | {v.mean():.4f} ± {v.std():.4f} | {', '.join(f'{x:.4f}' for x in v)} | "
+                         f"{gain:+.4f} | {rec} |")
+        lines.append("")
+        verdicts.append(
+            f"- {regime}: ALinFiK {'beats' if mean['alinfik'] < mean['random'] else 'does NOT beat'} random "
+            f"({mean['alinfik']:.4f} vs {mean['random']:.4f}); "
+            + (f"it recovers {100 * (none_loss - mean['alinfik']) / exact_gain:.0f}% of exact LinFiK's gain"
+               if exact_gain > 0 else "exact LinFiK's selection did not lower the validation loss")
+            + f"; ALinFiK {'≤' if mean['alinfik'] <= mean['exact'] else '>'} exact.")
     lines += [
+        "## Agreement on the pool",
         "",
-        f"Agreement on the pool: Spearman(ALinFiK, exact) = {_spearman(s['alinfik'], s['exact']):.3f}, "
-        f"Spearman(embedding cosine, exact) = {_spearman(s['embed'], s['exact']):.3f}; overlap of the top "
-        f"{args.fraction:.0%} with exact's: ALinFiK {len(top['alinfik'] & top_exact) / k:.0%}, "
-        f"embedding {len(top['embed'] & top_exact) / k:.0%}.",
+        f"Spearman(ALinFiK, exact LinFiK) = {_spearman(s['alinfik'], s['exact']):.3f}; "
+        f"Spearman(embedding cosine, exact) = {_spearman(s['embed'], s['exact']):.3f}. Overlap of the top "
+        f"{args.fraction:.0%} with exact LinFiK's: ALinFiK {overlap['alinfik']:.0%}, embedding {overlap['embed']:.0%}, "
+        f"random {overlap['random']:.0%} (seed 0).",
         "",
-        "Selected samples by provider (first seed):",
+        "Selected samples per provider (seed 0):",
         "",
-        "| selector | " + " | ".join(sorted({p for c in picked_providers.values() for p in c})) + " |",
-        "|---|" + "---:|" * len({p for c in picked_providers.values() for p in c}),
+        "| selector | " + " | ".join(providers) + " |",
+        "|---|" + "---:|" * len(providers),
+        "| pool | " + " | ".join(str(pool.providers.count(p)) for p in providers) + " |",
     ]
-    provs = sorted({p for c in picked_providers.values() for p in c})
-    for m, c in picked_providers.items():
-        lines.append(f"| {m} | " + " | ".join(str(c.get(p, 0)) for p in provs) + " |")
-    verdict_between = mean["alinfik"] < mean["random"]
-    lines += [
-        "",
-        "## Verdict",
-        "",
-        f"- ALinFiK beats random: **{'yes' if verdict_between else 'no'}** "
-        f"({mean['alinfik']:.4f} vs {mean['random']:.4f}).",
-        f"- ALinFiK recovers {100 * (none_loss - mean['alinfik']) / exact_gain:.0f}% of exact LinFiK's gain"
-        if exact_gain > 0 else "- exact LinFiK selection did not lower the validation loss",
-        "",
-        "![selection](selection.png)",
-        "",
-    ]
+    for m in METHODS:
+        rows = _select(pool, m, k, 0)
+        picked = [pool.providers[r] for r in rows]
+        lines.append(f"| {m} | " + " | ".join(str(picked.count(p)) for p in providers) + " |")
+    lines += ["", "## Verdict", "", *verdicts, "", f"![selection]({args.out.with_suffix('.png').name})", ""]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
-    _plot({m: losses[m] for m in methods}, none_loss, args.out.with_suffix(".png"))
+    _plot(results, none_loss, args.out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
