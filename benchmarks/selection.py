@@ -224,6 +224,51 @@ def _plot(results: dict[str, dict[str, list[float]]], none_loss: float, path: Pa
     plt.close(fig)
 
 
+def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_enc: Any, val_enc: Any,
+                    none_loss: float, t_start: float) -> None:
+    """Fine-tune on ``--per-provider`` random pool samples of one provider at a time (first regime)."""
+    regime = args.regimes[0]
+    providers = sorted(set(pool.providers))
+    by_provider = {p: np.flatnonzero(np.asarray(pool.providers) == p) for p in providers}
+    n = min([args.per_provider, *(len(v) for v in by_provider.values())])
+    losses: dict[str, list[float]] = {p: [] for p in providers}
+    for seed in args.seeds:
+        for p in providers:
+            rows = np.random.default_rng(2000 + seed).choice(by_provider[p], size=n, replace=False)
+            model = _finetune(model_dir, pool_enc, rows, seed=seed, epochs=regime.epochs, lr=regime.lr,
+                              batch_size=args.batch_size, optimizer=regime.optimizer, weighting=regime.weighting)
+            losses[p].append(_mean_loss(model, val_enc, 32))
+            _log(f"providers | seed {seed} {p:>18}: validation loss {losses[p][-1]:.4f}")
+    mean_scores = {p: (float(pool.scores["alinfik"][by_provider[p]].mean()),
+                       float(pool.scores["exact"][by_provider[p]].mean())) for p in providers}
+    order = sorted(providers, key=lambda p: float(np.mean(losses[p])))
+    lines = [
+        "# Which providers' data helps the target model? (benchmarks/selection.py --part providers)",
+        "",
+        f"The ground truth for the demo's provider ranking: the demo target model fine-tuned on {n} random pool "
+        f"samples of one provider at a time ({regime.name}, batch {args.batch_size}, seeds {args.seeds}; the "
+        f"samples change with the seed), scored by the mean token loss on {len(val_enc.ids)} held-out Python-doc "
+        f"topics (before fine-tuning {none_loss:.4f}); next to it the provider's mean ALinFiK and exact LinFiK "
+        f"score over its pool samples. Wall time {time.perf_counter() - t_start:.0f} s.",
+        "",
+        "| provider | validation loss (mean ± sd) | gain vs before | mean ALinFiK | mean exact LinFiK |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for p in order:
+        v = np.asarray(losses[p])
+        lines.append(f"| {p} | {v.mean():.4f} ± {v.std():.4f} | {none_loss - v.mean():+.4f} | "
+                     f"{mean_scores[p][0]:+.3e} | {mean_scores[p][1]:+.3e} |")
+    gains = np.asarray([none_loss - float(np.mean(losses[p])) for p in providers])
+    lines += ["", f"Spearman over providers between the measured gain and the mean ALinFiK score: "
+                  f"{_spearman(gains, np.asarray([mean_scores[p][0] for p in providers])):.3f}; and the mean exact "
+                  f"LinFiK: {_spearman(gains, np.asarray([mean_scores[p][1] for p in providers])):.3f}.", ""]
+    text = "\n".join(lines)
+    print(text)
+    out = args.out.with_name("selection_providers.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--home", type=Path, default=None, help="MKT_HOME of a finished `marketplace demo`.")
@@ -237,6 +282,11 @@ def main() -> None:
                          "per-sample loss (the update LinFiK linearises) and the usual AdamW on the token loss.")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--part", choices=("selectors", "providers"), default="selectors",
+                    help="selectors: the selection table (selection.md); providers: fine-tune on an equal-sized "
+                         "random sample of each provider's pool samples, a ground truth for the providers' ranking "
+                         "(selection_providers.md, first regime only).")
+    ap.add_argument("--per-provider", type=int, default=150, help="Samples per provider for --part providers.")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection.md")
     args = ap.parse_args()
@@ -264,6 +314,9 @@ def main() -> None:
     none_loss = _mean_loss(target.model, val_enc, 32)
     _log(f"validation: {len(validation)} texts; loss before fine-tuning {none_loss:.4f}")
 
+    if args.part == "providers":
+        _providers_part(args, pool, model_dir, pool_enc, val_enc, none_loss, t_start)
+        return
     k = max(1, round(args.fraction * len(pool.texts)))
     results: dict[str, dict[str, list[float]]] = {}
     for regime in args.regimes:
