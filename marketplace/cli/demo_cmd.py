@@ -25,7 +25,11 @@ __all__ = ["register"]
 
 def _keep_prefect_runs(home: Path) -> Path | None:
     """Without a Prefect server (PREFECT_API_URL), the flows run against a temporary one whose database
-    lives in PREFECT_HOME: put it under MKT_HOME (unless set) so `prefect server start` shows the runs."""
+    lives in PREFECT_HOME: put it under MKT_HOME (unless set) so `prefect server start` shows the runs.
+
+    The demo runs on embedded defaults, so a profile in ~/.prefect is then not read: a server must be
+    named by the PREFECT_API_URL environment variable.
+    """
     if os.environ.get("PREFECT_API_URL"):
         return None
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
