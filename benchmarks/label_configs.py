@@ -25,12 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, add_demo_home_args
 
 CONFIGS: dict[str, dict[str, object]] = {
     "identity": {},
@@ -66,8 +61,7 @@ def _copy_home(src: Path, dst: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", type=Path, default=None, help="MKT_HOME of a finished `marketplace demo`.")
-    ap.add_argument("--campaign", default="demo-python-docs")
+    add_demo_home_args(ap)
     ap.add_argument("--n", type=int, default=2400, help="Labels per configuration.")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "label_configs.md")

@@ -33,12 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT
 
 NAIVE_CHUNK_ROWS = 16384  # rows of the dense projection generated at a time (16384 × 4096 × 4 B = 256 MiB)
 METHODS = ("logra", "train_step", "input_grad_only", "naive")

@@ -31,15 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from _common import ROOT, add_demo_home_args
 
 METHODS = ("alinfik", "exact", "random", "embed")
 
@@ -271,8 +265,7 @@ def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", type=Path, default=None, help="MKT_HOME of a finished `marketplace demo`.")
-    ap.add_argument("--campaign", default="demo-python-docs")
+    add_demo_home_args(ap)
     ap.add_argument("--pool", type=int, default=1500, help="Candidate pool size.")
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
