@@ -15,10 +15,12 @@ not depend on the weights), over the *same* batches of real text:
 
 Memory: torch's CPU allocator is invisible to tracemalloc, so every (method, model) runs in a fresh
 subprocess and reports ru_maxrss (peak resident set) after setup and after the method; "peak Δ" is
-the difference, i.e. the extra memory the method needed on top of model + data.
+the difference, i.e. the extra memory the method needed on top of model + data. With ``--device cuda``
+the same columns hold torch's CUDA allocator instead (allocated after setup, peak allocated during the
+method), and every timed call ends with ``torch.cuda.synchronize()`` before the clock is read.
 
-Run:  python benchmarks/labeling.py [--model-dir DIR] [--batches 8] [--batch-size 8] [--threads 2]
-Writes benchmarks/results/labeling.md.
+Run:  python benchmarks/labeling.py [--model-dir DIR] [--batches 8] [--batch-size 8] [--threads 2] [--device cpu]
+Writes benchmarks/results/labeling.md (benchmarks/results/gpu_check.md records a CUDA run).
 """
 
 from __future__ import annotations
@@ -55,7 +57,25 @@ def _texts(n: int, seed: int) -> list[str]:
     except ImportError:
         from marketplace.valuation.text_source import stdlib_text as general_text  # type: ignore[assignment]
     paras = [p for p in general_text(2_000_000, seed=seed) if len(p) >= 500]
+    if 0 < len(paras) < n:  # a machine with few text sources (no Debian dictionaries): repeat, speed is the same
+        print(f"only {len(paras)} texts of >= 500 chars; repeating them to {n}", file=sys.stderr)
+        paras = paras * -(-n // len(paras))
     return paras[:n]
+
+
+def _device_type(device: str) -> str:
+    import torch
+
+    return torch.device(device).type
+
+
+def _sync_for(device: str):  # type: ignore[no-untyped-def]
+    """What makes a timing honest on ``device``: CUDA kernels run asynchronously until synchronised."""
+    import torch
+
+    if _device_type(device) == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
 
 
 def build_large_model(demo_dir: Path, out: Path) -> Path:
@@ -77,7 +97,8 @@ def build_large_model(demo_dir: Path, out: Path) -> Path:
     return out
 
 
-def _setup(model_dir: str, n_batches: int, batch_size: int, max_length: int, threads: int) -> tuple:  # type: ignore[type-arg]
+def _setup(model_dir: str, n_batches: int, batch_size: int, max_length: int, threads: int,
+           device: str = "cpu") -> tuple:  # type: ignore[type-arg]
     import torch
 
     torch.set_num_threads(threads)
@@ -86,15 +107,15 @@ def _setup(model_dir: str, n_batches: int, batch_size: int, max_length: int, thr
     from marketplace.valuation.target_model import load_target_model
     from marketplace.valuation.tokenization import encode_texts
 
-    target = load_target_model(model_dir)
+    target = load_target_model(model_dir, device=device)
     texts = _texts(n_batches * batch_size, seed=11)
     enc = encode_texts(target.tokenizer, texts, None, max_length=max_length)
-    batches = [enc.batch(range(i, i + batch_size)) for i in range(0, len(texts), batch_size)]
+    batches = [enc.batch(range(i, i + batch_size)).to(target.device) for i in range(0, len(texts), batch_size)]
     tokens_per_sample = float(enc.lengths.mean())
     return target.model, build_projection(target.model, ProjectionConfig()), batches, tokens_per_sample
 
 
-def _methods(model, projection, extra: dict[str, float]) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _methods(model, projection, extra: dict[str, float], sync=lambda: None) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """name → run(batch): the four ways of getting (projected) gradients out of one batch."""
     import torch
 
@@ -105,6 +126,7 @@ def _methods(model, projection, extra: dict[str, float]) -> dict:  # type: ignor
     comp = LoGraGradientComputer(model, projection)
     emb = model.get_input_embeddings()
     names = parameter_names_of_layers(projection)
+    device = next(model.parameters()).device
 
     def logra(b):  # type: ignore[no-untyped-def]
         comp.compute(b)
@@ -127,31 +149,46 @@ def _methods(model, projection, extra: dict[str, float]) -> dict:  # type: ignor
     def naive(b):  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
         grads = per_sample_gradients_vmap(model, b, names)  # name → (B, *weight.shape)
+        sync()
         t1 = time.perf_counter()
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator(device=device).manual_seed(0)
         parts = []
         for lp in projection.layers:
             flat = grads[f"{lp.layer.name}.weight"].flatten(1)  # (B, n_in·n_out)
             if lp.bias:
                 flat = torch.cat([flat, grads[f"{lp.layer.name}.bias"]], dim=1)  # (B, n_in·n_out + n_out)
-            out = torch.zeros(flat.shape[0], lp.dim)
+            out = torch.zeros(flat.shape[0], lp.dim, device=device)
             for start in range(0, flat.shape[1], NAIVE_CHUNK_ROWS):  # (chunk, r·r) blocks of the dense matrix
                 stop = min(start + NAIVE_CHUNK_ROWS, flat.shape[1])
-                dense = torch.randn(stop - start, lp.dim, generator=gen) / lp.dim**0.5
+                dense = torch.randn(stop - start, lp.dim, generator=gen, device=device) / lp.dim**0.5
                 out += flat[:, start:stop] @ dense
             parts.append(out)
         torch.cat(parts, dim=1)  # (B, D)
+        sync()
         extra["grad_s"] = extra.get("grad_s", 0.0) + t1 - t0
         extra["proj_s"] = extra.get("proj_s", 0.0) + time.perf_counter() - t1
 
     return {"logra": logra, "train_step": train_step, "input_grad_only": input_grad_only, "naive": naive}
 
 
-def memory_worker(method: str, model_dir: str, batch_size: int, max_length: int, threads: int) -> dict[str, float]:
-    """Fresh process: peak RSS of one method over 3 batches (after a warm-up) above the setup's peak."""
+def memory_worker(method: str, model_dir: str, batch_size: int, max_length: int, threads: int,
+                  device: str = "cpu") -> dict[str, float]:
+    """Fresh process: peak RSS of one method over 3 batches (after a warm-up) above the setup's peak.
+    On CUDA: torch's allocated memory after setup and its peak while the method runs."""
     model, projection, batches, _ = _setup(model_dir, 4 if method != "naive" else 2, batch_size, max_length,
-                                           threads)
-    run = _methods(model, projection, {})[method]
+                                           threads, device)
+    run = _methods(model, projection, {}, _sync_for(device))[method]
+    if _device_type(device) == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device) / 2**20
+        for b in batches:
+            run(b)
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+        return {"base_rss_mb": base, "peak_rss_mb": peak, "peak_delta_mb": max(0.0, peak - base)}
     base = _maxrss_mb()
     for b in batches:
         run(b)
@@ -159,28 +196,33 @@ def memory_worker(method: str, model_dir: str, batch_size: int, max_length: int,
 
 
 def speed_worker(model_dir: str, n_batches: int, naive_batches: int, batch_size: int, max_length: int,
-                 threads: int) -> dict[str, float]:
+                 threads: int, device: str = "cpu") -> dict[str, float]:
     """One process, methods interleaved batch by batch so that load drifts on a shared machine hit all
     of them alike; per-method median batch time. (c) is timed against LoGra on the same batches."""
     import statistics
 
-    model, projection, batches, tokens_per_sample = _setup(model_dir, n_batches, batch_size, max_length, threads)
+    model, projection, batches, tokens_per_sample = _setup(model_dir, n_batches, batch_size, max_length, threads,
+                                                           device)
     extra: dict[str, float] = {}
-    methods = _methods(model, projection, extra)
+    sync = _sync_for(device)
+    methods = _methods(model, projection, extra, sync)
     fast = ("logra", "train_step", "input_grad_only")
     for name in fast:
         methods[name](batches[0])  # warm-up
+    sync()
     times: dict[str, list[float]] = {name: [] for name in fast}
     for b in batches[1:]:
         for name in fast:
             t0 = time.perf_counter()
             methods[name](b)
+            sync()
             times[name].append(time.perf_counter() - t0)
     naive_t, adjacent_logra = [], []
     for b in batches[1 : naive_batches + 1]:
         for name, sink in (("logra", adjacent_logra), ("naive", naive_t), ("logra", adjacent_logra)):
             t0 = time.perf_counter()
             methods[name](b)
+            sync()
             sink.append(time.perf_counter() - t0)
     med = {name: statistics.median(ts) for name, ts in times.items()}
     n_naive = max(1, len(naive_t)) * batch_size
@@ -205,6 +247,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device of the workers: cpu (default), cuda or cuda:N.")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "labeling.md")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -213,10 +256,10 @@ def main() -> None:
         kind, model_dir = args.worker.split("@", 1)
         if kind == "speed":
             out = speed_worker(model_dir, args.batches + 1, args.naive_batches, args.batch_size, args.max_length,
-                               args.threads)
+                               args.threads, args.device)
         else:
             out = memory_worker(kind.removeprefix("memory:"), model_dir, args.batch_size, args.max_length,
-                                args.threads)
+                                args.threads, args.device)
         print(json.dumps(out))
         return
 
@@ -233,7 +276,7 @@ def main() -> None:
     def run_worker(kind: str, mdir: Path) -> dict[str, float]:
         cmd = [sys.executable, __file__, "--worker", f"{kind}@{mdir}", "--batches", str(args.batches),
                "--naive-batches", str(args.naive_batches), "--batch-size", str(args.batch_size),
-               "--max-length", str(args.max_length), "--threads", str(args.threads)]
+               "--max-length", str(args.max_length), "--threads", str(args.threads), "--device", args.device]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
@@ -252,15 +295,26 @@ def main() -> None:
                                       **run_worker(f"memory:{method}", mdir)}
         results[label]["_speed"] = speed
 
+    on_cuda = _device_type(args.device) == "cuda"
+    if on_cuda:
+        import torch
+
+        where = (f"{torch.cuda.get_device_name(args.device)} ({args.device}, torch {torch.__version__}), "
+                 "float32, timings synchronised")
+        rss, rss_note = "CUDA", ("CUDA memory: peak Δ = torch.cuda.max_memory_allocated during 3 batches − "
+                                 "memory_allocated after setup (model + data).")
+    else:
+        where = "CPU only"
+        rss, rss_note = "RSS", ("peak Δ = ru_maxrss after 3 batches − ru_maxrss after setup (model + data).")
     lines = [
         "# Labeling throughput and memory (benchmarks/labeling.py)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, torch threads = "
-        f"{args.threads}, CPU only. Batches of {args.batch_size} real-text samples truncated to {args.max_length} "
+        f"{args.threads}, {where}. Batches of {args.batch_size} real-text samples truncated to {args.max_length} "
         f"tokens; {args.batches} timed batches per method ({args.naive_batches} for (c)) after one warm-up. "
         "Speed: one process per model, the methods interleaved batch by batch (the machine is shared, so load "
         "drifts hit every method alike), median batch time. Memory: one fresh subprocess per (method, model), "
-        "peak Δ = ru_maxrss after 3 batches − ru_maxrss after setup (model + data).",
+        f"{rss_note}",
         "",
     ]
     for label, rows in results.items():
@@ -269,7 +323,7 @@ def main() -> None:
             f"## {label} model: {sp['n_params'] / 1e6:.2f} M parameters, projected dim D = "
             f"{int(sp['projected_dim'])}, {sp['tokens_per_sample']:.0f} tokens/sample",
             "",
-            "| method | samples/s | × floor (b) | peak RSS MB | peak Δ MB |",
+            f"| method | samples/s | × floor (b) | peak {rss} MB | peak Δ MB |",
             "|---|---:|---:|---:|---:|",
         ]
         floor = rows["train_step"]["samples_per_s"]

@@ -113,7 +113,7 @@ def project_exact_gradients(grads: dict[str, torch.Tensor], projection: Projecti
             g = g.transpose(1, 2)
         if lp.bias:
             g = torch.cat([g, grads[f"{lp.layer.name}.bias"].unsqueeze(-1)], dim=2)  # (B, n_out, n_in + 1)
-        p_out = lp.dense_out().to(g.dtype)
-        p_in = lp.dense_in().to(g.dtype)
+        p_out = lp.dense_out().to(g.device, g.dtype)
+        p_in = lp.dense_in().to(g.device, g.dtype)
         parts.append(torch.einsum("ro,boi,si->brs", p_out, g, p_in).reshape(g.shape[0], -1))
     return torch.cat(parts, dim=1)

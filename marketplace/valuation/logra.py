@@ -42,6 +42,16 @@ def input_embeddings(model: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def _to_host(t: torch.Tensor) -> torch.Tensor:
+    """``t`` on the CPU. From a GPU, through page-locked memory (torch caches those blocks): a pageable
+    copy of a batch's gradients took as long as the backward pass itself on an H100 VM
+    (benchmarks/results/gpu_check.md)."""
+    if t.device.type != "cuda":
+        return t.cpu()
+    out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    out.copy_(t)
+    return out
+
 @dataclass
 class KFACStats:
     """Sums for K-FAC in the projected space, per layer name (float64).
@@ -111,6 +121,8 @@ class LoGraGradientComputer:
         n_layers = len(self._modules)
         blocks: list[torch.Tensor | None] = [None] * n_layers
         kfac = KFACStats() if self.collect_kfac else None
+        device_a: dict[str, torch.Tensor] = {}  # this batch's K-FAC sums, on the model's device
+        device_s: dict[str, torch.Tensor] = {}
         real = batch.attention_mask.to(self.dtype).unsqueeze(-1)  # (B, T, 1)
         leaf: dict[str, torch.Tensor] = {}
         handles: list[Any] = []
@@ -136,7 +148,7 @@ class LoGraGradientComputer:
                     if kfac is not None:
                         flat = x_proj.reshape(-1, x_proj.shape[-1])
                         a = (flat * real.reshape(-1, 1)).t() @ flat  # (r_in, r_in)
-                        kfac.a_sum[name] = kfac.a_sum.get(name, 0) + a.double().cpu()
+                        device_a[name] = device_a.get(name, 0) + a.double()
 
                 def grad_hook(grad: torch.Tensor) -> None:
                     with torch.no_grad():
@@ -147,7 +159,7 @@ class LoGraGradientComputer:
                         blocks[idx] = flat_g if prev is None else prev + flat_g  # a module used twice
                         if kfac is not None:
                             dflat = d_proj.reshape(-1, d_proj.shape[-1])
-                            kfac.s_sum[name] = kfac.s_sum.get(name, 0) + (dflat.t() @ dflat).double().cpu()
+                            device_s[name] = device_s.get(name, 0) + (dflat.t() @ dflat).double()
 
                 out.register_hook(grad_hook)
 
@@ -170,8 +182,11 @@ class LoGraGradientComputer:
             b if b is not None else torch.zeros(bsz, lp.dim, device=self.device, dtype=self.dtype)
             for b, lp in zip(blocks, self.projection.layers, strict=True)
         ]
-        grads = torch.cat(parts, dim=1).to(dtype=self.output_dtype).cpu()  # (B, D)
+        grads = _to_host(torch.cat(parts, dim=1).to(dtype=self.output_dtype))  # (B, D)
         if kfac is not None:
+            # summed on the model's device and moved once per batch: no host round trip inside the hooks
+            kfac.a_sum.update((name, _to_host(v)) for name, v in device_a.items())
+            kfac.s_sum.update((name, _to_host(v)) for name, v in device_s.items())
             kfac.n_tokens = int(batch.attention_mask.sum())
             kfac.n_samples = bsz
-        return ProjectedGradients(grads=grads, losses=losses.detach().to(self.output_dtype).cpu(), kfac=kfac)
+        return ProjectedGradients(grads=grads, losses=_to_host(losses.detach().to(self.output_dtype)), kfac=kfac)

@@ -74,7 +74,7 @@ def _target_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], batch_
 def _one_gradient(
     model: torch.nn.Module, params: list[torch.Tensor], enc: EncodedTexts, row: int
 ) -> list[torch.Tensor]:
-    batch = enc.batch([row])
+    batch = enc.batch([row]).to(params[0].device)
     with torch.enable_grad():
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
         loss = per_sample_loss(logits, batch.input_ids, batch.loss_mask)[0]
@@ -134,7 +134,7 @@ def evaluate_linfik_quality(
     for row in range(len(target_texts)):
         for acc, g in zip(mean_t, _one_gradient(model64, params, enc_t, row), strict=True):
             acc += g / len(target_texts)
-    target_batch = enc_t.batch(range(len(target_texts)))
+    target_batch = enc_t.batch(range(len(target_texts))).to(target.device)
     base = {n: p.detach() for n, p in named.items()}
     base_loss = _target_loss(model64, base, target_batch.input_ids, target_batch.attention_mask,
                              target_batch.loss_mask) if drop_scopes else 0.0
