@@ -32,6 +32,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "identity + cosine": {"cosine": True},
     "fisher": {"preconditioner": "fisher"},
     "fisher + cosine": {"preconditioner": "fisher", "cosine": True},
+    "token": {"weighting": "token"},
 }
 
 
@@ -64,6 +65,8 @@ def main() -> None:
     add_demo_home_args(ap)
     ap.add_argument("--n", type=int, default=2400, help="Labels per configuration.")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                    help="Which configurations to run (default: all).")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "label_configs.md")
     args = ap.parse_args()
 
@@ -95,7 +98,7 @@ def main() -> None:
     results = []
     t_start = time.perf_counter()
     try:
-        for name, options in CONFIGS.items():
+        for name, options in ((n, CONFIGS[n]) for n in args.configs):
             config = LinFiKConfig.model_validate(options)
             t0 = time.perf_counter()
             with factory() as session, session.begin():

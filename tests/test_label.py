@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.db import Campaign, Label, LabelSet, RunStatus, Sample, make_session_factory
 from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError
-from marketplace.valuation.config import CheckpointSpec, LinFiKConfig, ProjectionConfig
+from marketplace.valuation.config import CheckpointSpec, LinFiKConfig, ProjectionConfig, stable_hash
 from marketplace.valuation.export import export_labels
 from marketplace.valuation.labeling import create_label_set, label_sample_ids
 from marketplace.valuation.sampling import allocate_per_stratum, stratified_subsample
 from marketplace.valuation.store import GradientStore, StoreSpec
+from marketplace.valuation.target_model import load_target_model
 from tests.test_label_fixtures import build_tiny_model, seed_campaign
 
 CONFIG = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8, seed=0), max_length=48)
@@ -78,7 +79,7 @@ def test_label_set_is_persisted_with_lineage(session_factory: sessionmaker[Sessi
         camp = session.get(Campaign, cid)
         assert ls is not None and camp is not None
         assert ls.status == RunStatus.COMPLETE and ls.finished_at is not None
-        assert ls.config == CONFIG.model_dump(mode="json") and ls.config_hash == CONFIG.config_hash()
+        assert ls.config == CONFIG.summary() and ls.config_hash == CONFIG.config_hash()
         assert ls.projection_seed == 0 and ls.projection_config_hash == CONFIG.projection.config_hash()
         assert ls.target_model_digest == camp.target_model_digest
         assert ls.target_data_digest == camp.target_data_digest
@@ -271,3 +272,35 @@ def test_export_three_formats(sqlite_engine: Engine, model_dir: Path, tmp_path: 
             assert float(r["score"]) == pytest.approx(want[int(r["sample_id"])], rel=1e-12), fmt
             assert r["text"] == texts[int(r["sample_id"])], fmt
             assert str(r["provider"]).startswith("provider-"), fmt
+
+
+def test_token_weighting_scales_each_label_by_its_share_of_a_full_sequence(sqlite_engine: Engine, model_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    factory = make_session_factory(sqlite_engine)
+    with factory() as session, session.begin():
+        cid = seed_campaign(session, model_dir)
+    token = CONFIG.model_copy(update={"weighting": "token"})
+    plain_dump = CONFIG.model_dump(mode="json")
+    assert plain_dump.pop("weighting") == "sample" and CONFIG.config_hash() == stable_hash(plain_dump)
+    assert token.config_hash() != CONFIG.config_hash() and "weighting" not in CONFIG.summary()
+
+    plain = _run(factory, cid, tmp_path / "plain", n=36)
+    weighted = _run(factory, cid, tmp_path / "token", config=token, n=36)
+    with factory() as session:
+        a, b = _labels(session, plain.label_set_id), _labels(session, weighted.label_set_id)
+        rows = session.execute(select(Sample.id, Sample.text, Sample.prompt_chars).where(Sample.id.in_(a))).all()
+    tokenizer = load_target_model(model_dir).tokenizer
+    ids = [r.id for r in rows]
+    # T(x): the tokens the loss is taken over (prompt tokens excluded, truncation at max_length included)
+    counts = []
+    for r in rows:
+        enc = tokenizer(r.text, truncation=True, max_length=CONFIG.max_length, return_offsets_mapping=True)
+        starts = [s for s, _ in enc["offset_mapping"]][1:]
+        counts.append(sum(1 for s in starts if r.prompt_chars is None or s >= r.prompt_chars))
+    assert max(counts) == CONFIG.max_length - 1 and min(counts) < CONFIG.max_length // 2  # both cases present
+    want = [a[i] * c / CONFIG.max_length for i, c in zip(ids, counts, strict=True)]
+    np.testing.assert_allclose([b[i] for i in ids], want, rtol=1e-5, atol=1e-12)
+    with factory() as session:  # the audit path weights the same way
+        audit = label_sample_ids(session, cid, ids[:5], token, work_dir=tmp_path / "work")
+    for sid in ids[:5]:
+        assert audit[sid] == pytest.approx(b[sid], rel=1e-4, abs=1e-9)

@@ -111,6 +111,9 @@ def label(
     preconditioner: str = typer.Option("identity", "--preconditioner", help="identity, fisher or kfac."),
     damping: float = typer.Option(0.1, "--damping", help="Damping λ as a fraction of the mean eigenvalue of H."),
     cosine: bool = typer.Option(False, "--cosine", help="Normalise each sample gradient to unit length."),
+    weighting: str = typer.Option("sample", "--weighting",
+                                  help="sample (each sample one unit of a step) or token (scaled by its token "
+                                       "count, as in a token-averaged LM loss)."),
     eta: float = typer.Option(1e-3, "--eta", help="SGD step size η of the campaign's target model."),
     checkpoint: list[str] = typer.Option([], "--checkpoint", help="Extra checkpoint DIR:ETA, summed (repeatable)."),
     module: list[str] = typer.Option([], "--module", help="fnmatch pattern of watched layers (repeatable)."),
@@ -139,7 +142,7 @@ def label(
             projection=ProjectionConfig(rank_in=rank_in, rank_out=rank_out, seed=cfg.seed if seed is None else seed,
                                         module_patterns=tuple(module) or DEFAULT_MODULE_PATTERNS),
             preconditioner=preconditioner,  # type: ignore[arg-type]  # validated by pydantic
-            damping_ratio=damping, cosine=cosine, eta=eta,
+            damping_ratio=damping, cosine=cosine, eta=eta, weighting=weighting,  # type: ignore[arg-type]
             checkpoints=tuple(CheckpointSpec.parse(c) for c in checkpoint),
             max_length=max_length, store_dtype=store_dtype,  # type: ignore[arg-type]
         )
@@ -155,7 +158,8 @@ def label(
     from flows.label import label as label_flow
     from flows.label import make_task_runner
 
-    _progress(f"labeling {n} samples of campaign {campaign} ({config.preconditioner}, ranks {rank_out}×{rank_in}, "
+    _progress(f"labeling {n} samples of campaign {campaign} ({config.preconditioner}, {config.weighting} weighting, "
+              f"ranks {rank_out}×{rank_in}, "
               f"{runner} runner, {dev})")
     flow = label_flow.with_options(task_runner=make_task_runner(runner, workers or cfg.max_workers,  # type: ignore[arg-type]
                                                                 cfg.dask_address))

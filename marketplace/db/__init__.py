@@ -39,6 +39,7 @@ from marketplace.db.valuation import Label, LabelSet, RunStatus
 __all__ = [
     "AccountKind",
     "Allocation",
+    "ApproximatorEvent",
     "ApproximatorVersion",
     "Base",
     "Campaign",

@@ -22,10 +22,12 @@ __all__ = [
     "Preconditioner",
     "ProjectionConfig",
     "StoreDtype",
+    "Weighting",
     "stable_hash",
 ]
 
 Preconditioner = Literal["identity", "fisher", "kfac"]
+Weighting = Literal["sample", "token"]
 StoreDtype = Literal["float32", "float16"]
 
 # The attention and MLP projections of every block: GPT-2 (Conv1D) and Llama-style (nn.Linear) names.
@@ -122,6 +124,15 @@ class LinFiKConfig(_Frozen):
     - ``max_length``: sequences are truncated to this many tokens (and to the model's context).
     - ``store_dtype``: dtype of the stored train gradients (float16 halves the disk; computation and
       scores stay float32).
+    - ``weighting``: how much of a training step a sample is. ``sample`` (the default): one sample, its
+      mean token loss counted once, whatever its length. ``token``: the sample's tokens, as in the usual
+      language-model loss averaged over every token of a batch; each checkpoint's score is multiplied
+      by T(x) / ``max_length``, T(x) being the number of tokens x's loss is taken over (after
+      truncation), which is η⟨H⁻¹ḡ_Y, ∇Σ_t ℓ_t(x)⟩ / ``max_length``: the drop from one step on a batch
+      of ``max_length`` tokens of which x fills T(x). Value then adds up over a text's tokens, so
+      cutting a text into many short samples does not multiply what it earns, and a provider's
+      many short samples do not outweigh longer, equally useful ones. ``sample`` leaves the config
+      hash as it was before the option existed.
     """
 
     projection: ProjectionConfig = ProjectionConfig()
@@ -132,14 +143,23 @@ class LinFiKConfig(_Frozen):
     checkpoints: tuple[CheckpointSpec, ...] = ()
     max_length: int = Field(default=256, ge=2, le=1_000_000)
     store_dtype: StoreDtype = "float32"
+    weighting: Weighting = "sample"
 
     @property
     def seed(self) -> int:
         return self.projection.seed
+
+    def config_hash(self) -> str:
+        return stable_hash(self.summary())
 
     def needs_train_statistics(self) -> bool:
         """True when H depends on the labeled train gradients (so scores need every shard first)."""
         return self.preconditioner != "identity"
 
     def summary(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The JSON form stored on label sets. Options added later are left out at their defaults, so a
+        config that does not use them keeps the hash it had before they existed."""
+        d = self.model_dump(mode="json")
+        if d["weighting"] == "sample":
+            del d["weighting"]
+        return d

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -48,6 +49,7 @@ from marketplace.valuation.projection import build_projection
 from marketplace.valuation.runs import (
     DEFAULT_SHARD_SIZE,
     CheckpointRef,
+    LabelRunPlan,
     digest_rows,
     plan_label_run,
     read_plan,
@@ -55,7 +57,8 @@ from marketplace.valuation.runs import (
     resolve_checkpoints,
 )
 from marketplace.valuation.store import GradientStore
-from marketplace.valuation.target_model import load_target_model_cached
+from marketplace.valuation.target_model import TargetModel, load_target_model_cached
+from marketplace.valuation.tokenization import encode_texts
 
 __all__ = [
     "LabelRunSummary",
@@ -65,6 +68,7 @@ __all__ = [
     "load_query",
     "mark_label_set_failed",
     "score_label_run",
+    "token_weights",
 ]
 
 log = logging.getLogger(__name__)
@@ -190,12 +194,14 @@ def score_label_run(session: Session, label_set_id: int, *, device: str | torch.
         )
         _save_query(Path(plan.run_dir) / f"query-c{c}.safetensors", query, _query_meta(plan.to_json(), ckpt, query))
         query_norms.append(float(query.vector.norm()))
+        weights = _token_weights(plan, target) if config.weighting == "token" else None
         row = 0
         ids_c: list[int] = []
         for s in range(train.n_shards):
             shard = train.read_shard(s)
             n = shard.grads.shape[0]
-            scores[row : row + n] += score_against_query(shard.grads, query, cosine=config.cosine)
+            part = score_against_query(shard.grads, query, cosine=config.cosine)
+            scores[row : row + n] += part if weights is None else part * weights[row : row + n]
             if c == 0:
                 losses[row : row + n] = shard.losses
             ids_c.extend(shard.sample_ids.tolist())
@@ -226,6 +232,20 @@ def score_label_run(session: Session, label_set_id: int, *, device: str | torch.
     log.info("label set %d: %d labels, mean %.3g, %.0f%% positive", label_set_id, len(sample_ids),
              stats.get("mean", 0.0), 100 * stats.get("fraction_positive", 0.0))
     return _summary_of(label_set)
+
+
+def token_weights(model: TargetModel, texts: Sequence[str], prompt_chars: Sequence[int | None],
+                  max_length: int) -> torch.Tensor:
+    """T(x) / max_length per text (``weighting="token"``), T(x) counted as the gradients' loss counts it."""
+    enc = encode_texts(model.tokenizer, texts, prompt_chars, max_length=min(max_length, model.context_length))
+    return torch.from_numpy(enc.target_counts).to(torch.float32) / max_length
+
+
+def _token_weights(plan: LabelRunPlan, model: TargetModel) -> torch.Tensor:
+    """:func:`token_weights` of every planned sample, in store row order (samples.parquet is that order)."""
+    table = pq.read_table(Path(plan.run_dir) / "samples.parquet", columns=["text", "prompt_chars"])
+    prompts = [None if p is None else int(p) for p in table.column("prompt_chars").to_pylist()]
+    return token_weights(model, table.column("text").to_pylist(), prompts, plan.linfik_config.max_length)
 
 
 def mark_label_set_failed(session: Session, label_set_id: int, reason: str) -> None:
@@ -348,7 +368,10 @@ def label_sample_ids(
         query = load_query(path, expected)
         grads = compute_text_gradients(model, projection, texts, prompts, max_length=config.max_length,
                                        batch_size=batch_size).grads
-        total += score_against_query(grads, query, cosine=config.cosine)
+        part = score_against_query(grads, query, cosine=config.cosine)
+        if config.weighting == "token":
+            part = part * token_weights(model, texts, prompts, config.max_length)
+        total += part
     return dict(zip(ids, total.tolist(), strict=True))
 
 

@@ -48,6 +48,11 @@ class EncodedTexts:
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(a) for a in self.ids), dtype=np.int64, count=len(self.ids))
 
+    @property
+    def target_counts(self) -> np.ndarray:
+        """(N,) the number of tokens each sample's loss is taken over (the target mask's count)."""
+        return np.fromiter((int(t.sum()) for t in self.targets), dtype=np.int64, count=len(self.targets))
+
     def batch(self, rows: Sequence[int] | np.ndarray) -> TokenBatch:
         """Right-padded batch of the given rows, in that order."""
         rows = list(rows)
