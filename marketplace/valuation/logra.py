@@ -52,6 +52,7 @@ def _to_host(t: torch.Tensor) -> torch.Tensor:
     out.copy_(t)
     return out
 
+
 @dataclass
 class KFACStats:
     """Sums for K-FAC in the projected space, per layer name (float64).
