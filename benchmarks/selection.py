@@ -17,7 +17,9 @@ disjoint from the campaign's target data). "gain recovered" is
 
 Run:  python benchmarks/selection.py [--home MKT_HOME] [--campaign demo-python-docs] [--pool 1500]
                                      [--seeds 0 1 2] [--regimes sgd:0.03:4 adamw:3e-4:2:token]
-Writes benchmarks/results/selection.md and selection.png.
+Writes benchmarks/results/selection.md and selection.png. ``--part providers`` and ``--part without``
+(exact LinFiK's top pick with one provider left out at a time) write selection_providers.md and
+selection_without.md instead.
 """
 
 from __future__ import annotations
@@ -263,6 +265,60 @@ def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_
     out.write_text(text, encoding="utf-8")
 
 
+def _without_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_enc: Any, val_enc: Any,
+                  none_loss: float, t_start: float) -> None:
+    """Leave one provider out of exact LinFiK's top pick: is that provider's share of the mix worth having?"""
+    k = max(1, round(args.fraction * len(pool.texts)))
+    order = np.argsort(-pool.scores["exact"], kind="stable")
+    providers = np.asarray(pool.providers)
+    variants: dict[str, np.ndarray] = {"top (all providers)": order[:k]}
+    for name in args.without:
+        if name not in set(pool.providers):
+            known = ", ".join(sorted(set(pool.providers)))
+            raise SystemExit(f"--without {name!r}: no such provider in the pool ({known})")
+        variants[f"without {name}"] = order[providers[order] != name][:k]  # the next-best samples fill in
+    results: dict[str, dict[str, list[float]]] = {}
+    for regime in args.regimes:
+        losses: dict[str, list[float]] = {v: [] for v in variants}
+        for seed in args.seeds:
+            for v, rows in variants.items():
+                model = _finetune(model_dir, pool_enc, rows, seed=seed, epochs=regime.epochs, lr=regime.lr,
+                                  batch_size=args.batch_size, optimizer=regime.optimizer, weighting=regime.weighting)
+                losses[v].append(_mean_loss(model, val_enc, 32))
+                _log(f"without | {regime.name} | seed {seed} {v:>28}: validation loss {losses[v][-1]:.4f}")
+        results[regime.name] = losses
+    names = sorted(set(pool.providers))
+    lines = [
+        "# Leaving one provider out of the selection (benchmarks/selection.py --part without)",
+        "",
+        f"The top {args.fraction:.0%} ({k}) of a pool of {len(pool.texts)} by exact LinFiK, and the same pick with one "
+        "provider's samples removed and the next-best samples in their place; the demo target model is fine-tuned "
+        f"on each (batch {args.batch_size}, seeds {args.seeds}) and scored on {len(val_enc.ids)} held-out Python-doc "
+        f"topics (before fine-tuning {none_loss:.4f}). A provider whose removal *raises* the loss contributes to the "
+        "mix; one whose removal lowers it costs the mix. Wall time "
+        f"{time.perf_counter() - t_start:.0f} s.",
+        "",
+        "| variant | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+        *[f"| {v} | " + " | ".join(str(int((providers[rows] == p).sum())) for p in names) + " |"
+          for v, rows in variants.items()],
+        "",
+    ]
+    for regime, losses in results.items():
+        base = float(np.mean(losses["top (all providers)"]))
+        lines += [f"## {regime}", "", "| variant | validation loss (mean ± sd) | change vs the full pick |",
+                  "|---|---:|---:|"]
+        for v, vals in losses.items():
+            a = np.asarray(vals)
+            lines.append(f"| {v} | {a.mean():.4f} ± {a.std():.4f} | {a.mean() - base:+.4f} |")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    out = args.out.with_name("selection_without.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_demo_home_args(ap)
@@ -275,10 +331,13 @@ def main() -> None:
                          "per-sample loss (the update LinFiK linearises) and the usual AdamW on the token loss.")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--part", choices=("selectors", "providers"), default="selectors",
+    ap.add_argument("--part", choices=("selectors", "providers", "without"), default="selectors",
                     help="selectors: the selection table (selection.md); providers: fine-tune on an equal-sized "
                          "random sample of each provider's pool samples, a ground truth for the providers' ranking "
-                         "(selection_providers.md, first regime only).")
+                         "(selection_providers.md, first regime only); without: exact LinFiK's top pick with "
+                         "each --without provider left out (selection_without.md).")
+    ap.add_argument("--without", nargs="+", default=["fortune-teller", "foldoc-computing"],
+                    help="Providers to leave out one at a time for --part without.")
     ap.add_argument("--per-provider", type=int, default=150, help="Samples per provider for --part providers.")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection.md")
@@ -309,6 +368,9 @@ def main() -> None:
 
     if args.part == "providers":
         _providers_part(args, pool, model_dir, pool_enc, val_enc, none_loss, t_start)
+        return
+    if args.part == "without":
+        _without_part(args, pool, model_dir, pool_enc, val_enc, none_loss, t_start)
         return
     k = max(1, round(args.fraction * len(pool.texts)))
     results: dict[str, dict[str, list[float]]] = {}
