@@ -34,11 +34,14 @@ class DemoSize:
     audit_threshold: float
     budget: str = "10000.00"
     currency: str = "EUR"
-    # LinFiK options of the label set (empty: the library defaults, plain LinFiK with identity H).
-    # Measured on the default demo (2,400 labels, benchmarks/results/label_configs.md): plain LinFiK is
-    # learnable (held-out Spearman 0.70) and ranks pydocs-press first and the corrupted provider near
-    # the bottom; the damped Fisher preconditioner leaves labels the approximator cannot learn (0.20).
-    label_config: tuple[tuple[str, object], ...] = ()
+    # LinFiK options of the label set (otherwise the library defaults: identity H, one checkpoint).
+    # Token weighting (LinFiKConfig.weighting) values a sample as the tokens it adds to a training
+    # batch, the way a language model is trained; per-sample LinFiK instead pays a short fortune as
+    # much as a full page, and pays a document cut into k pieces about k times. The approximator
+    # learns the per-token value and scores with the exact length factor (approx/token_factor.py).
+    # The damped Fisher preconditioner leaves labels the approximator cannot learn (held-out Spearman
+    # 0.20, benchmarks/results/label_configs.md).
+    label_config: tuple[tuple[str, object], ...] = (("weighting", "token"),)
 
 
 DEMO_SIZES = {

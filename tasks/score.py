@@ -128,7 +128,8 @@ def score_shard(score_run_id: int, lo_id: int, hi_id: int, bundle_dir: str, firs
     with session_scope(factory) as session:
         shard: ShardInput = load_shard(session, score_run_id, lo_id, hi_id,
                                        is_cached=store.contains if store is not None else None,
-                                       first_owners_only=first_owners_only)
+                                       first_owners_only=first_owners_only,
+                                       all_texts=approx.token_factor is not None)
     scores = compute_shard(shard, approx, store)
     with session_scope(factory) as session:
         written = write_shard(session, scores)

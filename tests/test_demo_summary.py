@@ -38,8 +38,12 @@ def test_summary_rows_follow_the_books(session_factory: sessionmaker[Session]) -
     assert by["good"].payout == "833.33 EUR"
 
 
-def test_demo_sizes_share_the_target_model_and_label_with_the_library_defaults() -> None:
+def test_demo_sizes_share_the_target_model_and_label_token_weighted() -> None:
+    from marketplace.valuation import LinFiKConfig
+
     small, default = DEMO_SIZES["small"], DEMO_SIZES["default"]
     assert small.model_train_steps == default.model_train_steps  # one model build serves both
     assert default.n_labels >= 2000 and small.n_labels < default.n_labels
-    assert dict(default.label_config) == {} and dict(small.label_config) == {}
+    for size in (small, default):
+        config = LinFiKConfig.model_validate(dict(size.label_config))
+        assert config.weighting == "token" and config.preconditioner == LinFiKConfig().preconditioner

@@ -9,7 +9,8 @@ Read in pipeline order:
 - ``scaling``          label standardisation and its inverse
 - ``metrics``, ``baselines``  held-out Spearman/Pearson/Kendall/precision@10%; TF-IDF+ridge, target cosine
 - ``data``, ``training``      one training run from a label set to a run folder
-- ``bundle``           the model on disk and the predictor
+- ``bundle``, ``token_factor``  the model on disk and the predictor; the exact length factor of
+  token-weighted labels
 - ``gate``, ``publish`` promotion gate, registration, SQL lineage (registry behind a Protocol)
 - ``registry``, ``registry_pyfunc``  the MLflow adapter (the only MLflow importers; not imported here)
 - ``scoring``, ``audit`` incremental sharded scoring and the exact-label audit

@@ -5,6 +5,7 @@ Layout of a bundle folder (what the MLflow pyfunc carries as its artifact)::
     bundle.json          format, mode, ApproxConfig, encoder reference, label scaler, lineage, dim
     heads.safetensors    w1 (K, D, H), b1 (K, H), w2 (K, H), b2 (K,) float32 + scaler knots
     encoder/             fine-tuned encoder + tokenizer (mode "finetune" only)
+    token_factor/        the target model's tokenizer (token-weighted label sets only, see token_factor.py)
 
 The frozen encoder is *referenced* (source + digest), not copied: 90 MB per version would buy
 nothing, and the digest check on load refuses a different encoder with a clear error.
@@ -27,7 +28,8 @@ from marketplace.approx.config import ApproxConfig, canonical_hash, upgrade_conf
 from marketplace.approx.encoder import EncoderRef, TextEncoder, digest_model_dir, embedding_cache_key, load_encoder
 from marketplace.approx.heads import predict_numpy
 from marketplace.approx.scaling import LabelScaler
-from marketplace.errors import ManifestMismatchError, NotFoundError
+from marketplace.approx.token_factor import TokenFactor
+from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
 
 __all__ = ["BUNDLE_FORMAT", "Approximator", "ModelBundle", "Prediction", "load_bundle", "save_bundle"]
 
@@ -45,6 +47,9 @@ class ModelBundle:
     scaler: LabelScaler
     lineage: dict[str, str] = field(default_factory=dict)
     encoder_dir: Path | None = None  # fine-tuned weights (mode "finetune")
+    # Set when the labels were token-weighted: the heads predict per-token value u and a score is
+    # u · T(x)/L (see token_factor.py). None: the heads predict the label itself.
+    token_factor: TokenFactor | None = None
 
     @property
     def n_heads(self) -> int:
@@ -83,6 +88,7 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncode
         "lineage": bundle.lineage,
         "dim": bundle.dim,
         "n_heads": bundle.n_heads,
+        "token_factor": bundle.token_factor.save(out / "token_factor") if bundle.token_factor else None,
     }
     (out / "bundle.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
     return out
@@ -107,6 +113,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     if config.mode == "finetune":
         encoder_dir = root / ref.path
         ref = EncoderRef(source="path", path=str(encoder_dir), digest=ref.digest)
+    factor_meta = meta.get("token_factor")
     return ModelBundle(
         config=config,
         encoder_ref=ref,
@@ -114,6 +121,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
         scaler=LabelScaler.from_parts(meta["scaler"], arrays),
         lineage=dict(meta.get("lineage", {})),
         encoder_dir=encoder_dir,
+        token_factor=TokenFactor.load(root / "token_factor", factor_meta) if factor_meta else None,
     )
 
 
@@ -151,20 +159,43 @@ class Approximator:
             return None
         return embedding_cache_key(self.bundle.encoder_ref, self.bundle.config.embed)
 
-    def predict_embeddings(self, x: np.ndarray) -> Prediction:
-        """x: (N, D) sentence embeddings from this model's encoder."""
+    @property
+    def token_factor(self) -> TokenFactor | None:
+        return self.bundle.token_factor
+
+    def factor(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray | None:
+        """T(x)/L of each text for a token-weighted model (what :meth:`predict_embeddings` multiplies by);
+        None for a model of per-sample labels."""
+        if self.bundle.token_factor is None:
+            return None
+        return self.bundle.token_factor.weights(texts, prompt_chars)
+
+    def predict_embeddings(self, x: np.ndarray, factor: np.ndarray | None = None) -> Prediction:
+        """x: (N, D) sentence embeddings from this model's encoder; ``factor``: (N,) from :meth:`factor`,
+        required (and only accepted) when the model is token-weighted."""
         if x.ndim != 2 or x.shape[1] != self.bundle.dim:
             raise ManifestMismatchError(
                 f"embeddings of shape {x.shape} do not fit heads trained on dimension {self.bundle.dim}"
+            )
+        if (factor is None) != (self.bundle.token_factor is None):
+            raise ValidationError(
+                "this model learned token-weighted labels: pass each text's factor (Approximator.factor) to score"
+                if factor is None else "this model learned per-sample labels; it takes no token factor"
             )
         z = predict_numpy(self.bundle.head_params, x).astype(np.float64)  # (K, N)
         scaler = self.bundle.scaler
         score = scaler.inverse(z.mean(axis=0))
         spread = scaler.inverse(z).std(axis=0) if z.shape[0] > 1 else np.zeros(z.shape[1])
+        if factor is not None:
+            factor = np.asarray(factor, dtype=np.float64)
+            if factor.shape != score.shape:
+                raise ValidationError(f"{factor.shape[0]} token factors for {score.shape[0]} embeddings")
+            score, spread = score * factor, spread * factor
         return Prediction(score=score, spread=spread)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.embed(texts)
 
-    def predict_texts(self, texts: Sequence[str]) -> Prediction:
-        return self.predict_embeddings(self.embed(texts))
+    def predict_texts(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> Prediction:
+        """``prompt_chars``: per text, the length of its prompt (masked out of the loss), or None."""
+        return self.predict_embeddings(self.embed(texts), self.factor(texts, prompt_chars))

@@ -32,6 +32,12 @@ class LabeledData:
     target_hashes: list[str]
     target_texts: list[str]
     lineage: dict[str, str]
+    prompt_chars: list[int | None] | None = None  # per label; None: no sample has a prompt
+    # The label set's weighting ("sample" or "token", see LinFiKConfig) and, for "token", what
+    # TokenFactor needs: the config's max_length and the target model folder (its tokenizer).
+    weighting: str = "sample"
+    max_length: int | None = None
+    target_model_path: str | None = None
 
     def __len__(self) -> int:
         return int(self.sample_ids.shape[0])
@@ -68,7 +74,7 @@ def load_labeled_data(session: Session, campaign_id: int, label_set_id: int | No
             )
         label_set = found
     rows = session.execute(
-        select(Sample.id, Sample.content_hash, Sample.text, Label.score)
+        select(Sample.id, Sample.content_hash, Sample.text, Sample.prompt_chars, Label.score)
         .join(Label, Label.sample_id == Sample.id)
         .where(Label.label_set_id == label_set.id)
         .order_by(Sample.id)
@@ -91,6 +97,18 @@ def load_labeled_data(session: Session, campaign_id: int, label_set_id: int | No
         "label_config_hash": label_set.config_hash,
         "projection_seed": str(label_set.projection_seed),
     }
+    weighting = str(label_set.config.get("weighting", "sample"))
+    max_length = target_model_path = None
+    if weighting == "token":
+        lineage["label_weighting"] = weighting
+        max_length = int(label_set.config["max_length"])  # type: ignore[call-overload]
+        checkpoints = label_set.lineage.get("checkpoints") or []
+        if not checkpoints:
+            raise ValidationError(
+                f"label set {label_set.id} records no checkpoint; token weighting needs its tokenizer"
+            )
+        target_model_path = str(checkpoints[0]["path"])  # type: ignore[index]
+    prompts = [r.prompt_chars for r in rows]
     log.info("label set %d: %d labels, %d target samples", label_set.id, len(rows), len(targets))
     return LabeledData(
         campaign_id=campaign.id,
@@ -103,4 +121,8 @@ def load_labeled_data(session: Session, campaign_id: int, label_set_id: int | No
         target_hashes=[t.content_hash for t in targets],
         target_texts=[t.text for t in targets],
         lineage=lineage,
+        prompt_chars=prompts if any(p is not None for p in prompts) else None,
+        weighting=weighting,
+        max_length=max_length,
+        target_model_path=target_model_path,
     )

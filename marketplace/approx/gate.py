@@ -75,13 +75,17 @@ def decide_promotion(
 def evaluate_bundle_on_holdout(
     bundle_dir: str | Path, holdout: pd.DataFrame, *, store_root: str | Path, device: str = "cpu"
 ) -> Agreement:
-    """Score a (champion's) bundle on held-out rows (content_hash, text, label)."""
+    """Score a (champion's) bundle on held-out rows (content_hash, text, label; prompt_chars if any)."""
     approx = Approximator(load_bundle(bundle_dir), device=device)
+    texts = holdout["text"].tolist()
+    prompts = None
+    if "prompt_chars" in holdout.columns:
+        prompts = [None if pd.isna(p) else int(p) for p in holdout["prompt_chars"].tolist()]
     if approx.embedding_cache_key is not None:
         b = approx.bundle
         store = open_embedding_store(store_root, b.encoder_ref, b.config.embed, b.dim)
-        x, _ = store.ensure(holdout["content_hash"].tolist(), holdout["text"].tolist(), approx.encoder.embed)
-        pred = approx.predict_embeddings(x)
+        x, _ = store.ensure(holdout["content_hash"].tolist(), texts, approx.encoder.embed)
+        pred = approx.predict_embeddings(x, approx.factor(texts, prompts))
     else:
-        pred = approx.predict_texts(holdout["text"].tolist())
+        pred = approx.predict_texts(texts, prompts)
     return agreement(pred.score, holdout["label"].to_numpy())

@@ -29,7 +29,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 from marketplace.approx.gate import GateDecision
 from marketplace.approx.publish import CANDIDATE, CHAMPION, LoggedLike
@@ -185,7 +186,10 @@ class MlflowRegistry:
 
     def _log_model(self, run_id: str, outcome: TrainingOutcome, model_name: str, tags: dict[str, str]) -> str:
         example = pd.DataFrame({"text": _EXAMPLE_TEXTS})
-        signature = infer_signature(example, pd.DataFrame({"score": [0.0, 0.0], "spread": [0.0, 0.0]}))
+        # prompt_chars is optional: only a token-weighted model's scores depend on it
+        inputs = Schema([ColSpec("string", "text"), ColSpec("long", "prompt_chars", required=False)])
+        outputs = Schema([ColSpec("double", "score"), ColSpec("double", "spread")])
+        signature = ModelSignature(inputs=inputs, outputs=outputs)
         import torch
         import transformers
 

@@ -11,6 +11,10 @@ stall the other shards):
 Re-running a shard, or a whole run, never scores a sample twice for the same version: the unique
 (approximator_version_id, sample_id) constraint and the "not yet scored" filter make it a no-op.
 
+A token-weighted model (``Approximator.token_factor``) multiplies each prediction by the sample's
+exact T(x)/L, so its shards load every text and prompt length (``all_texts=True``); the embeddings
+still come from the cache.
+
 Which samples: every sample in the pool — first owners and duplicates alike (a duplicate has the same
 text, so the same score, and its embedding is a cache hit). Pricing pays first owners only; pass
 ``first_owners_only=True`` to skip the duplicates.
@@ -120,6 +124,7 @@ class ShardInput:
     sample_ids: np.ndarray  # (N,) int64
     content_hashes: list[str]
     texts: dict[int, str] = field(default_factory=dict)  # position -> text, only where needed
+    prompt_chars: list[int | None] | None = None  # per position, loaded with all_texts=True
 
 
 def load_shard(
@@ -130,11 +135,13 @@ def load_shard(
     *,
     is_cached: Callable[[Sequence[str]], np.ndarray] | None = None,
     first_owners_only: bool = False,
+    all_texts: bool = False,
 ) -> ShardInput:
     """Samples of [lo_id, hi_id] the run's version has not scored, with texts only for cache misses.
 
     ``is_cached`` maps content hashes to a bool mask (the embedding store); None loads every text
-    (a fine-tuned model embeds everything itself).
+    (a fine-tuned model embeds everything itself). ``all_texts``: every text and prompt length,
+    whatever the cache holds (a token-weighted model counts every sample's tokens).
     """
     run = session.get(ScoreRun, score_run_id)
     if run is None:
@@ -146,16 +153,21 @@ def load_shard(
     ).all()
     ids = np.array([r.id for r in rows], dtype=np.int64)
     hashes = [r.content_hash for r in rows]
-    need = np.ones(len(rows), dtype=bool) if is_cached is None else ~is_cached(hashes)
+    need = np.ones(len(rows), dtype=bool) if is_cached is None or all_texts else ~is_cached(hashes)
     texts: dict[int, str] = {}
+    prompts: list[int | None] | None = None
     if need.any():
         pos = np.flatnonzero(need)
-        by_id: dict[int, str] = {
-            int(r.id): r.text
-            for r in session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids[pos].tolist())))
+        by_id: dict[int, tuple[str, int | None]] = {
+            int(r.id): (r.text, r.prompt_chars)
+            for r in session.execute(
+                select(Sample.id, Sample.text, Sample.prompt_chars).where(Sample.id.in_(ids[pos].tolist())))
         }
-        texts = {int(p): by_id[int(ids[p])] for p in pos}
-    return ShardInput(score_run_id, run.approximator_version_id, ids, hashes, texts)
+        texts = {int(p): by_id[int(ids[p])][0] for p in pos}
+        if all_texts:
+            prompts = [by_id[int(i)][1] for i in ids]
+    return ShardInput(score_run_id, run.approximator_version_id, ids, hashes, texts,
+                      prompts if all_texts else None)
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,8 @@ class ShardScores:
 
 
 def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore | None) -> ShardScores:
-    """Predict the shard. Frozen mode: cached embeddings + embed the misses (and cache them)."""
+    """Predict the shard. Frozen mode: cached embeddings + embed the misses (and cache them).
+    A token-weighted model needs the shard loaded with ``all_texts=True``."""
     n = shard.sample_ids.size
     if n == 0:
         empty = np.zeros(0)
@@ -182,7 +195,13 @@ def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore
     else:
         x = approx.embed([shard.texts[p] for p in range(n)])
         n_embedded = n
-    pred = approx.predict_embeddings(x)
+    factor = None
+    if approx.token_factor is not None:
+        if len(shard.texts) != n or shard.prompt_chars is None:
+            raise ValidationError(f"score run {shard.score_run_id}: a token-weighted model needs every text of the "
+                                  "shard; load it with all_texts=True")
+        factor = approx.factor([shard.texts[p] for p in range(n)], shard.prompt_chars)
+    pred = approx.predict_embeddings(x, factor)
     if not (np.isfinite(pred.score).all() and np.isfinite(pred.spread).all()):
         raise ValidationError(f"score run {shard.score_run_id}: the model produced NaN/inf scores; retrain it")
     return ShardScores(shard.score_run_id, shard.approximator_version_id, shard.sample_ids, pred.score, pred.spread,

@@ -6,17 +6,24 @@ baselines trained on the same labels → a run folder::
 
     run/bundle/                the model (see bundle.py)
     run/outcome.json           metrics, lineage, config, split sizes, history
-    run/holdout.parquet        sample_id, content_hash, text, label, prediction, spread (test split)
+    run/holdout.parquet        sample_id, content_hash, text, prompt_chars, label, prediction, spread (test)
     run/learning_curve.png, run/pred_vs_exact.png
 
 The folder is what the registry step logs; tasks pass its path, never the objects.
+
+Token-weighted label sets (``LinFiKConfig.weighting="token"``): the heads learn the per-token value
+u = y / (T(x)/L) and the bundle carries the exact factor T(x)/L (token_factor.py), so every score
+and every held-out metric is in the label set's own units, u · T(x)/L. The baselines get the same
+factor (they learn u too), a like-for-like comparison; ``approx_per_token_spearman`` records how well
+the heads learned u itself. Labels whose factor is 0 (no loss tokens: their label is exactly 0, and so
+is their score) are left out of training and evaluation.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ from marketplace.approx.lineage import code_version
 from marketplace.approx.metrics import agreement
 from marketplace.approx.plots import plot_learning_curve, plot_pred_vs_exact
 from marketplace.approx.scaling import fit_scaler
+from marketplace.approx.token_factor import TokenFactor
 from marketplace.approx.train import fit_finetune, fit_heads, split_indices
 from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
 
@@ -76,6 +84,36 @@ def _check_labels(data: LabeledData, config: ApproxConfig) -> None:
         raise ValidationError(f"campaign {data.campaign_name!r} has no target samples; recreate the campaign")
 
 
+def _token_factor(data: LabeledData) -> TokenFactor | None:
+    if data.weighting == "sample":
+        return None
+    if data.weighting != "token" or data.target_model_path is None or data.max_length is None:
+        raise ValidationError(
+            f"label set {data.label_set_id} has weighting {data.weighting!r} without what it needs; "
+            "this code trains on 'sample' labels, or on 'token' labels with their max_length and target model"
+        )
+    return TokenFactor.from_target_model(data.target_model_path, data.max_length)
+
+
+def _with_factor(data: LabeledData, factor: TokenFactor | None) -> tuple[LabeledData, np.ndarray, np.ndarray]:
+    """(labels with a non-zero factor, their factors, what the heads learn: labels / factors)."""
+    if factor is None:
+        return data, np.ones(len(data)), data.labels
+    w = factor.weights(data.texts, data.prompt_chars)
+    keep = np.flatnonzero(w > 0)
+    if keep.size < len(data):
+        log.info("label set %d: %d labels have no loss tokens (factor 0, label 0); left out",
+                 data.label_set_id, len(data) - keep.size)
+        prompts = data.prompt_chars
+        data = replace(
+            data, sample_ids=data.sample_ids[keep], content_hashes=[data.content_hashes[i] for i in keep],
+            texts=[data.texts[i] for i in keep], labels=data.labels[keep],
+            prompt_chars=None if prompts is None else [prompts[i] for i in keep],
+        )
+        w = w[keep]
+    return data, w, data.labels / w
+
+
 def train_approximator(
     data: LabeledData,
     config: ApproxConfig,
@@ -90,10 +128,13 @@ def train_approximator(
     out = Path(run_dir)
     if (out / "outcome.json").exists():
         raise ValidationError(f"run folder {out} already holds a training outcome; use a fresh folder")
+    factor = _token_factor(data)
+    data, w, learned = _with_factor(data, factor)
+    _check_labels(data, config)
     out.mkdir(parents=True, exist_ok=True)
     train, val, test = split_indices(data.content_hashes, config)
-    scaler = fit_scaler(data.labels[train], config.label_transform)
-    z = scaler.transform(data.labels)
+    scaler = fit_scaler(learned[train], config.label_transform)
+    z = scaler.transform(learned)
 
     base = load_encoder(encoder_ref, config.embed, device=device)
     store = open_embedding_store(store_root, base.ref, config.embed, base.dim)
@@ -113,22 +154,28 @@ def train_approximator(
         encoder_for_bundle = tuned
     lineage = {**data.lineage, "code_version": code_version(), "encoder_digest": base.ref.digest}
     bundle = ModelBundle(config=config, encoder_ref=base.ref, head_params=fit.head_params, scaler=scaler,
-                         lineage=lineage)
+                         lineage=lineage, token_factor=factor)
     save_bundle(bundle, out / "bundle", encoder=encoder_for_bundle)
 
     approx = Approximator(bundle, device=device, encoder=encoder_for_bundle)
+    w_test = w[test] if factor is not None else None
+    prompts_test = None if data.prompt_chars is None else [data.prompt_chars[i] for i in test]
     if config.mode == "frozen":
-        pred = approx.predict_embeddings(x_all[test])
+        pred = approx.predict_embeddings(x_all[test], w_test)
     else:
-        pred = approx.predict_texts([data.texts[i] for i in test])
+        pred = approx.predict_texts([data.texts[i] for i in test], prompts_test)
     y_test = data.labels[test]
     fit_idx = np.concatenate([train, val])
     tfidf = predict_tfidf_ridge([data.texts[i] for i in fit_idx], z[fit_idx], [data.texts[i] for i in test])
     cosine = predict_target_cosine(x_all[test], x_target)
+    if w_test is not None:
+        tfidf, cosine = scaler.inverse(tfidf) * w_test, cosine * w_test
     metrics: dict[str, float] = {}
     for prefix, values in (("approx_", pred.score), ("tfidf_ridge_", tfidf), ("target_cosine_", cosine)):
         metrics.update(agreement(values, y_test).as_dict(prefix))
     metrics["approx_mean_spread"] = float(pred.spread.mean())
+    if w_test is not None:
+        metrics["approx_per_token_spearman"] = agreement(pred.score / w_test, learned[test]).spearman
     log.info(
         "held-out Spearman: approximator %.3f, tfidf+ridge %.3f, target cosine %.3f (n=%d)",
         metrics["approx_spearman"], metrics["tfidf_ridge_spearman"], metrics["target_cosine_spearman"], test.size,
@@ -139,6 +186,8 @@ def train_approximator(
             "sample_id": data.sample_ids[test],
             "content_hash": [data.content_hashes[i] for i in test],
             "text": [data.texts[i] for i in test],
+            "prompt_chars": pd.array(prompts_test if prompts_test is not None else [None] * test.size,
+                                     dtype="Int64"),
             "label": y_test,
             "prediction": pred.score,
             "spread": pred.spread,

@@ -22,7 +22,14 @@ import torch
 
 from marketplace.errors import ConfigError, NotFoundError
 
-__all__ = ["DIGEST_FILE_PATTERNS", "TargetModel", "digest_model_dir", "load_target_model", "load_target_model_cached"]
+__all__ = [
+    "DIGEST_FILE_PATTERNS",
+    "TargetModel",
+    "context_length_of",
+    "digest_model_dir",
+    "load_target_model",
+    "load_target_model_cached",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +116,16 @@ class TargetModel:
 
     @property
     def context_length(self) -> int:
-        cfg = self.model.config
-        for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
-            value = getattr(cfg, name, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return 1 << 30
+        return context_length_of(self.model.config)
+
+
+def context_length_of(config: Any) -> int:
+    """The context length a transformers model config declares (2**30 when it declares none)."""
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1 << 30
 
 
 def _check_device(device: torch.device | str) -> torch.device:

@@ -1,0 +1,128 @@
+"""The exact length factor of token-weighted LinFiK, which a token-weighted approximator multiplies by.
+
+A label set with ``weighting="token"`` holds y(x) = u(x) · T(x)/L: u(x) is plain per-sample LinFiK,
+T(x) the number of tokens x's loss is taken over (prompt masked, after truncation) and L the label
+config's ``max_length``. T(x) is exact and cheap (one tokenizer pass over the text); u(x) is the part
+that needs learning, and it is the part a mean-pooled sentence embedding can predict: both are
+averages over the text's tokens. So an approximator trained on such a label set learns u = y / (T/L)
+and multiplies its prediction by the exact factor when it scores: ŷ(x) = û(x) · T(x)/L. Asking the
+heads for y directly makes them recover a text's length from a mean-pooled embedding, which they do
+badly (default demo: held-out Spearman 0.589, against 0.704 for u;
+benchmarks/results/label_configs_token.md).
+
+:class:`TokenFactor` is that factor: the target model's tokenizer (copied into the model bundle, so a
+registered model scores on its own), L and the truncation length. It counts T(x) with the same code
+the labeler uses (:func:`marketplace.valuation.tokenization.encode_texts`), so the factor of a text is
+the one its exact label was multiplied by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError, ValidationError
+
+__all__ = ["TokenFactor"]
+
+log = logging.getLogger(__name__)
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                    "merges.txt", "vocab.txt", "added_tokens.json")
+
+
+def _digest_tokenizer(folder: Path) -> str:
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name in _TOKENIZER_FILES)
+    if not files:
+        raise NotFoundError(f"{folder} holds no tokenizer files ({', '.join(_TOKENIZER_FILES[:2])}, ...)")
+    outer = hashlib.sha256()
+    for f in files:
+        outer.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).hexdigest().encode() + b"\n")
+    return outer.hexdigest()
+
+
+def _load_fast_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot load a tokenizer from {folder}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"the tokenizer in {folder} is not a fast tokenizer; prompt masking needs offsets")
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class TokenFactor:
+    """T(x)/L for texts, with the target model's tokenizer. ``truncation`` = min(L, context length)."""
+
+    tokenizer: Any  # transformers.PreTrainedTokenizerFast
+    max_length: int  # L, the label config's max_length: the normaliser
+    truncation: int  # tokens kept per text, as the labeler truncates
+    digest: str  # sha256 over the tokenizer files
+
+    @classmethod
+    def from_target_model(cls, model_dir: str | Path, max_length: int) -> TokenFactor:
+        """From a target model folder (its tokenizer and config.json; the weights are not loaded)."""
+        from transformers import AutoConfig
+
+        from marketplace.valuation.target_model import context_length_of
+
+        folder = Path(model_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise NotFoundError(
+                f"target model folder {folder} (the label set's checkpoint) does not exist; token-weighted labels "
+                "need its tokenizer to count each sample's tokens"
+            )
+        if max_length < 2:
+            raise ValidationError(f"max_length must be at least 2, got {max_length}")
+        try:
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"cannot read the model config in {folder}: {exc}") from exc
+        return cls(_load_fast_tokenizer(folder), int(max_length), min(int(max_length), context_length_of(config)),
+                   _digest_tokenizer(folder))
+
+    def weights(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray:
+        """(N,) float64 T(x)/L: 0 for a text whose loss has no tokens (e.g. a prompt longer than L)."""
+        from marketplace.valuation.tokenization import encode_texts
+
+        if prompt_chars is not None and len(prompt_chars) != len(texts):
+            raise ValidationError(f"{len(texts)} texts but {len(prompt_chars)} prompt lengths")
+        if not len(texts):
+            return np.zeros(0)
+        enc = encode_texts(self.tokenizer, texts, prompt_chars, max_length=self.truncation)
+        return enc.target_counts.astype(np.float64) / self.max_length
+
+    def meta(self) -> dict[str, Any]:
+        return {"max_length": self.max_length, "truncation": self.truncation, "tokenizer_digest": self.digest}
+
+    def save(self, folder: str | Path) -> dict[str, Any]:
+        """Write the tokenizer files to ``folder``; returns the metadata :meth:`load` checks them against."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(out)
+        meta = self.meta()
+        meta["tokenizer_digest"] = _digest_tokenizer(out)  # of the copy: what load() will read
+        (out / "token_factor.json").write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+        return meta
+
+    @classmethod
+    def load(cls, folder: str | Path, meta: dict[str, Any]) -> TokenFactor:
+        root = Path(folder)
+        if not root.is_dir():
+            raise NotFoundError(f"{root}: the bundle's token factor folder is missing; the bundle is incomplete")
+        digest = _digest_tokenizer(root)
+        if digest != meta.get("tokenizer_digest"):
+            raise ManifestMismatchError(
+                f"{root}: the tokenizer files do not match the digest the bundle recorded; the bundle was edited"
+            )
+        return cls(_load_fast_tokenizer(root), int(meta["max_length"]), int(meta["truncation"]), digest)
