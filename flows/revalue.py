@@ -41,16 +41,20 @@ def revaluation(
     force: bool = False,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Revalue ``campaign`` for ``period`` (default: the current UTC month); returns each stage's summary."""
+    """Revalue ``campaign`` for ``period`` (default: the current UTC month); returns each stage's summary.
+
+    ``label_config``: LinFiK options (marketplace.valuation.LinFiKConfig); a change relabels and retrains.
+    None keeps the configuration of the campaign's latest label set (the defaults for its first)."""
     summary: dict[str, Any] = {"campaign": campaign, "period": period or current_period()}
     if inbox:
         summary["ingest"] = {
             provider: ingest(folder, provider) for provider, folder in list_inbox_task(inbox)
         }
-    plan = plan_revaluation_task(campaign, force)
+    plan = plan_revaluation_task(campaign, force, label_config)
     summary["plan"] = plan
     if plan["relabel"]:
-        summary["label"] = with_configured_runner(label)(campaign, n_labels, label_config or {}, device=device)
+        config = label_config if label_config is not None else (plan["latest_label_config"] or {})
+        summary["label"] = with_configured_runner(label)(campaign, n_labels, config, device=device)
     if plan["retrain"]:
         label_set_id = summary["label"]["label_set_id"] if "label" in summary else plan["latest_label_set_id"]
         summary["train"] = train(campaign, label_set_id, train_config or {}, promotion_floor, device)

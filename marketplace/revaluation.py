@@ -8,8 +8,11 @@ The rules, in order:
 1. no complete label set for the campaign → label and train;
 2. first-owner samples were accepted after the latest complete label set was created → label and train
    (the subsample must be able to include the new data);
-3. no approximator version was ever promoted to champion for the campaign → train;
-4. otherwise reuse the latest label set and the current champion.
+3. the run asks for a LinFiK configuration (``label_config_hash``) other than the latest label set's →
+   label and train (a changed deployment parameter takes effect at the next run; with none asked for,
+   the flow relabels with the latest label set's configuration, ``latest_label_config``);
+4. no approximator version was ever promoted to champion for the campaign → train;
+5. otherwise reuse the latest label set and the current champion.
 ``force`` relabels and retrains regardless.
 """
 
@@ -36,6 +39,7 @@ class RevaluationPlan:
     reason: str
     latest_label_set_id: int | None
     new_samples_since_labels: int
+    latest_label_config: dict[str, object] | None = None  # the LinFiK config of that label set
 
 
 def current_period(now: dt.datetime | None = None) -> str:
@@ -44,7 +48,11 @@ def current_period(now: dt.datetime | None = None) -> str:
     return f"{moment.year:04d}-{moment.month:02d}"
 
 
-def plan_revaluation(session: Session, campaign: str | int, *, force: bool = False) -> RevaluationPlan:
+def plan_revaluation(
+    session: Session, campaign: str | int, *, force: bool = False, label_config_hash: str | None = None
+) -> RevaluationPlan:
+    """``label_config_hash``: ``LinFiKConfig.config_hash()`` of the configuration this run labels with,
+    None to keep the latest label set's."""
     c = get_campaign(session, campaign)
     latest = session.scalars(
         select(LabelSet)
@@ -77,6 +85,11 @@ def plan_revaluation(session: Session, campaign: str | int, *, force: bool = Fal
         relabel, retrain, reason = True, True, "no complete label set yet"
     elif new_samples > 0:
         relabel, retrain, reason = True, True, f"{new_samples} new first-owner samples since label set {latest.id}"
+    elif label_config_hash is not None and label_config_hash != latest.config_hash:
+        relabel, retrain, reason = True, True, (
+            f"label configuration changed: label set {latest.id} has {latest.config_hash[:12]}, this run asks for "
+            f"{label_config_hash[:12]}"
+        )
     elif not has_champion:
         relabel, retrain, reason = False, True, "no champion approximator yet"
     else:
@@ -89,4 +102,5 @@ def plan_revaluation(session: Session, campaign: str | int, *, force: bool = Fal
         reason=reason,
         latest_label_set_id=None if latest is None else latest.id,
         new_samples_since_labels=new_samples,
+        latest_label_config=None if latest is None else dict(latest.config),
     )

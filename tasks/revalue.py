@@ -25,7 +25,13 @@ def list_inbox_task(inbox: str) -> list[tuple[str, str]]:
 
 @task(name="plan-revaluation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       retry_condition_fn=retry_on_transient_db_error)
-def plan_revaluation_task(campaign: str, force: bool) -> dict[str, Any]:
-    """Which of label / train must run again (see marketplace.revaluation)."""
+def plan_revaluation_task(campaign: str, force: bool, label_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Which of label / train must run again (see marketplace.revaluation). ``label_config``: the LinFiK
+    options this run labels with (validated here, before anything runs); None keeps the campaign's."""
+    config_hash = None
+    if label_config is not None:
+        from marketplace.valuation.config import LinFiKConfig
+
+        config_hash = LinFiKConfig.model_validate(label_config).config_hash()
     with session_scope(session_factory()) as session:
-        return dataclasses.asdict(plan_revaluation(session, campaign, force=force))
+        return dataclasses.asdict(plan_revaluation(session, campaign, force=force, label_config_hash=config_hash))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from marketplace.cli.app import app
+from marketplace.db import LabelSet
 from marketplace.deployments import default_prefect_yaml, load_deployment_specs
 from marketplace.errors import ConfigError, NotFoundError
 from marketplace.inbox import list_provider_folders
@@ -33,6 +34,13 @@ def test_plan_follows_the_pool(session_factory: sessionmaker[Session]) -> None:
         reused = plan_revaluation(s, campaign.id)
         assert (reused.relabel, reused.retrain) == (False, False)
         assert reused.latest_label_set_id is not None
+        # Asking for another LinFiK configuration relabels; asking for the same one reuses.
+        label_set = s.get(LabelSet, reused.latest_label_set_id)
+        assert reused.latest_label_config == label_set.config
+        same = plan_revaluation(s, campaign.id, label_config_hash=label_set.config_hash)
+        assert (same.relabel, same.retrain) == (False, False)
+        other = plan_revaluation(s, campaign.id, label_config_hash="f" * 64)
+        assert (other.relabel, other.retrain) == (True, True) and "label configuration changed" in other.reason
 
         # New first-owner data after the label set → relabel and retrain.
         _, samples = make_submission(s, provider, ["gamma text " * 5])

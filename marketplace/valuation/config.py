@@ -131,8 +131,10 @@ class LinFiKConfig(_Frozen):
       truncation), which is η⟨H⁻¹ḡ_Y, ∇Σ_t ℓ_t(x)⟩ / ``max_length``: the drop from one step on a batch
       of ``max_length`` tokens of which x fills T(x). Value then adds up over a text's tokens, so
       cutting a text into many short samples does not multiply what it earns, and a provider's
-      many short samples do not outweigh longer, equally useful ones. ``sample`` leaves the config
-      hash as it was before the option existed.
+      many short samples do not outweigh longer, equally useful ones. An approximator trained on
+      such labels learns the per-token value and multiplies by the exact T(x)/``max_length`` when
+      it scores (marketplace.approx.token_factor). ``sample`` leaves the config hash as it was
+      before the option existed.
     """
 
     projection: ProjectionConfig = ProjectionConfig()
