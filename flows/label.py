@@ -45,9 +45,10 @@ def label(
     batch_size: int = 8,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Label ``n`` samples of ``campaign`` (id or name); returns the label set summary."""
+    """Label ``n`` samples of ``campaign`` (id or name); returns the label set summary. ``config``: LinFiK
+    options; None keeps the configuration of the campaign's latest label set (the defaults for its first)."""
     started = time.perf_counter()
-    plan = plan_labels(campaign, n, config or {}, shard_size)
+    plan = plan_labels(campaign, n, config, shard_size)
     if plan["already_complete"]:
         return {**label_summary(plan["label_set_id"]), "reused": True}
     run_dir, label_set_id = plan["run_dir"], plan["label_set_id"]

@@ -13,7 +13,10 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from marketplace.db import session_scope
+from sqlalchemy import select
+
+from marketplace.campaigns import get_campaign
+from marketplace.db import LabelSet, RunStatus, session_scope
 from marketplace.valuation.config import LinFiKConfig
 from marketplace.valuation.gradients import compute_target_shards, compute_train_shard
 from marketplace.valuation.labeling import describe_label_set, mark_label_set_failed, score_label_run
@@ -25,10 +28,18 @@ __all__ = ["fail_label_set", "label_summary", "plan_labels", "score_labels", "ta
 
 @task(name="plan-labels", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       retry_condition_fn=retry_on_transient_db_error)
-def plan_labels(campaign: str, n: int, config: dict[str, Any], shard_size: int) -> dict[str, Any]:
-    """Subsample, snapshot to the run folder, create or reuse the LabelSet (committed)."""
+def plan_labels(campaign: str, n: int, config: dict[str, Any] | None, shard_size: int) -> dict[str, Any]:
+    """Subsample, snapshot to the run folder, create or reuse the LabelSet (committed). ``config`` None:
+    the configuration of the campaign's latest complete label set (the defaults for its first)."""
     settings = task_settings()
     with session_scope(session_factory(settings)) as session:
+        if config is None:
+            camp = get_campaign(session, campaign)
+            latest = session.scalar(
+                select(LabelSet).where(LabelSet.campaign_id == camp.id, LabelSet.status == RunStatus.COMPLETE)
+                .order_by(LabelSet.id.desc()).limit(1)
+            )
+            config = dict(latest.config) if latest is not None else {}
         plan = plan_label_run(session, campaign, LinFiKConfig.model_validate(config), n=n,
                               artifacts_dir=settings.resolved_artifacts_dir, shard_size=shard_size)
     return plan.to_json()

@@ -51,6 +51,10 @@ def test_label_flow_thread_runner(prefect_harness: None, campaign_id: int) -> No
         assert n == 16
     again = label(campaign=str(campaign_id), n=16, config=config.model_dump(mode="json"), shard_size=6)
     assert again["reused"] is True and again["label_set_id"] == summary["label_set_id"]
+    # No config: the campaign keeps its latest label set's configuration (a scheduled run does not
+    # silently switch it back to the library defaults).
+    kept = label(campaign=str(campaign_id), n=16, config=None, shard_size=6)
+    assert kept["reused"] is True and kept["label_set_id"] == summary["label_set_id"]
 
 
 def test_cli_label_json_export_list_show(prefect_harness: None, campaign_id: int, tmp_path: Path) -> None:
