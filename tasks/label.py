@@ -12,7 +12,6 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
 from sqlalchemy import select
 
 from marketplace.campaigns import get_campaign
