@@ -46,6 +46,7 @@ from marketplace.approx.scoring import (
     start_score_run,
     write_shard,
 )
+from marketplace.approx.token_factor import open_count_store
 from marketplace.campaigns import get_campaign
 from marketplace.db import LabelSet, RunStatus, ScoreRun, session_scope
 from marketplace.errors import ConfigError, NotFoundError
@@ -100,21 +101,26 @@ def plan_scores(campaign_id: int, approximator_version_id: int, resolved_from: s
 _PREDICTOR_LOCK = threading.Lock()
 
 
-def _predictor(bundle_dir: str, store_root: str, device: str) -> tuple[Approximator, EmbeddingStore | None]:
-    """One loaded model (+ its embedding store) per process, reused by every shard it runs (shard tasks
-    on a thread pool ask for it concurrently: the lock makes them share one)."""
+def _predictor(bundle_dir: str, store_root: str,
+               device: str) -> tuple[Approximator, EmbeddingStore | None, EmbeddingStore | None]:
+    """One loaded model (+ its embedding store and, token-weighted, its count store) per process, reused
+    by every shard it runs (shard tasks on a thread pool ask for it concurrently: the lock makes them
+    share one)."""
     with _PREDICTOR_LOCK:
         return _load_predictor(bundle_dir, store_root, device)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_predictor(bundle_dir: str, store_root: str, device: str) -> tuple[Approximator, EmbeddingStore | None]:
+def _load_predictor(bundle_dir: str, store_root: str,
+                    device: str) -> tuple[Approximator, EmbeddingStore | None, EmbeddingStore | None]:
     bundle = load_bundle(bundle_dir)
     approx = Approximator(bundle, device=device)
-    store = None
+    store = counts = None
     if approx.embedding_cache_key is not None:
         store = open_embedding_store(store_root, bundle.encoder_ref, bundle.config.embed, bundle.dim)
-    return approx, store
+    if bundle.token_factor is not None:
+        counts = open_count_store(store_root, bundle.token_factor)
+    return approx, store, counts
 
 
 @task(name="score-shard", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
@@ -124,13 +130,14 @@ def score_shard(score_run_id: int, lo_id: int, hi_id: int, bundle_dir: str, firs
     """Load (short read) → compute (no transaction open) → write (short write) one shard."""
     settings = task_settings()
     factory = session_factory(settings)
-    approx, store = _predictor(bundle_dir, str(settings.resolved_artifacts_dir / "embeddings"), resolve_device(device))
+    approx, store, counts = _predictor(bundle_dir, str(settings.resolved_artifacts_dir / "embeddings"),
+                                       resolve_device(device))
     with session_scope(factory) as session:
         shard: ShardInput = load_shard(session, score_run_id, lo_id, hi_id,
                                        is_cached=store.contains if store is not None else None,
                                        first_owners_only=first_owners_only,
-                                       all_texts=approx.token_factor is not None)
-    scores = compute_shard(shard, approx, store)
+                                       counts_cached=counts.contains if counts is not None else None)
+    scores = compute_shard(shard, approx, store, counts)
     with session_scope(factory) as session:
         written = write_shard(session, scores)
         run = session.get(ScoreRun, score_run_id)

@@ -23,7 +23,7 @@ from marketplace.approx.embedding_store import open_embedding_store
 from marketplace.approx.encoder import EncoderRef, digest_model_dir
 from marketplace.approx.gate import evaluate_bundle_on_holdout
 from marketplace.approx.scoring import compute_shard, load_shard, start_score_run, write_shard
-from marketplace.approx.token_factor import TokenFactor
+from marketplace.approx.token_factor import TokenFactor, count_key, open_count_store
 from marketplace.approx.training import TrainingOutcome, train_approximator
 from marketplace.db import ApproximatorVersion, Label, LabelSet, Sample, Score
 from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
@@ -166,36 +166,51 @@ def test_training_learns_the_per_token_value(trained: tuple[LabeledData, Trainin
         weighted.predict_embeddings(x, np.ones(len(x) + 1))
 
 
+def _version(s: Session, cid: int, outcome: TrainingOutcome, number: str) -> ApproximatorVersion:
+    label_set_id = s.scalar(select(LabelSet.id).where(LabelSet.campaign_id == cid))
+    version = ApproximatorVersion(
+        campaign_id=cid, label_set_id=label_set_id, model_name="alinfik-docs", version=number, mlflow_run_id="r",
+        model_uri=f"models:/alinfik-docs/{number}", config_hash=outcome.config_hash, encoder_digest="e" * 64,
+        metrics={}, lineage={},
+    )
+    s.add(version)
+    s.flush()
+    return version
+
+
+def _stored(factory: sessionmaker[Session], version_id: int) -> dict[int, float]:
+    with factory() as s:
+        return {int(r.sample_id): float(r.score) for r in s.execute(
+            select(Score.sample_id, Score.score).where(Score.approximator_version_id == version_id))}
+
+
 def test_scoring_multiplies_by_the_exact_factor(session_factory: sessionmaker[Session], model_dir: Path,
                                                 trained: tuple[LabeledData, TrainingOutcome, Path],
                                                 tmp_path: Path) -> None:
     _, outcome, _ = trained
     with session_factory() as s, s.begin():
         cid, all_prompt, _ = _token_label_set(s, model_dir)
-        label_set_id = s.scalar(select(LabelSet.id).where(LabelSet.campaign_id == cid))
-        version = ApproximatorVersion(
-            campaign_id=cid, label_set_id=label_set_id, model_name="alinfik-docs", version="1", mlflow_run_id="r",
-            model_uri="models:/alinfik-docs/1", config_hash=outcome.config_hash, encoder_digest="e" * 64,
-            metrics={}, lineage={},
-        )
-        s.add(version)
-        s.flush()
-        plan = start_score_run(s, cid, version, resolved_from="test", shard_size=40)
+        v1 = _version(s, cid, outcome, "1")
+        plan = start_score_run(s, cid, v1, resolved_from="test", shard_size=40)
     approx = Approximator(load_bundle(outcome.bundle_dir))
     b = approx.bundle
+    assert b.token_factor is not None
     store = open_embedding_store(tmp_path / "emb", b.encoder_ref, b.config.embed, b.dim)
+    with session_factory() as s:  # every embedding cached: a plain load brings no text
+        pool = s.execute(select(Sample.content_hash, Sample.text)).all()
+    store.ensure([r.content_hash for r in pool], [r.text for r in pool], approx.embed)
     lo, hi = plan.shards[0]
     with session_factory() as s:
         partial = load_shard(s, plan.score_run_id, lo, hi, is_cached=store.contains)
+    assert partial.texts == {}
     with pytest.raises(ValidationError, match="needs every text"):
         compute_shard(partial, approx, store)
-    for lo, hi in plan.shards:
+    for lo, hi in plan.shards:  # without a count store: every text, every count computed
         with session_factory() as s:
             shard = load_shard(s, plan.score_run_id, lo, hi, is_cached=store.contains, all_texts=True)
-        assert len(shard.texts) == shard.sample_ids.size and shard.prompt_chars is not None
-        scores = compute_shard(shard, approx, store)
+        assert len(shard.texts) == shard.sample_ids.size == len(shard.prompt_chars)
         with session_factory() as s, s.begin():
-            write_shard(s, scores)
+            write_shard(s, compute_shard(shard, approx, store))
     with session_factory() as s:
         rows = s.execute(select(Score.sample_id, Score.score, Sample.text, Sample.prompt_chars)
                          .join(Sample, Sample.id == Score.sample_id).order_by(Score.sample_id)).all()
@@ -204,6 +219,27 @@ def test_scoring_multiplies_by_the_exact_factor(session_factory: sessionmaker[Se
     np.testing.assert_allclose([r.score for r in rows], want, rtol=1e-5, atol=1e-12)
     assert {r.sample_id: r.score for r in rows}[all_prompt] == 0.0
     assert sum(r.prompt_chars is not None for r in rows) > 5
+
+    # With a count store: the first version counts the misses and caches them; a second version's
+    # shards then load no text at all (embeddings and counts cached) and score the same.
+    counts = open_count_store(tmp_path / "emb", b.token_factor)
+    for number in ("2", "3"):
+        with session_factory() as s, s.begin():
+            version = _version(s, cid, outcome, number)
+            run = start_score_run(s, cid, version, resolved_from="test", shard_size=40)
+        loaded = 0
+        for lo, hi in run.shards:
+            with session_factory() as s:
+                shard = load_shard(s, run.score_run_id, lo, hi, is_cached=store.contains,
+                                   counts_cached=counts.contains)
+            loaded += len(shard.texts)
+            with session_factory() as s, s.begin():
+                write_shard(s, compute_shard(shard, approx, store, counts))
+        # (v2: a duplicate whose first owner was counted in an earlier shard is a cache hit already)
+        assert (loaded > run.n_todo - 10) if number == "2" else (loaded == 0)
+        assert _stored(session_factory, version.id) == pytest.approx(_stored(session_factory, v1.id), rel=1e-12)
+    # The same text with another prompt length is another count.
+    assert count_key("a" * 64, None) == "a" * 64 != count_key("a" * 64, 5) != count_key("a" * 64, 6)
 
 
 def test_registered_model_scores_with_prompt_lengths(trained: tuple[LabeledData, TrainingOutcome, Path],

@@ -12,7 +12,9 @@ shard and concurrent writers never collide (a key embedded twice is harmless: th
 The manifest is checked on open: a folder written by another encoder or config is refused.
 
 Embeddings are stored as float16 (half the disk and memory traffic of float32; the rounding error,
-~1e-3 relative, is far below what changes a ranking) and converted to float32 for arithmetic.
+~1e-3 relative, is far below what changes a ranking) and converted to float32 for arithmetic. A
+store opened with ``dtype="float32"`` keeps values exact to 2**24; the token-count cache of
+token-weighted scoring (token_factor.py) is one.
 """
 
 from __future__ import annotations
@@ -99,14 +101,18 @@ class EmbeddingStore:
     existing folder with a different manifest raises :class:`ManifestMismatchError`.
     """
 
-    def __init__(self, root: str | Path, cache_key: str, manifest: dict[str, object], dim: int) -> None:
+    def __init__(self, root: str | Path, cache_key: str, manifest: dict[str, object], dim: int,
+                 dtype: str = "float16") -> None:
+        if dtype not in ("float16", "float32"):
+            raise ValidationError(f"a store keeps float16 or float32 values, not {dtype}")
         self.dir = Path(root) / cache_key
         self.dim = int(dim)
+        self.dtype = np.dtype(dtype)
         self._lock = threading.Lock()
         self._index: dict[str, tuple[int, int]] = {}
         self._shards: list[Path] = []
         self._arrays: list[np.ndarray] = []
-        expected = {"format": STORE_FORMAT, "cache_key": cache_key, "dim": self.dim, "dtype": "float16", **manifest}
+        expected = {"format": STORE_FORMAT, "cache_key": cache_key, "dim": self.dim, "dtype": dtype, **manifest}
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / "manifest.json"
         if path.exists():
@@ -132,10 +138,11 @@ class EmbeddingStore:
                     continue
                 tensors = _map_safetensors(shard)
                 emb, keys = tensors["embeddings"], tensors["keys"]
-                if emb.ndim != 2 or emb.shape[1] != self.dim or keys.shape != (emb.shape[0], KEY_BYTES):
+                if (emb.ndim != 2 or emb.shape[1] != self.dim or keys.shape != (emb.shape[0], KEY_BYTES)
+                        or emb.dtype != self.dtype):
                     raise ManifestMismatchError(
-                        f"embedding shard {shard} holds {emb.shape} vectors, the store expects dim {self.dim}; "
-                        "delete the shard"
+                        f"embedding shard {shard} holds {emb.shape} {emb.dtype} vectors, the store expects dim "
+                        f"{self.dim} {self.dtype}; delete the shard"
                     )
                 shard_no = len(self._shards)
                 self._shards.append(shard)
@@ -176,7 +183,7 @@ class EmbeddingStore:
         name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.safetensors"
         tmp = self.dir / f".{name}.tmp"
         save_file(
-            {"embeddings": np.ascontiguousarray(embeddings, dtype=np.float16), "keys": _encode_keys(keys)},
+            {"embeddings": np.ascontiguousarray(embeddings, dtype=self.dtype), "keys": _encode_keys(keys)},
             str(tmp),
             metadata={"cache_key": str(self.manifest["cache_key"]), "rows": str(len(keys))},
         )

@@ -12,8 +12,9 @@ Re-running a shard, or a whole run, never scores a sample twice for the same ver
 (approximator_version_id, sample_id) constraint and the "not yet scored" filter make it a no-op.
 
 A token-weighted model (``Approximator.token_factor``) multiplies each prediction by the sample's
-exact T(x)/L, so its shards load every text and prompt length (``all_texts=True``); the embeddings
-still come from the cache.
+exact T(x)/L. With a count store (``counts``, token_factor.open_count_store) the counts are cached
+like the embeddings and a shard loads only the texts either cache misses (``counts_cached``);
+without one it loads every text (``all_texts=True``) and counts them all.
 
 Which samples: every sample in the pool — first owners and duplicates alike (a duplicate has the same
 text, so the same score, and its embedding is a cache hit). Pricing pays first owners only; pass
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.approx.bundle import Approximator
 from marketplace.approx.embedding_store import EmbeddingStore
+from marketplace.approx.token_factor import count_key
 from marketplace.db import ApproximatorVersion, Campaign, RunStatus, Sample, Score, ScoreRun, utcnow
 from marketplace.db.engine import is_postgres
 from marketplace.errors import NotFoundError, ValidationError
@@ -124,7 +126,7 @@ class ShardInput:
     sample_ids: np.ndarray  # (N,) int64
     content_hashes: list[str]
     texts: dict[int, str] = field(default_factory=dict)  # position -> text, only where needed
-    prompt_chars: list[int | None] | None = None  # per position, loaded with all_texts=True
+    prompt_chars: list[int | None] = field(default_factory=list)  # per position
 
 
 def load_shard(
@@ -136,38 +138,39 @@ def load_shard(
     is_cached: Callable[[Sequence[str]], np.ndarray] | None = None,
     first_owners_only: bool = False,
     all_texts: bool = False,
+    counts_cached: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> ShardInput:
     """Samples of [lo_id, hi_id] the run's version has not scored, with texts only for cache misses.
 
     ``is_cached`` maps content hashes to a bool mask (the embedding store); None loads every text
-    (a fine-tuned model embeds everything itself). ``all_texts``: every text and prompt length,
-    whatever the cache holds (a token-weighted model counts every sample's tokens).
+    (a fine-tuned model embeds everything itself). ``all_texts``: every text, whatever the cache
+    holds (a token-weighted model without a count store counts every sample's tokens).
+    ``counts_cached``: the count store's ``contains`` (over :func:`count_key` keys); texts whose token
+    count is not cached are loaded too.
     """
     run = session.get(ScoreRun, score_run_id)
     if run is None:
         raise NotFoundError(f"score run {score_run_id} not found")
     rows = session.execute(
-        select(Sample.id, Sample.content_hash)
+        select(Sample.id, Sample.content_hash, Sample.prompt_chars)
         .where(Sample.id >= lo_id, Sample.id <= hi_id, *_unscored(run.approximator_version_id, first_owners_only))
         .order_by(Sample.id)
     ).all()
     ids = np.array([r.id for r in rows], dtype=np.int64)
     hashes = [r.content_hash for r in rows]
+    prompts = [r.prompt_chars for r in rows]
     need = np.ones(len(rows), dtype=bool) if is_cached is None or all_texts else ~is_cached(hashes)
+    if counts_cached is not None and len(rows):
+        need |= ~counts_cached([count_key(h, p) for h, p in zip(hashes, prompts, strict=True)])
     texts: dict[int, str] = {}
-    prompts: list[int | None] | None = None
     if need.any():
         pos = np.flatnonzero(need)
-        by_id: dict[int, tuple[str, int | None]] = {
-            int(r.id): (r.text, r.prompt_chars)
-            for r in session.execute(
-                select(Sample.id, Sample.text, Sample.prompt_chars).where(Sample.id.in_(ids[pos].tolist())))
+        by_id: dict[int, str] = {
+            int(r.id): r.text
+            for r in session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids[pos].tolist())))
         }
-        texts = {int(p): by_id[int(ids[p])][0] for p in pos}
-        if all_texts:
-            prompts = [by_id[int(i)][1] for i in ids]
-    return ShardInput(score_run_id, run.approximator_version_id, ids, hashes, texts,
-                      prompts if all_texts else None)
+        texts = {int(p): by_id[int(ids[p])] for p in pos}
+    return ShardInput(score_run_id, run.approximator_version_id, ids, hashes, texts, prompts)
 
 
 @dataclass(frozen=True)
@@ -180,9 +183,11 @@ class ShardScores:
     n_embedded: int
 
 
-def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore | None) -> ShardScores:
+def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore | None,
+                  counts: EmbeddingStore | None = None) -> ShardScores:
     """Predict the shard. Frozen mode: cached embeddings + embed the misses (and cache them).
-    A token-weighted model needs the shard loaded with ``all_texts=True``."""
+    A token-weighted model takes its token counts from ``counts`` (counting and caching the misses),
+    or, without a count store, needs the shard loaded with ``all_texts=True``."""
     n = shard.sample_ids.size
     if n == 0:
         empty = np.zeros(0)
@@ -196,11 +201,14 @@ def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore
         x = approx.embed([shard.texts[p] for p in range(n)])
         n_embedded = n
     factor = None
-    if approx.token_factor is not None:
-        if len(shard.texts) != n or shard.prompt_chars is None:
-            raise ValidationError(f"score run {shard.score_run_id}: a token-weighted model needs every text of the "
-                                  "shard; load it with all_texts=True")
-        factor = approx.factor([shard.texts[p] for p in range(n)], shard.prompt_chars)
+    token_factor = approx.token_factor
+    if token_factor is not None and counts is not None:
+        factor = token_factor.weights_cached(counts, shard.content_hashes, shard.texts, shard.prompt_chars)
+    elif token_factor is not None:
+        if len(shard.texts) != n:
+            raise ValidationError(f"score run {shard.score_run_id}: a token-weighted model without a count store "
+                                  "needs every text of the shard; load it with all_texts=True")
+        factor = token_factor.weights([shard.texts[p] for p in range(n)], shard.prompt_chars)
     pred = approx.predict_embeddings(x, factor)
     if not (np.isfinite(pred.score).all() and np.isfinite(pred.spread).all()):
         raise ValidationError(f"score run {shard.score_run_id}: the model produced NaN/inf scores; retrain it")

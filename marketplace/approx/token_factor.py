@@ -13,7 +13,10 @@ benchmarks/results/label_configs_token.md).
 :class:`TokenFactor` is that factor: the target model's tokenizer (copied into the model bundle, so a
 registered model scores on its own), L and the truncation length. It counts T(x) with the same code
 the labeler uses (:func:`marketplace.valuation.tokenization.encode_texts`), so the factor of a text is
-the one its exact label was multiplied by.
+the one its exact label was multiplied by. Counting is cheap next to embedding (2.6k texts/s here)
+but not next to re-scoring cached embeddings with a new version's heads, so scoring keeps the counts
+in a content-addressed store (:func:`open_count_store`, the embedding store's format with one float32
+column, exact for counts up to 2**24) keyed by content hash and prompt length.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from marketplace.approx.embedding_store import EmbeddingStore
 from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError, ValidationError
 
-__all__ = ["TokenFactor"]
+__all__ = ["TokenFactor", "count_key", "open_count_store"]
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +95,43 @@ class TokenFactor:
         return cls(_load_fast_tokenizer(folder), int(max_length), min(int(max_length), context_length_of(config)),
                    _digest_tokenizer(folder))
 
-    def weights(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray:
-        """(N,) float64 T(x)/L: 0 for a text whose loss has no tokens (e.g. a prompt longer than L)."""
+    def counts(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray:
+        """(N,) int64 T(x): the tokens each text's loss is taken over (0 when a prompt fills it)."""
         from marketplace.valuation.tokenization import encode_texts
 
         if prompt_chars is not None and len(prompt_chars) != len(texts):
             raise ValidationError(f"{len(texts)} texts but {len(prompt_chars)} prompt lengths")
         if not len(texts):
-            return np.zeros(0)
-        enc = encode_texts(self.tokenizer, texts, prompt_chars, max_length=self.truncation)
-        return enc.target_counts.astype(np.float64) / self.max_length
+            return np.zeros(0, dtype=np.int64)
+        return encode_texts(self.tokenizer, texts, prompt_chars, max_length=self.truncation).target_counts
+
+    def weights(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray:
+        """(N,) float64 T(x)/L: 0 for a text whose loss has no tokens (e.g. a prompt longer than L)."""
+        return self.counts(texts, prompt_chars).astype(np.float64) / self.max_length
+
+    def weights_cached(self, store: EmbeddingStore, content_hashes: Sequence[str],
+                       texts: Sequence[str] | Mapping[int, str], prompt_chars: Sequence[int | None]) -> np.ndarray:
+        """:meth:`weights` through a count store (:func:`open_count_store`): only texts whose count is
+        not cached are tokenised, so ``texts`` (position → text) needs only those."""
+        if len(prompt_chars) != len(content_hashes):
+            raise ValidationError(f"{len(content_hashes)} content hashes but {len(prompt_chars)} prompt lengths")
+        keys = [count_key(h, p) for h, p in zip(content_hashes, prompt_chars, strict=True)]
+        missing: dict[str, int] = {}
+        for pos in np.flatnonzero(~store.contains(keys)).tolist():
+            missing.setdefault(keys[pos], pos)
+        if missing:
+            positions = list(missing.values())
+            try:
+                chunk = [texts[i] for i in positions]
+            except (KeyError, IndexError) as exc:
+                raise ValidationError(f"the token count at position {exc.args[0]} is not cached and its text was "
+                                      "not given") from exc
+            counts = self.counts(chunk, [prompt_chars[i] for i in positions])
+            store.put([keys[i] for i in positions], counts.astype(np.float32)[:, None])
+        return store.get(keys)[:, 0].astype(np.float64) / self.max_length
+
+    def cache_key(self) -> str:
+        return f"tokens-{self.digest[:16]}-{self.truncation}"
 
     def meta(self) -> dict[str, Any]:
         return {"max_length": self.max_length, "truncation": self.truncation, "tokenizer_digest": self.digest}
@@ -126,3 +157,17 @@ class TokenFactor:
                 f"{root}: the tokenizer files do not match the digest the bundle recorded; the bundle was edited"
             )
         return cls(_load_fast_tokenizer(root), int(meta["max_length"]), int(meta["truncation"]), digest)
+
+
+def count_key(content_hash: str, prompt_chars: int | None) -> str:
+    """Where a text's token count is cached: its content hash, or with a prompt a hash of both (the
+    same text counts differently with another prompt length)."""
+    if not prompt_chars:
+        return content_hash
+    return hashlib.sha256(f"{content_hash}:{int(prompt_chars)}".encode()).hexdigest()
+
+
+def open_count_store(root: str | Path, factor: TokenFactor) -> EmbeddingStore:
+    """The shared cache of T(x) for one tokenizer (by digest) and truncation length."""
+    manifest: dict[str, object] = {"tokenizer_digest": factor.digest, "truncation": factor.truncation}
+    return EmbeddingStore(root, factor.cache_key(), manifest, 1, dtype="float32")
