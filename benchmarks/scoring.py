@@ -10,7 +10,10 @@
     store → index lookup by content hash → the fused 5-head ensemble, against a per-sample Python loop
     (the baseline, extrapolated); goal: 1M samples in < 30 s on 2 cores;
 (c) exact LinFiK labeling (``marketplace.valuation.label_sample_ids``) on a small target model,
-    after its target query is cached.
+    after its target query is cached;
+(t) the length factor T(x)/L of a token-weighted model (needs ``--target-model``): N token counts read
+    from the count store (what a re-score with a new version does), against counting them with the
+    target tokenizer (the baseline, measured on real texts and extrapolated).
 
     python benchmarks/scoring.py [--n-embed 1024] [--n-score 1000000] [--n-quality 1500] [--n-label 128]
                                  [--target-model DIR] [--labels-home MKT_HOME --campaign NAME] [--threads 2]
@@ -202,6 +205,35 @@ def bench_head_scoring(n: int, shard_rows: int = 100_000) -> list[dict[str, Any]
     return rows
 
 
+# --- (t) token factor ------------------------------------------------------------------------------------
+
+
+def bench_token_factor(n: int, target_model: str, m: int = 20_000, shard_rows: int = 100_000) -> list[dict[str, Any]]:
+    from marketplace.approx.token_factor import TokenFactor, count_key, open_count_store
+
+    factor = TokenFactor.from_target_model(target_model, 256)
+    texts = _texts(m)
+    t_count, counts = _timed(lambda: factor.counts(texts))
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_count_store(tmp, factor)
+        keys = [count_key(f"{i:064x}", None) for i in range(n)]
+        for start in range(0, n, shard_rows):
+            chunk = keys[start : start + shard_rows]
+            store.put(chunk, rng.choice(counts, size=len(chunk)).astype(np.float32)[:, None])
+        fresh = open_count_store(tmp, factor)  # a new process's view
+        t_cached, w = _timed(lambda: factor.weights_cached(fresh, keys, {}, [None] * n))
+        assert w.shape == (n,) and np.all(w > 0)
+    rows.append({"what": f"token factor from the count store (index + lookup, {n:,} keys, cold)", "s": t_cached,
+                 "n": n})
+    rows.append({"what": f"baseline: counting with the target tokenizer (measured on {m:,} texts, extrapolated)",
+                 "s": t_count * n / m, "n": n})
+    for r in rows:
+        r["per_s"] = r["n"] / r["s"]
+    return rows
+
+
 # --- (c) exact LinFiK --------------------------------------------------------------------------------------
 
 
@@ -269,7 +301,7 @@ def main() -> None:
     parser.add_argument("--labels-home", default=None)
     parser.add_argument("--campaign", default=None)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: a,q,b,c")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: a,q,b,c,t")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     skip = set(args.skip.split(","))
@@ -303,11 +335,17 @@ def main() -> None:
         exact, note = bench_exact_labeling(args.n_label, args.target_model)
         lines += ["## (c) Exact LinFiK labeling", "", f"{note}.", ""]
         lines += [*_table(exact), ""] if exact else []
+    if "t" not in skip and args.target_model:
+        tokens = bench_token_factor(args.n_score, args.target_model)
+        lines += ["## (t) Length factor of a token-weighted model (T(x)/L, re-scoring with a new version)", "",
+                  *_table(tokens), ""]
     text = "\n".join(lines)
     print(text)
-    if not ({"a", "q", "b", "c"} & skip):
+    if not ({"a", "q", "b", "c", "t"} & skip):
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(text + "\n", encoding="utf-8")
+    elif {"a", "q", "b", "c"} <= skip and "t" not in skip and args.target_model:
+        (RESULTS.parent / "scoring_tokens.md").write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
