@@ -54,6 +54,9 @@ OFFLINE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     # MLflow prints "View run ... at: URL" to stdout with an HTTP tracking server; --json needs stdout clean.
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    # The temporary Prefect server migrates a fresh database before it answers; Prefect waits 20 s by
+    # default, which a busy 2-core machine exceeded once (a fresh `marketplace demo --small` failed).
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 
