@@ -53,8 +53,8 @@ def revaluation(
     plan = plan_revaluation_task(campaign, force, label_config)
     summary["plan"] = plan
     if plan["relabel"]:
-        config = label_config if label_config is not None else (plan["latest_label_config"] or {})
-        summary["label"] = with_configured_runner(label)(campaign, n_labels, config, device=device)
+        # None: the label flow keeps the campaign's latest label-set configuration
+        summary["label"] = with_configured_runner(label)(campaign, n_labels, label_config, device=device)
     if plan["retrain"]:
         label_set_id = summary["label"]["label_set_id"] if "label" in summary else plan["latest_label_set_id"]
         summary["train"] = train(campaign, label_set_id, train_config or {}, promotion_floor, device)
