@@ -10,7 +10,7 @@ The rules, in order:
    (the subsample must be able to include the new data);
 3. the run asks for a LinFiK configuration (``label_config_hash``) other than the latest label set's →
    label and train (a changed deployment parameter takes effect at the next run; with none asked for,
-   the flow relabels with the latest label set's configuration, ``latest_label_config``);
+   the label flow relabels with the latest label set's configuration, reported as ``latest_label_config``);
 4. no approximator version was ever promoted to champion for the campaign → train;
 5. otherwise reuse the latest label set and the current champion.
 ``force`` relabels and retrains regardless.
