@@ -20,7 +20,7 @@
 
 Quality labels: with ``--labels-home/--campaign`` the newest complete label set of that campaign (real
 LinFiK); otherwise a proxy label (topic relevance of Python-documentation paragraphs, see
-tests/approx_factories.py) — stated in the table. Prints Markdown and writes benchmarks/results/scoring.md.
+tests/support/approx.py) — stated in the table. Prints Markdown and writes benchmarks/results/scoring.md.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import numpy as np
 import torch
 from _common import ROOT
 
-sys.path.insert(0, str(ROOT / "tests"))  # the proxy-label factory lives with the tests
 RESULTS = ROOT / "benchmarks" / "results" / "scoring.md"
 
 
@@ -53,7 +52,7 @@ def _timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
 
 
 def _texts(n: int) -> list[str]:
-    from approx_factories import pydoc_paragraphs
+    from tests.support.approx import pydoc_paragraphs
 
     pool = list(pydoc_paragraphs())
     return [pool[i % len(pool)] for i in range(n)]
@@ -136,7 +135,7 @@ def quality_by_precision(n: int, labels_home: str | None, campaign: str | None) 
             data = load_labeled_data(s, get_campaign(s, campaign).id)
         source = f"real LinFiK labels (campaign {campaign}, label set {data.label_set_id}, n={len(data)})"
     else:
-        from approx_factories import content_hash, proxy_label, pydoc_paragraphs
+        from tests.support.approx import content_hash, proxy_label, pydoc_paragraphs
 
         texts = list(pydoc_paragraphs()[:n])
         hashes = [content_hash(t) for t in texts]
@@ -245,7 +244,7 @@ def bench_exact_labeling(n: int, target_model: str | None) -> tuple[list[dict[st
         from marketplace.valuation.target_model import digest_model_dir
     except ImportError as exc:
         return [], f"marketplace.valuation is not available ({exc}); exact labeling not measured"
-    from approx_factories import make_campaign
+    from tests.support.approx import make_labeled_campaign
 
     from marketplace.db import Campaign, create_db_engine, make_session_factory
     from marketplace.db.migrate import upgrade
@@ -261,7 +260,7 @@ def bench_exact_labeling(n: int, target_model: str | None) -> tuple[list[dict[st
         upgrade(engine)
         factory = make_session_factory(engine)
         with factory() as s, s.begin():
-            fx = make_campaign(s, n_samples=n + 16, n_labeled=8)
+            fx = make_labeled_campaign(s, n_samples=n + 16, n_labeled=8)
             camp = s.get(Campaign, fx.campaign_id)
             assert camp is not None
             camp.target_model_path = target_model
