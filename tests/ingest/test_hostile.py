@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.support.databases import drop_postgres_schema, make_fresh_postgres_url, postgres_url_or_skip
 from tests.support.ingest import real_texts, table_fingerprint, write_jsonl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -379,13 +380,11 @@ def test_the_suite_is_large_and_specific() -> None:
 # ---------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def hostile_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    import conftest
-
     if request.param == "sqlite":
         url, schema, base = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'h.db'}", None, None
     else:
-        base = conftest._postgres_or_skip()
-        url, schema = conftest.make_fresh_postgres_url(base)
+        base = postgres_url_or_skip()
+        url, schema = make_fresh_postgres_url(base)
     engine = create_db_engine(url)
     upgrade(engine)
     # Data already there, so "exactly as before" is not "empty".
@@ -399,7 +398,7 @@ def hostile_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     finally:
         engine.dispose()
         if schema is not None and base is not None:
-            conftest.drop_postgres_schema(base, schema)
+            drop_postgres_schema(base, schema)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
