@@ -11,7 +11,9 @@ from sqlalchemy import text
 
 from marketplace.db import create_db_engine
 
-__all__ = ["POSTGRES_URL", "REQUIRE_POSTGRES", "drop_postgres_schema", "make_fresh_postgres_url", "postgres_url_or_skip"]
+__all__ = [
+    "POSTGRES_URL", "REQUIRE_POSTGRES", "drop_postgres_schema", "make_fresh_postgres_url", "postgres_url_or_skip",
+]
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
