@@ -1,4 +1,4 @@
-"""Data selection with valuation scores (issue 6): does training on what the marketplace values help?
+"""Data selection with valuation scores: does training on what the marketplace values help?
 
 On a finished default demo (``marketplace demo``), a candidate pool is drawn from the campaign's
 accepted, first-owner samples that the approximator never saw (not in its label set). For each of
@@ -20,11 +20,15 @@ Run:  python benchmarks/selection.py [--home MKT_HOME] [--campaign demo-python-d
 Writes benchmarks/results/selection.md and selection.png. ``--part providers`` and ``--part without``
 (exact LinFiK's top pick with one provider left out at a time) write selection_providers.md and
 selection_without.md instead.
+
+Fine-tuning and the loss come from marketplace.validation (the product's payout validation, which runs
+the per-provider measurement against a campaign's payouts); the regimes are its RegimeConfig.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -36,6 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 from _common import ROOT, add_demo_home_args
+
+from marketplace.validation import DEFAULT_REGIMES, RegimeConfig, finetune, mean_loss
 
 METHODS = ("alinfik", "exact", "random", "embed")
 
@@ -59,18 +65,18 @@ def _load_pool(campaign_name: str, n_pool: int, seed: int, work_dir: Path, chunk
 
     from marketplace.approx.baselines import predict_target_cosine
     from marketplace.approx.config import EmbedConfig
-    from marketplace.approx.data import latest_label_set
     from marketplace.approx.encoder import load_encoder
     from marketplace.campaigns import get_campaign
     from marketplace.cli.common import open_db
     from marketplace.db import Label, Provider, RunStatus, Sample, Score, ScoreRun, TargetSample
+    from marketplace.db.label_sets import require_latest_label_set
     from marketplace.db.valuation import LabelSet
     from marketplace.valuation import LinFiKConfig, label_sample_ids
 
     _, factory = open_db()
     with factory() as session:
         camp = get_campaign(session, campaign_name)
-        label_set: LabelSet = latest_label_set(session, camp.id)
+        label_set: LabelSet = require_latest_label_set(session, camp.id)
         config = LinFiKConfig.model_validate(label_set.config)
         run = session.scalar(select(ScoreRun).where(ScoreRun.campaign_id == camp.id,
                                                     ScoreRun.status == RunStatus.COMPLETE)
@@ -123,47 +129,15 @@ def _select(pool: Pool, method: str, k: int, seed: int) -> np.ndarray:
     return order[:k]
 
 
-def _mean_loss(model: Any, encoded: Any, batch_size: int) -> float:
-    from marketplace.valuation.tokenization import per_sample_loss
-
-    total = weight = 0.0
-    with torch.inference_mode():
-        for start in range(0, len(encoded.ids), batch_size):
-            batch = encoded.batch(range(start, min(start + batch_size, len(encoded.ids))))
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            n_tok = batch.loss_mask[:, 1:].sum(dim=1).to(torch.float64)
-            total += float((per_sample_loss(logits, batch.input_ids, batch.loss_mask).to(torch.float64) * n_tok).sum())
-            weight += float(n_tok.sum())
-    return total / max(weight, 1.0)
+def _mean_loss(model: Any, encoded: Any) -> float:
+    """Mean token loss over every target token of the set (each token counts once)."""
+    return mean_loss(model, encoded, batch_size=32, device="cpu", weighting="token")
 
 
-def _finetune(model_dir: Path, encoded: Any, rows: np.ndarray, *, seed: int, epochs: int, lr: float,
-              batch_size: int, optimizer: str, weighting: str) -> Any:
-    from transformers import AutoModelForCausalLM
-
-    from marketplace.valuation.tokenization import per_sample_loss
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
-    model.train()
-    opt = (torch.optim.SGD(model.parameters(), lr=lr) if optimizer == "sgd"
-           else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0))
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        perm = rows[torch.randperm(len(rows), generator=gen).numpy()]
-        for start in range(0, len(perm), batch_size):
-            batch = encoded.batch(perm[start:start + batch_size])
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            per_sample = per_sample_loss(logits, batch.input_ids, batch.loss_mask)
-            if weighting == "sample":  # LinFiK's loss: every sample's mean token loss counts once
-                loss = per_sample.mean()
-            else:  # the usual LM loss: every token counts once
-                n_tok = batch.loss_mask[:, 1:].sum(dim=1).to(logits.dtype)
-                loss = (per_sample * n_tok).sum() / n_tok.sum().clamp_min(1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
+def _finetuned(base: Any, encoded: Any, rows: np.ndarray, regime: RegimeConfig, seed: int) -> Any:
+    """A fresh copy of the target model, fine-tuned on ``encoded[rows]`` (same batch order for a seed)."""
+    model = copy.deepcopy(base)
+    finetune(model, encoded, rows, regime, seed=seed, device="cpu")
     return model
 
 
@@ -173,20 +147,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearman(a, b))
 
 
-@dataclass(frozen=True)
-class Regime:
-    optimizer: str  # sgd | adamw
-    lr: float
-    epochs: int
-    weighting: str  # sample | token
-
-    @property
-    def name(self) -> str:
-        return f"{self.optimizer} lr {self.lr:g}, {self.epochs} epochs, {self.weighting}-weighted"
-
-
-def _parse_regime(text: str) -> Regime:
-    """``OPTIMIZER:LR:EPOCHS[:WEIGHTING]``, e.g. ``sgd:0.03:4`` or ``adamw:3e-4:2:token``."""
+def _parse_regime(text: str) -> RegimeConfig:
+    """``OPTIMIZER:LR:EPOCHS[:WEIGHTING]``, e.g. ``sgd:0.03:4`` or ``adamw:3e-4:2:token`` (batch: --batch-size)."""
     parts = text.split(":")
     if len(parts) not in (3, 4) or parts[0] not in ("sgd", "adamw"):
         raise argparse.ArgumentTypeError(f"regime {text!r}: expected OPTIMIZER:LR:EPOCHS[:WEIGHTING], "
@@ -194,7 +156,8 @@ def _parse_regime(text: str) -> Regime:
     weighting = parts[3] if len(parts) == 4 else "sample"
     if weighting not in ("sample", "token"):
         raise argparse.ArgumentTypeError(f"regime {text!r}: weighting must be sample or token")
-    return Regime(parts[0], float(parts[1]), int(parts[2]), weighting)
+    return RegimeConfig.model_validate({"name": parts[0], "optimizer": parts[0], "weighting": weighting,
+                                        "learning_rate": float(parts[1]), "epochs": int(parts[2])})
 
 
 def _plot(results: dict[str, dict[str, list[float]]], none_loss: float, path: Path) -> None:
@@ -220,7 +183,7 @@ def _plot(results: dict[str, dict[str, list[float]]], none_loss: float, path: Pa
     plt.close(fig)
 
 
-def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_enc: Any, val_enc: Any,
+def _providers_part(args: argparse.Namespace, pool: Pool, base: Any, pool_enc: Any, val_enc: Any,
                     none_loss: float, t_start: float) -> None:
     """Fine-tune on ``--per-provider`` random pool samples of one provider at a time (first regime)."""
     regime = args.regimes[0]
@@ -231,9 +194,7 @@ def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_
     for seed in args.seeds:
         for p in providers:
             rows = np.random.default_rng(2000 + seed).choice(by_provider[p], size=n, replace=False)
-            model = _finetune(model_dir, pool_enc, rows, seed=seed, epochs=regime.epochs, lr=regime.lr,
-                              batch_size=args.batch_size, optimizer=regime.optimizer, weighting=regime.weighting)
-            losses[p].append(_mean_loss(model, val_enc, 32))
+            losses[p].append(_mean_loss(_finetuned(base, pool_enc, rows, regime, seed), val_enc))
             _log(f"providers | seed {seed} {p:>18}: validation loss {losses[p][-1]:.4f}")
     mean_scores = {p: (float(pool.scores["alinfik"][by_provider[p]].mean()),
                        float(pool.scores["exact"][by_provider[p]].mean())) for p in providers}
@@ -242,7 +203,7 @@ def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_
         "# Which providers' data helps the target model? (benchmarks/selection.py --part providers)",
         "",
         f"The ground truth for the demo's provider ranking: the demo target model fine-tuned on {n} random pool "
-        f"samples of one provider at a time ({regime.name}, batch {args.batch_size}, seeds {args.seeds}; the "
+        f"samples of one provider at a time ({regime.describe()}, seeds {args.seeds}; the "
         f"samples change with the seed), scored by the mean token loss on {len(val_enc.ids)} held-out Python-doc "
         f"topics (before fine-tuning {none_loss:.4f}); next to it the provider's mean ALinFiK and exact LinFiK "
         f"score over its pool samples. Wall time {time.perf_counter() - t_start:.0f} s.",
@@ -265,7 +226,7 @@ def _providers_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_
     out.write_text(text, encoding="utf-8")
 
 
-def _without_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_enc: Any, val_enc: Any,
+def _without_part(args: argparse.Namespace, pool: Pool, base: Any, pool_enc: Any, val_enc: Any,
                   none_loss: float, t_start: float) -> None:
     """Leave one provider out of exact LinFiK's top pick: is that provider's share of the mix worth having?"""
     k = max(1, round(args.fraction * len(pool.texts)))
@@ -282,11 +243,9 @@ def _without_part(args: argparse.Namespace, pool: Pool, model_dir: Path, pool_en
         losses: dict[str, list[float]] = {v: [] for v in variants}
         for seed in args.seeds:
             for v, rows in variants.items():
-                model = _finetune(model_dir, pool_enc, rows, seed=seed, epochs=regime.epochs, lr=regime.lr,
-                                  batch_size=args.batch_size, optimizer=regime.optimizer, weighting=regime.weighting)
-                losses[v].append(_mean_loss(model, val_enc, 32))
-                _log(f"without | {regime.name} | seed {seed} {v:>28}: validation loss {losses[v][-1]:.4f}")
-        results[regime.name] = losses
+                losses[v].append(_mean_loss(_finetuned(base, pool_enc, rows, regime, seed), val_enc))
+                _log(f"without | {regime.describe()} | seed {seed} {v:>28}: validation loss {losses[v][-1]:.4f}")
+        results[regime.describe()] = losses
     names = sorted(set(pool.providers))
     lines = [
         "# Leaving one provider out of the selection (benchmarks/selection.py --part without)",
@@ -326,7 +285,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--regimes", type=_parse_regime, nargs="+",
-                    default=[Regime("sgd", 0.03, 4, "sample"), Regime("adamw", 3e-4, 2, "token")],
+                    default=list(DEFAULT_REGIMES),
                     help="Fine-tuning regimes OPTIMIZER:LR:EPOCHS[:WEIGHTING]. Default: plain SGD on the "
                          "per-sample loss (the update LinFiK linearises) and the usual AdamW on the token loss.")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -342,10 +301,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "selection.md")
     args = ap.parse_args()
+    args.regimes = [r.model_copy(update={"batch_size": args.batch_size}) for r in args.regimes]
     if args.home is not None:
         os.environ["MKT_HOME"] = str(args.home)
     torch.set_num_threads(args.threads)
-    from marketplace.cli.common import apply_offline_env, settings
+    from marketplace.cli.common import settings
+    from marketplace.runtime import apply_offline_env
     from marketplace.valuation.target_model import load_target_model
     from marketplace.valuation.tokenization import encode_texts
 
@@ -363,14 +324,14 @@ def main() -> None:
                   if line.strip()]
     val_enc = encode_texts(target.tokenizer, validation, None, max_length=args.max_length)
     pool_enc = encode_texts(target.tokenizer, pool.texts, pool.prompt_chars, max_length=args.max_length)
-    none_loss = _mean_loss(target.model, val_enc, 32)
+    none_loss = _mean_loss(target.model, val_enc)
     _log(f"validation: {len(validation)} texts; loss before fine-tuning {none_loss:.4f}")
 
     if args.part == "providers":
-        _providers_part(args, pool, model_dir, pool_enc, val_enc, none_loss, t_start)
+        _providers_part(args, pool, target.model, pool_enc, val_enc, none_loss, t_start)
         return
     if args.part == "without":
-        _without_part(args, pool, model_dir, pool_enc, val_enc, none_loss, t_start)
+        _without_part(args, pool, target.model, pool_enc, val_enc, none_loss, t_start)
         return
     k = max(1, round(args.fraction * len(pool.texts)))
     results: dict[str, dict[str, list[float]]] = {}
@@ -379,13 +340,11 @@ def main() -> None:
         for seed in args.seeds:
             for method in METHODS:
                 t0 = time.perf_counter()
-                model = _finetune(model_dir, pool_enc, _select(pool, method, k, seed), seed=seed,
-                                  epochs=regime.epochs, lr=regime.lr, batch_size=args.batch_size,
-                                  optimizer=regime.optimizer, weighting=regime.weighting)
-                losses[method].append(_mean_loss(model, val_enc, 32))
-                _log(f"{regime.name} | seed {seed} {method:>8}: validation loss {losses[method][-1]:.4f} "
+                model = _finetuned(target.model, pool_enc, _select(pool, method, k, seed), regime, seed)
+                losses[method].append(_mean_loss(model, val_enc))
+                _log(f"{regime.describe()} | seed {seed} {method:>8}: validation loss {losses[method][-1]:.4f} "
                      f"({time.perf_counter() - t0:.0f} s)")
-        results[regime.name] = losses
+        results[regime.describe()] = losses
 
     s = pool.scores
     top_exact = set(_select(pool, "exact", k, 0).tolist())

@@ -1,0 +1,158 @@
+"""Write a payout validation: CSV (one row per provider), a self-contained HTML page, a Markdown summary.
+
+Provider names are provider-supplied: they go through ``html.escape`` in HTML, through
+:func:`~marketplace.reports.csv_safe.sanitize_cell` in CSV (no cell can become a formula), and through
+``html.escape`` plus pipe/newline neutralising in Markdown (Markdown renders raw HTML).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from marketplace.money import Money
+from marketplace.reports.csv_safe import write_csv
+from marketplace.validation.compare import PayoutValidation, ProviderComparison, RegimeVerdict
+
+__all__ = ["validation_csv_rows", "validation_html", "validation_markdown", "write_validation"]
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:64rem;color:#1d2330}"
+    "table{border-collapse:collapse;margin:.6rem 0}th,td{padding:.25rem .6rem;border-bottom:1px solid #e4e6ef}"
+    "th{background:#f3f5fa;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}"
+    ".muted{color:#667}.headline{background:#fff7dd}"
+)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _gain(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.3e}"
+
+
+def _regimes(v: PayoutValidation) -> list[str]:
+    """The headline regime first, then the others in config order."""
+    return [v.headline] + [r.regime for r in v.verdicts if r.regime != v.headline]
+
+
+def validation_csv_rows(v: PayoutValidation) -> tuple[list[str], list[list[object]]]:
+    """(header, rows): one row per provider; per regime its gain (nats/token per sample), sd, ideal share
+    and within-noise flag. Shares are fractions (0..1); empty cells where a value is undefined."""
+    regimes = _regimes(v)
+    header = ["provider_id", "provider", "payable_samples", "samples_used", "paid_samples", "amount_minor",
+              "amount", "payout_share"]
+    for r in regimes:
+        header += [f"gain_{r}", f"gain_sd_{r}", f"ideal_share_{r}", f"within_noise_{r}"]
+    rows: list[list[object]] = []
+    for p in v.providers:
+        row: list[object] = [p.provider_id, p.provider_name, p.n_payable, p.n_used, p.n_paid, p.amount_minor,
+                             str(Money(p.amount_minor, v.currency)), p.payout_share]
+        for r in regimes:
+            row += [p.gain[r], p.gain_sd[r], p.ideal_share[r], p.within_noise[r]]
+        rows.append(row)
+    return header, rows
+
+
+def _verdict_line(r: RegimeVerdict) -> str:
+    return (f"misallocated {_pct(r.misallocated_share)}, harmful {_pct(r.harmful_share)} "
+            f"(beyond one sd {_pct(r.clearly_harmful_share)}), paid to gains within noise {_pct(r.uncertain_share)}")
+
+
+def _html_table(header: list[str], rows: list[list[str]], *, numeric_from: int, marked: int | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cells = "".join(f'<td class="n">{html.escape(c)}</td>' if j >= numeric_from else f"<td>{html.escape(c)}</td>"
+                        for j, c in enumerate(row))
+        body.append(f'<tr class="headline">{cells}</tr>' if i == marked else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _provider_cells(p: ProviderComparison, regimes: list[str], currency: str) -> list[str]:
+    cells = [p.provider_name, str(p.n_used), str(p.n_paid), str(Money(p.amount_minor, currency)),
+             _pct(p.payout_share)]
+    for r in regimes:
+        sd = p.gain_sd[r]
+        noise = " ~0" if p.within_noise[r] else ""
+        cells += [f"{_gain(p.gain[r])} ± {0.0 if sd is None else sd:.1e}{noise}", _pct(p.ideal_share[r])]
+    return cells
+
+
+def validation_html(v: PayoutValidation) -> str:
+    """A self-contained page (inline CSS, no scripts, no external resources)."""
+    regimes = _regimes(v)
+    cfg = v.config
+    verdicts = {r.regime: r for r in v.verdicts}
+    verdict_rows = [[f"{r}{' (headline)' if r == v.headline else ''}", verdicts[r].description,
+                     _pct(verdicts[r].misallocated_share), _pct(verdicts[r].harmful_share),
+                     _pct(verdicts[r].clearly_harmful_share), _pct(verdicts[r].uncertain_share)] for r in regimes]
+    provider_header = ["provider", "samples used", "paid samples", "paid", "payout share"]
+    for r in regimes:
+        provider_header += [f"gain/sample {r}", f"ideal share {r}"]
+    notes = [verdicts[r].note for r in regimes if verdicts[r].note]
+    meta = (f"Pricing run {v.pricing_run_id}, period {v.period}; paid {Money(v.allocated_minor, v.currency)} of "
+            f"{Money(v.budget_minor, v.currency)}. Up to {cfg['per_provider']} payable samples per provider, seeds "
+            f"{cfg['seeds']}, max {cfg['max_length']} tokens; target loss before fine-tuning {v.loss_before:.4f} "
+            f"nats/token on {v.n_target} target texts; config {v.config_hash[:12]}, model {v.model_digest[:12]}, "
+            f"{v.device}, {v.seconds:.0f} s.")
+    body = (
+        f"<h1>Payout validation: {html.escape(v.campaign_name)}</h1>"
+        f'<p class="muted">{html.escape(meta)}</p>'
+        "<p>Each provider's payable samples fine-tune a fresh copy of the target model; the gain per sample is "
+        "the drop of the target loss divided by the samples used. The ideal share is proportional to max(gain, 0) "
+        "x paid samples; <b>misallocated</b> is the total variation distance between payout and ideal shares, "
+        "<b>harmful</b> the share paid to providers whose gain is negative. Gains marked ~0 are within one "
+        "standard deviation (over seeds) of zero.</p>"
+        "<h2>Verdict</h2>"
+        + _html_table(["regime", "fine-tuning", "misallocated", "harmful", "harmful beyond 1 sd",
+                       "paid to gains ~0"], verdict_rows, numeric_from=2, marked=0)
+        + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+        + "<h2>Providers</h2>"
+        + _html_table(provider_header, [_provider_cells(p, regimes, v.currency) for p in v.providers], numeric_from=1)
+    )
+    title = html.escape(f"Payout validation {v.campaign_name}")
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{_STYLE}</style></head><body>{body}</body></html>\n")
+
+
+def _md_cell(text: object) -> str:
+    """Markdown-safe text: HTML escaped (Markdown renders raw HTML), no table-breaking pipe or newline."""
+    return html.escape(str(text)).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def validation_markdown(v: PayoutValidation) -> str:
+    """A short summary (headline verdict, every regime, providers by payout) for an artifact or a log."""
+    head = v.headline_verdict
+    lines = [
+        f"# Payout validation: {_md_cell(v.campaign_name)}, pricing run {v.pricing_run_id} ({_md_cell(v.period)})",
+        "",
+        f"**{_md_cell(head.regime)}** ({_md_cell(head.description)}): {_verdict_line(head)}.",
+        "",
+        "| regime | misallocated | harmful | harmful beyond 1 sd | paid to gains ~0 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {_md_cell(r.regime)} | {_pct(r.misallocated_share)} | {_pct(r.harmful_share)} | "
+              f"{_pct(r.clearly_harmful_share)} | {_pct(r.uncertain_share)} |" for r in v.verdicts]
+    lines += [f"\n{_md_cell(r.regime)}: {_md_cell(r.note)}" for r in v.verdicts if r.note]
+    lines += ["", f"| provider | payout share | gain/sample ({_md_cell(v.headline)}) | ideal share |",
+              "|---|---:|---:|---:|"]
+    for p in sorted(v.providers, key=lambda p: (-p.amount_minor, p.provider_id)):
+        noise = " (~0)" if p.within_noise[v.headline] else ""
+        lines.append(f"| {_md_cell(p.provider_name)} | {_pct(p.payout_share)} | {_gain(p.gain[v.headline])}{noise} | "
+                     f"{_pct(p.ideal_share[v.headline])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_validation(v: PayoutValidation, out_dir: Path) -> dict[str, Path]:
+    """Write ``validation_campaign{id}_run{run}.{html,csv,md,json}`` into ``out_dir``; returns the paths."""
+    stem = f"validation_campaign{v.campaign_id}_run{v.pricing_run_id}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"html": out_dir / f"{stem}.html", "md": out_dir / f"{stem}.md", "json": out_dir / f"{stem}.json"}
+    paths["html"].write_text(validation_html(v), encoding="utf-8")
+    paths["md"].write_text(validation_markdown(v), encoding="utf-8")
+    paths["json"].write_text(json.dumps(v.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    paths["csv"] = write_csv(out_dir / f"{stem}.csv", *validation_csv_rows(v))
+    return paths
