@@ -1,4 +1,4 @@
-"""Campaigns: a buyer's target model + target data + budget per pricing period (DESIGN.md §1).
+"""Campaigns: a buyer's target model + target data + budget per pricing period (docs/architecture.md).
 
 The target data are read and normalised exactly like provider data (any ingestible format) and stored
 as :class:`~marketplace.db.TargetSample` rows; they are never paid and never scored. Their digest, and
@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from marketplace.db import Campaign, TargetSample
+from marketplace.db.lookup import find_by_name_or_id
 from marketplace.errors import ConflictError, NotFoundError, ValidationError
 from marketplace.money import Money
 
@@ -130,14 +131,9 @@ def create_campaign(
 
 
 def get_campaign(session: Session, name_or_id: str | int) -> Campaign:
-    """Look a campaign up by name, or by id when given an int or a string of digits."""
-    stmt = select(Campaign)
-    if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.isdigit()):
-        found = session.scalar(stmt.where(Campaign.id == int(name_or_id)))
-        if found is None and isinstance(name_or_id, str):
-            found = session.scalar(stmt.where(Campaign.name == name_or_id))
-    else:
-        found = session.scalar(stmt.where(Campaign.name == name_or_id))
+    """The campaign ``name_or_id`` names (see :func:`marketplace.db.lookup.find_by_name_or_id`); a
+    NotFoundError listing known campaigns otherwise. The one campaign lookup of every command and flow."""
+    found = find_by_name_or_id(session, Campaign, name_or_id)
     if found is None:
         known = session.scalars(select(Campaign.name).order_by(Campaign.id).limit(10)).all()
         hint = f"known campaigns: {', '.join(known)}" if known else "no campaign exists yet"

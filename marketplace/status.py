@@ -1,7 +1,8 @@
-"""What is in the store: counts for ``marketplace status``.
+"""What is in the store: counts for ``marketplace status``, one section per area.
 
-Each area contributes a section through :data:`STATUS_SECTIONS` (catalog here; the ledger module
-adds its totals), so this file never has to know every table.
+The sections are listed here, in display order: the catalog's (this module) and the ledger's
+(:func:`marketplace.ledger.status.ledger_status`). This module depends on the ledger, never the
+reverse.
 """
 
 from __future__ import annotations
@@ -9,51 +10,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace.db import Campaign, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
+from marketplace.db.counting import count_rows
+from marketplace.db.eligibility import is_first_owner
+from marketplace.ledger.status import ledger_status
 
-__all__ = ["STATUS_SECTIONS", "collect_status", "register_status_section"]
+__all__ = ["STATUS_SECTIONS", "catalog_status", "collect_status"]
 
 StatusSection = Callable[[Session], dict[str, Any]]
-STATUS_SECTIONS: dict[str, StatusSection] = {}
 
 
-def register_status_section(name: str) -> Callable[[StatusSection], StatusSection]:
-    def deco(fn: StatusSection) -> StatusSection:
-        STATUS_SECTIONS[name] = fn
-        return fn
-
-    return deco
-
-
-def _count(session: Session, stmt: Any) -> int:
-    return int(session.execute(stmt).scalar_one())
-
-
-@register_status_section("catalog")
 def catalog_status(session: Session) -> dict[str, Any]:
+    """Providers, submissions (copies among them), samples (first owners and duplicates), quarantine, campaigns."""
     return {
-        "providers": _count(session, select(func.count()).select_from(Provider)),
-        "submissions": _count(session, select(func.count()).select_from(Submission)),
-        "copies": _count(
-            session, select(func.count()).select_from(Submission).where(Submission.status == SubmissionStatus.COPY)
-        ),
-        "samples": _count(session, select(func.count()).select_from(Sample)),
-        "first_owner_samples": _count(
-            session, select(func.count()).select_from(Sample).where(Sample.duplicate_of_id.is_(None))
-        ),
-        "duplicates": _count(
-            session, select(func.count()).select_from(Sample).where(Sample.duplicate_of_id.is_not(None))
-        ),
-        "quarantined_records": _count(session, select(func.count()).select_from(QuarantinedRecord)),
-        "campaigns": _count(session, select(func.count()).select_from(Campaign)),
+        "providers": count_rows(session, Provider),
+        "submissions": count_rows(session, Submission),
+        "copies": count_rows(session, Submission, Submission.status == SubmissionStatus.COPY),
+        "samples": count_rows(session, Sample),
+        "first_owner_samples": count_rows(session, Sample, is_first_owner()),
+        "duplicates": count_rows(session, Sample, ~is_first_owner()),
+        "quarantined_records": count_rows(session, QuarantinedRecord),
+        "campaigns": count_rows(session, Campaign),
     }
 
 
-def collect_status(session: Session) -> dict[str, dict[str, Any]]:
-    """Every registered section, in registration order."""
-    import marketplace.ledger  # noqa: F401  (registers the ledger section)
+STATUS_SECTIONS: dict[str, StatusSection] = {"catalog": catalog_status, "ledger": ledger_status}
 
+
+def collect_status(session: Session) -> dict[str, dict[str, Any]]:
+    """Every section, in :data:`STATUS_SECTIONS` order."""
     return {name: fn(session) for name, fn in STATUS_SECTIONS.items()}

@@ -1,7 +1,10 @@
 """The SQL data model (SQLAlchemy 2 typed ORM) and its Alembic migrations.
 
 Importing this package registers every table on ``Base.metadata``; migrations must match it
-(``tests/test_migrations.py`` compares them).
+(``tests/db/test_migrations.py`` compares them). Query rules that several areas share live beside the
+tables, one module each: ``eligibility`` (first owner, payable), ``label_sets`` (the latest complete
+label set), ``pricing_runs`` (the latest complete pricing run of a period), ``lookup`` ("NAME or ID"
+arguments), ``counting`` (row counts) and ``transient`` (which database errors a retry can cure).
 """
 
 from marketplace.db.base import Base, utcnow

@@ -7,14 +7,25 @@ PostgreSQL/SQLite would otherwise invent different ones.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, ForeignKey, Integer, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "IdType", "JsonType", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Base",
+    "IdType",
+    "JsonType",
+    "UTCDateTime",
+    "created_at_column",
+    "foreign_id",
+    "primary_id",
+    "string_enum",
+    "utcnow",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -57,3 +68,26 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def primary_id() -> Any:
+    """The ``id`` primary key every table has (BIGINT on PostgreSQL, the rowid on SQLite)."""
+    return mapped_column(IdType, primary_key=True)
+
+
+def foreign_id(target: str, *, ondelete: str | None = "RESTRICT", index: bool = False, nullable: bool = False,
+               **fk_options: Any) -> Any:
+    """An id column referring to ``target`` (``"table.id"``). ``RESTRICT`` by default: rows that lineage,
+    allocations or the ledger point at are never deleted from under them."""
+    return mapped_column(ForeignKey(target, ondelete=ondelete, **fk_options), nullable=nullable, index=index)
+
+
+def created_at_column() -> Any:
+    """When the row was written (UTC), set by the application, never by the database clock."""
+    return mapped_column(UTCDateTime(), default=utcnow)
+
+
+def string_enum(cls: type[enum.Enum], name: str, length: int = 20) -> Enum:
+    """An enum stored as its values in a VARCHAR (no native PostgreSQL enum type: adding a member needs
+    no ``ALTER TYPE``, and both engines store the same strings)."""
+    return Enum(cls, name=name, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])

@@ -1,13 +1,13 @@
-"""Campaigns: one target model + one target dataset + a budget per period (DESIGN.md §1)."""
+"""Campaigns: one target model + one target dataset + a budget per period (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+from marketplace.db.base import Base, JsonType, created_at_column, foreign_id, primary_id
 
 __all__ = ["Campaign", "TargetSample"]
 
@@ -19,7 +19,7 @@ class Campaign(Base):
         CheckConstraint("audit_threshold >= -1 AND audit_threshold <= 1", name="audit_threshold_range"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    id: Mapped[int] = primary_id()
     name: Mapped[str] = mapped_column(String(200), unique=True)
     target_model_path: Mapped[str] = mapped_column(String(2000))
     target_model_digest: Mapped[str] = mapped_column(String(64))
@@ -30,7 +30,7 @@ class Campaign(Base):
     # Minimum Spearman between approximator and exact LinFiK on the audit sample before paying out.
     audit_threshold: Mapped[float] = mapped_column(Float, default=0.5)
     options: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class TargetSample(Base):
@@ -39,8 +39,8 @@ class TargetSample(Base):
     __tablename__ = "target_samples"
     __table_args__ = (UniqueConstraint("campaign_id", "record_index"),)
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = primary_id()
+    campaign_id: Mapped[int] = foreign_id("campaigns.id", ondelete="CASCADE", index=True)
     record_index: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     prompt_chars: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,6 +1,6 @@
 """Providers, their submissions (files), the samples they contain and the records quarantined.
 
-Ownership rule (DESIGN.md §5): of all accepted samples with the same normalised content, exactly one
+Ownership rule (docs/pricing-and-ledger.md): of all accepted samples with the same normalised content, exactly one
 is the *first owner* (``duplicate_of_id IS NULL``); every later copy, exact or near, points at it and
 can never be credited. A partial unique index makes the database itself refuse a second first owner
 of the same content hash.
@@ -14,8 +14,6 @@ import enum
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Enum,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -25,18 +23,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+from marketplace.db.base import Base, JsonType, created_at_column, foreign_id, primary_id, string_enum
 
 __all__ = ["DuplicateKind", "Provider", "QuarantinedRecord", "Sample", "Submission", "SubmissionStatus"]
 
 
 class SubmissionStatus(enum.StrEnum):
+    """Rejected files leave no row, so a submission is either accepted or a copy."""
+
     ACCEPTED = "accepted"
     # Same bytes as a submission another provider made earlier: recorded, every sample a duplicate.
     COPY = "copy"
 
 
 class DuplicateKind(enum.StrEnum):
+    """How a duplicate matches its first owner: the same content hash, or a MinHash near match."""
+
     EXACT = "exact"
     NEAR = "near"
 
@@ -44,9 +46,9 @@ class DuplicateKind(enum.StrEnum):
 class Provider(Base):
     __tablename__ = "providers"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    id: Mapped[int] = primary_id()
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
     submissions: Mapped[list[Submission]] = relationship(back_populates="provider")
 
@@ -61,17 +63,14 @@ class Submission(Base):
         CheckConstraint("n_accepted + n_quarantined = n_records", name="counts_add_up"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    provider_id: Mapped[int] = foreign_id("providers.id", index=True)
     filename: Mapped[str] = mapped_column(String(1000))
     format: Mapped[str] = mapped_column(String(20))
     content_sha256: Mapped[str] = mapped_column(String(64), index=True)
     byte_size: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[SubmissionStatus] = mapped_column(
-        Enum(SubmissionStatus, name="submission_status", native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e])
-    )
-    copy_of_submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), nullable=True)
+    status: Mapped[SubmissionStatus] = mapped_column(string_enum(SubmissionStatus, "submission_status"))
+    copy_of_submission_id: Mapped[int | None] = foreign_id("submissions.id", ondelete=None, nullable=True)
     field_mapping: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)
     n_records: Mapped[int] = mapped_column(Integer, default=0)
     n_accepted: Mapped[int] = mapped_column(Integer, default=0)
@@ -81,7 +80,7 @@ class Submission(Base):
     # Hash of the ingestion parameters (limits, resolved field mapping, normal form, near-dup params)
     # that produced this submission's samples; see marketplace.ingest.ingest.submission_params_sha256.
     params_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
     provider: Mapped[Provider] = relationship(back_populates="submissions")
 
@@ -108,9 +107,9 @@ class Sample(Base):
         Index("ix_samples_content_hash", "content_hash"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"), index=True)
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    submission_id: Mapped[int] = foreign_id("submissions.id", index=True)
+    provider_id: Mapped[int] = foreign_id("providers.id", index=True)
     record_index: Mapped[int] = mapped_column(Integer)  # 0-based position of the record in its file
     text: Mapped[str] = mapped_column(Text)
     prompt_chars: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -118,13 +117,10 @@ class Sample(Base):
     n_chars: Mapped[int] = mapped_column(Integer)
     source: Mapped[str | None] = mapped_column(String(200), nullable=True)
     licence: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("samples.id"), nullable=True, index=True)
-    duplicate_kind: Mapped[DuplicateKind | None] = mapped_column(
-        Enum(DuplicateKind, name="duplicate_kind", native_enum=False, length=10,
-             values_callable=lambda e: [m.value for m in e]),
-        nullable=True,
-    )
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    duplicate_of_id: Mapped[int | None] = foreign_id("samples.id", ondelete=None, nullable=True, index=True)
+    duplicate_kind: Mapped[DuplicateKind | None] = mapped_column(string_enum(DuplicateKind, "duplicate_kind", 10),
+                                                                 nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class QuarantinedRecord(Base):
@@ -132,11 +128,11 @@ class QuarantinedRecord(Base):
 
     __tablename__ = "quarantined_records"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    submission_id: Mapped[int] = foreign_id("submissions.id", index=True)
     record_index: Mapped[int] = mapped_column(Integer)
     location: Mapped[str] = mapped_column(String(200))  # "line 17", "row 3", "row 12 of batch 2"
     reason_code: Mapped[str] = mapped_column(String(50), index=True)
     detail: Mapped[str] = mapped_column(Text)
     excerpt: Mapped[str | None] = mapped_column(Text, nullable=True)  # first 200 chars, for humans
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, PrimaryKeyConstraint, String
+from sqlalchemy import BigInteger, LargeBinary, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+from marketplace.db.base import Base, IdType, JsonType, created_at_column, foreign_id, primary_id
 
 __all__ = ["NearDupBand", "NearDupIndex", "NearDupSignature"]
 
@@ -28,10 +28,10 @@ __all__ = ["NearDupBand", "NearDupIndex", "NearDupSignature"]
 class NearDupIndex(Base):
     __tablename__ = "near_dup_indexes"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    id: Mapped[int] = primary_id()
     params_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     params: Mapped[dict[str, object]] = mapped_column(JsonType)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class NearDupSignature(Base):
@@ -39,8 +39,8 @@ class NearDupSignature(Base):
     # sample_id first: the primary key also serves the foreign key and the lookups by sample.
     __table_args__ = (PrimaryKeyConstraint("sample_id", "index_id"),)
 
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"))
-    index_id: Mapped[int] = mapped_column(ForeignKey("near_dup_indexes.id", ondelete="RESTRICT"))
+    sample_id: Mapped[int] = foreign_id("samples.id")
+    index_id: Mapped[int] = foreign_id("near_dup_indexes.id")
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -9,10 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["create_db_engine", "is_postgres", "is_sqlite", "make_session_factory", "session_scope"]
+__all__ = [
+    "create_db_engine",
+    "insert_on_conflict_do_nothing",
+    "is_postgres",
+    "is_sqlite",
+    "make_session_factory",
+    "session_scope",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,15 @@ def is_sqlite(engine_or_session: Engine | Session) -> bool:
 def is_postgres(engine_or_session: Engine | Session) -> bool:
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
     return bind.dialect.name == "postgresql"
+
+
+def insert_on_conflict_do_nothing(session: Session, table: Any, index_elements: list[str]) -> Any:
+    """``INSERT INTO table ... ON CONFLICT (index_elements) DO NOTHING`` for the session's engine.
+
+    Get-or-create under concurrency: the loser of a race inserts nothing and re-reads the winner's row.
+    """
+    dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,10 +1,10 @@
-"""Pricing runs, their per-sample allocations, and the double-entry ledger (DESIGN.md §5-6).
+"""Pricing runs, their per-sample allocations, and the double-entry ledger (docs/pricing-and-ledger.md).
 
 Ledger tables: ``ledger_accounts`` (one row per account and currency, with stored debit and credit
 totals), ``journal_transactions`` (one per posting: unique idempotency key + sha256 of the canonical
 request body) and ``journal_entries`` (explicit side, positive integer ``amount_minor``).
 
-**Database enforcement** (migration ``0005_ledger`` creates it; ``marketplace.ledger.schema`` holds the
+**Database enforcement** (migration ``0005_ledger`` creates it and holds the
 SQL). The same "seal" design runs on both engines because SQLite has no deferred constraint triggers:
 
 - entries of a transaction are inserted *first*, under a transaction id reserved in advance; the
@@ -34,9 +34,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Dialect,
-    Enum,
     Float,
-    ForeignKey,
     Index,
     Integer,
     Numeric,
@@ -47,7 +45,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+from marketplace.db.base import (
+    Base,
+    IdType,
+    JsonType,
+    UTCDateTime,
+    created_at_column,
+    foreign_id,
+    primary_id,
+    string_enum,
+)
 
 __all__ = [
     "AccountKind",
@@ -63,8 +70,19 @@ __all__ = [
 ]
 
 
-def _enum(cls: type[enum.Enum], name: str, length: int = 20) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+class PricingRunStatus(enum.StrEnum):
+    """A run moves allocated -> complete, or allocated -> superseded; never back."""
+
+    ALLOCATED = "allocated"  # allocations stored, transactions (partly) not yet posted
+    COMPLETE = "complete"  # every submission's transaction posted
+    SUPERSEDED = "superseded"  # a newer run for the same campaign and period posted first; this one stops
+
+
+class EntrySide(enum.StrEnum):
+    """Entries carry a positive amount and an explicit side, never a sign."""
+
+    DEBIT = "debit"
+    CREDIT = "credit"
 
 
 class AmountMinor(TypeDecorator[int]):
@@ -82,18 +100,9 @@ class AmountMinor(TypeDecorator[int]):
         return None if value is None else int(value)
 
 
-class PricingRunStatus(enum.StrEnum):
-    ALLOCATED = "allocated"  # allocations stored, transactions (partly) not yet posted
-    COMPLETE = "complete"  # every submission's transaction posted
-    SUPERSEDED = "superseded"  # a newer run for the same campaign and period posted first; this one stops
-
-
-class EntrySide(enum.StrEnum):
-    DEBIT = "debit"
-    CREDIT = "credit"
-
-
 class AccountKind(enum.StrEnum):
+    """What an account holds; the kind fixes its normal side (marketplace.ledger.accounts)."""
+
     CAMPAIGN_BUDGET = "campaign_budget"
     PROVIDER_PAYABLE = "provider_payable"
     MARKETPLACE_FEES = "marketplace_fees"
@@ -101,6 +110,8 @@ class AccountKind(enum.StrEnum):
 
 
 class TransactionKind(enum.StrEnum):
+    """Why a transaction was posted (pricing posts allocations and adjustments)."""
+
     ALLOCATION = "allocation"  # first credit of a submission for a period
     ADJUSTMENT = "adjustment"  # revaluation: the difference to everything credited before
     MANUAL = "manual"
@@ -121,12 +132,12 @@ class PricingRun(Base):
         Index("ix_pricing_runs_campaign_period", "campaign_id", "period"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"))
+    id: Mapped[int] = primary_id()
+    campaign_id: Mapped[int] = foreign_id("campaigns.id")
     period: Mapped[str] = mapped_column(String(10))
-    score_run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="RESTRICT"), index=True)
-    approximator_version_id: Mapped[int] = mapped_column(ForeignKey("approximator_versions.id", ondelete="RESTRICT"))
-    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="RESTRICT"))
+    score_run_id: Mapped[int] = foreign_id("score_runs.id", index=True)
+    approximator_version_id: Mapped[int] = foreign_id("approximator_versions.id")
+    label_set_id: Mapped[int] = foreign_id("label_sets.id")
     policy: Mapped[dict[str, Any]] = mapped_column(JsonType)
     policy_hash: Mapped[str] = mapped_column(String(64))
     budget_minor: Mapped[int] = mapped_column(BigInteger)
@@ -137,9 +148,9 @@ class PricingRun(Base):
     n_submissions: Mapped[int] = mapped_column(Integer)
     allocated_minor: Mapped[int] = mapped_column(BigInteger)
     unallocated_minor: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[PricingRunStatus] = mapped_column(_enum(PricingRunStatus, "pricing_run_status"),
+    status: Mapped[PricingRunStatus] = mapped_column(string_enum(PricingRunStatus, "pricing_run_status"),
                                                      default=PricingRunStatus.ALLOCATED)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
@@ -154,11 +165,11 @@ class Allocation(Base):
         Index("ix_allocations_run_provider", "pricing_run_id", "provider_id"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    pricing_run_id: Mapped[int] = mapped_column(ForeignKey("pricing_runs.id", ondelete="RESTRICT"))
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"), index=True)
-    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"))
-    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="RESTRICT"))
+    id: Mapped[int] = primary_id()
+    pricing_run_id: Mapped[int] = foreign_id("pricing_runs.id")
+    sample_id: Mapped[int] = foreign_id("samples.id", index=True)
+    submission_id: Mapped[int] = foreign_id("submissions.id")
+    provider_id: Mapped[int] = foreign_id("providers.id")
     score: Mapped[float] = mapped_column(Float)
     value: Mapped[float] = mapped_column(Float)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
@@ -173,17 +184,15 @@ class LedgerAccount(Base):
         CheckConstraint("debits_minor >= 0 AND credits_minor >= 0", name="totals_nonneg"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    id: Mapped[int] = primary_id()
     code: Mapped[str] = mapped_column(String(200))  # campaign:{id}:budget, provider:{id}:payable, marketplace:fees
     currency: Mapped[str] = mapped_column(String(3))
-    kind: Mapped[AccountKind] = mapped_column(_enum(AccountKind, "account_kind"))
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), nullable=True)
-    provider_id: Mapped[int | None] = mapped_column(
-        ForeignKey("providers.id", ondelete="RESTRICT"), nullable=True, index=True
-    )
+    kind: Mapped[AccountKind] = mapped_column(string_enum(AccountKind, "account_kind"))
+    campaign_id: Mapped[int | None] = foreign_id("campaigns.id", nullable=True)
+    provider_id: Mapped[int | None] = foreign_id("providers.id", nullable=True, index=True)
     debits_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_minor: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class JournalTransaction(Base):
@@ -199,19 +208,15 @@ class JournalTransaction(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     body_sha256: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)  # the canonical JSON that body_sha256 hashes
-    kind: Mapped[TransactionKind] = mapped_column(_enum(TransactionKind, "transaction_kind"))
+    kind: Mapped[TransactionKind] = mapped_column(string_enum(TransactionKind, "transaction_kind"))
     currency: Mapped[str] = mapped_column(String(3))
-    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), nullable=True)
+    campaign_id: Mapped[int | None] = foreign_id("campaigns.id", nullable=True)
     period: Mapped[str | None] = mapped_column(String(10), nullable=True)
-    pricing_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("pricing_runs.id", ondelete="RESTRICT"), nullable=True, index=True
-    )
-    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="RESTRICT"), nullable=True)
-    provider_id: Mapped[int | None] = mapped_column(
-        ForeignKey("providers.id", ondelete="RESTRICT"), nullable=True, index=True
-    )
+    pricing_run_id: Mapped[int | None] = foreign_id("pricing_runs.id", nullable=True, index=True)
+    submission_id: Mapped[int | None] = foreign_id("submissions.id", nullable=True)
+    provider_id: Mapped[int | None] = foreign_id("providers.id", nullable=True, index=True)
     memo: Mapped[str | None] = mapped_column(Text, nullable=True)
-    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    posted_at: Mapped[dt.datetime] = created_at_column()
 
 
 class JournalEntry(Base):
@@ -225,10 +230,10 @@ class JournalEntry(Base):
         ).ddl_if(dialect="postgresql"),
     )
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(
-        ForeignKey("journal_transactions.id", ondelete="RESTRICT", deferrable=True, initially="DEFERRED"), index=True
-    )
-    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id", ondelete="RESTRICT"), index=True)
-    side: Mapped[EntrySide] = mapped_column(_enum(EntrySide, "entry_side", length=6))
+    id: Mapped[int] = primary_id()
+    # Deferred: the entries are inserted before the header that seals them (see the module docstring).
+    transaction_id: Mapped[int] = foreign_id("journal_transactions.id", index=True, deferrable=True,
+                                             initially="DEFERRED")
+    account_id: Mapped[int] = foreign_id("ledger_accounts.id", index=True)
+    side: Mapped[EntrySide] = mapped_column(string_enum(EntrySide, "entry_side", length=6))
     amount_minor: Mapped[int] = mapped_column(AmountMinor())

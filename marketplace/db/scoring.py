@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+from marketplace.db.base import Base, JsonType, UTCDateTime, created_at_column, foreign_id, primary_id
 from marketplace.db.valuation import RunStatus, status_column
 
 __all__ = ["ApproximatorEvent", "ApproximatorVersion", "Score", "ScoreRun"]
@@ -26,9 +26,9 @@ class ApproximatorVersion(Base):
     __tablename__ = "approximator_versions"
     __table_args__ = (UniqueConstraint("model_name", "version"),)
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), index=True)
-    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    campaign_id: Mapped[int] = foreign_id("campaigns.id", index=True)
+    label_set_id: Mapped[int] = foreign_id("label_sets.id", index=True)
     model_name: Mapped[str] = mapped_column(String(300))
     version: Mapped[str] = mapped_column(String(50))
     model_uri: Mapped[str] = mapped_column(String(2000))
@@ -40,7 +40,7 @@ class ApproximatorVersion(Base):
     lineage: Mapped[dict[str, str]] = mapped_column(JsonType, default=dict)  # the MLflow lineage tags
     promoted: Mapped[bool] = mapped_column(default=False)  # became champion at registration
     decision: Mapped[str | None] = mapped_column(Text, nullable=True)  # the gate's reason
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class ApproximatorEvent(Base):
@@ -48,44 +48,41 @@ class ApproximatorEvent(Base):
 
     __tablename__ = "approximator_events"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), index=True)
-    approximator_version_id: Mapped[int] = mapped_column(
-        ForeignKey("approximator_versions.id", ondelete="RESTRICT"), index=True
-    )
+    id: Mapped[int] = primary_id()
+    campaign_id: Mapped[int] = foreign_id("campaigns.id", index=True)
+    approximator_version_id: Mapped[int] = foreign_id("approximator_versions.id", index=True)
     action: Mapped[str] = mapped_column(String(20))  # registered | promoted | rejected | demoted
     alias: Mapped[str | None] = mapped_column(String(50), nullable=True)
     reason: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class ScoreRun(Base):
+    """One scoring pass of a campaign's pool by one approximator version (incremental: ``n_todo`` is what
+    the version had not scored yet). ``audit`` holds the audit's outcome; pricing refuses a failed one."""
+
     __tablename__ = "score_runs"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), index=True)
-    approximator_version_id: Mapped[int] = mapped_column(
-        ForeignKey("approximator_versions.id", ondelete="RESTRICT"), index=True
-    )
+    id: Mapped[int] = primary_id()
     status: Mapped[RunStatus] = status_column()
+    campaign_id: Mapped[int] = foreign_id("campaigns.id", index=True)
+    approximator_version_id: Mapped[int] = foreign_id("approximator_versions.id", index=True)
     resolved_from: Mapped[str] = mapped_column(String(300), default="")  # e.g. models:/alinfik-x@champion
     n_todo: Mapped[int] = mapped_column(Integer, default=0)  # samples this version had not scored yet
     n_scored: Mapped[int] = mapped_column(Integer, default=0)
     audit: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class Score(Base):
     __tablename__ = "scores"
     __table_args__ = (UniqueConstraint("approximator_version_id", "sample_id"),)
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    score_run_id: Mapped[int] = mapped_column(ForeignKey("score_runs.id", ondelete="RESTRICT"), index=True)
-    approximator_version_id: Mapped[int] = mapped_column(
-        ForeignKey("approximator_versions.id", ondelete="RESTRICT")
-    )
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    score_run_id: Mapped[int] = foreign_id("score_runs.id", index=True)
+    approximator_version_id: Mapped[int] = foreign_id("approximator_versions.id")
+    sample_id: Mapped[int] = foreign_id("samples.id", index=True)
     score: Mapped[float] = mapped_column(Float)  # predicted LinFiK (label units)
     score_std: Mapped[float | None] = mapped_column(Float, nullable=True)  # ensemble spread, same units

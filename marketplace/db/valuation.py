@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Enum, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from marketplace.db.base import Base, IdType, JsonType, UTCDateTime, utcnow
+from marketplace.db.base import Base, JsonType, UTCDateTime, created_at_column, foreign_id, primary_id, string_enum
 
 __all__ = ["Label", "LabelSet", "RunStatus", "status_column"]
 
@@ -25,11 +25,7 @@ class RunStatus(enum.StrEnum):
 
 
 def status_column() -> Mapped[RunStatus]:
-    return mapped_column(
-        Enum(RunStatus, name="run_status", native_enum=False, length=20,
-             values_callable=lambda e: [m.value for m in e]),
-        default=RunStatus.RUNNING,
-    )
+    return mapped_column(string_enum(RunStatus, "run_status"), default=RunStatus.RUNNING)
 
 
 class LabelSet(Base):
@@ -43,8 +39,8 @@ class LabelSet(Base):
 
     __tablename__ = "label_sets"
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    campaign_id: Mapped[int] = foreign_id("campaigns.id", index=True)
     config: Mapped[dict[str, object]] = mapped_column(JsonType)
     config_hash: Mapped[str] = mapped_column(String(64))
     projection_seed: Mapped[int] = mapped_column(Integer)
@@ -57,7 +53,7 @@ class LabelSet(Base):
     status: Mapped[RunStatus] = status_column()
     lineage: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
     stats: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = created_at_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
@@ -65,7 +61,7 @@ class Label(Base):
     __tablename__ = "labels"
     __table_args__ = (UniqueConstraint("label_set_id", "sample_id"),)
 
-    id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    label_set_id: Mapped[int] = mapped_column(ForeignKey("label_sets.id", ondelete="CASCADE"), index=True)
-    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="RESTRICT"), index=True)
+    id: Mapped[int] = primary_id()
+    label_set_id: Mapped[int] = foreign_id("label_sets.id", ondelete="CASCADE", index=True)
+    sample_id: Mapped[int] = foreign_id("samples.id", index=True)
     score: Mapped[float] = mapped_column(Float)

@@ -1,6 +1,11 @@
 """Ingestion of provider datasets: read, validate, normalise, hash, deduplicate, quarantine.
 
-Two entry points:
+Entry points:
+
+``ingest_one_file(factory, path, provider_name, options=IngestOptions(...))``
+    -> :class:`FileIngestResult`. One file in a transaction of its own, retried on transient
+    conflicts; a refused file becomes a ``rejected`` result. The code path of ``marketplace ingest``
+    and of the ``ingest`` flow, so both report the same shape (:meth:`FileIngestResult.as_dict`).
 
 ``ingest_file(session, path, provider_name, *, fmt=None, mapping=None, limits=None, dedup_params=None)``
     -> :class:`IngestReport`. Reads a JSONL / CSV / TSV / Parquet file (optionally ``.gz``), a ``.zip``
@@ -28,6 +33,7 @@ Parameters are frozen objects built at the edge: :class:`IngestLimits` (``from_s
 from marketplace.ingest.ingest import IngestReport, ingest_file, submission_params_sha256
 from marketplace.ingest.mapping import AUTO_CANDIDATES
 from marketplace.ingest.normalise import content_hash, normalise_text
+from marketplace.ingest.one_file import FileIngestResult, IngestOptions, ingest_one_file, summary_rows
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
 from marketplace.ingest.reasons import FILE_LEVEL_REASONS, FIX_HINTS, RECORD_LEVEL_REASONS, ReasonCode
 from marketplace.ingest.records import read_normalised_records
@@ -43,14 +49,18 @@ __all__ = [
     "DedupParams",
     "FieldMapping",
     "FileFormat",
+    "FileIngestResult",
     "IngestLimits",
+    "IngestOptions",
     "IngestReport",
     "NormalisedRecord",
     "ReasonCode",
     "content_hash",
     "ingest_file",
+    "ingest_one_file",
     "list_ingestible",
     "normalise_text",
     "read_normalised_records",
     "submission_params_sha256",
+    "summary_rows",
 ]

@@ -9,16 +9,12 @@ Order of operations for a new file:
 1. :func:`~marketplace.ingest.sources.open_source`: file-level checks and the sha256 of the bytes;
 2. same bytes from the same provider -> the existing submission is returned (nothing written);
    same bytes from another provider -> a ``copy`` submission whose samples all point at the
-   original's first owners (:func:`_record_copy`), so a copy can never be credited;
-3. otherwise a submission row, then per batch: validation, exact-duplicate resolution (one
-   ``content_hash IN`` query per batch against everything stored, including this file's earlier
-   batches), near-duplicate resolution (LSH, :mod:`marketplace.ingest.neardup`), bulk inserts;
+   original's first owners (:func:`~marketplace.ingest.owners.record_copy`), so a copy can never be
+   credited;
+3. otherwise a submission row, then per batch: validation, owner resolution
+   (:mod:`marketplace.ingest.owners`: one ``content_hash IN`` query per batch against everything
+   stored, including this file's earlier batches, then the near-duplicate index), bulk inserts;
 4. the file-level decision (:meth:`RecordStream.finish`), then the submission's counts.
-
-Duplicate links always point at a *first owner* (``duplicate_of_id IS NULL``). A record whose text is
-an exact copy of a sample that is itself a near-duplicate is linked to that sample's first owner
-with kind ``near`` (it is not byte-identical to the owner), so ``kind = 'exact'`` always means "same
-content hash as the owner".
 """
 
 from __future__ import annotations
@@ -29,24 +25,19 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, case, func, insert, literal, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.db.base import utcnow
 from marketplace.db.catalog import DuplicateKind, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
 from marketplace.errors import ConflictError, ValidationError
-from marketplace.ingest.bulk import (
-    allocate_ids,
-    bulk_insert,
-    bulk_session,
-    in_list,
-    in_list_param,
-)
+from marketplace.ingest.bulk import allocate_ids, bulk_insert, bulk_session
 from marketplace.ingest.neardup import NearDupIndexStore
 from marketplace.ingest.normalise import NORMALISATION_VERSION
+from marketplace.ingest.owners import BatchOwners, record_copy, stored_owners
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
 from marketplace.ingest.prefetch import prefetch
 from marketplace.ingest.records import RecordStream, ValidatedBatch
@@ -55,7 +46,6 @@ from marketplace.ingest.sources import FileFormat, Source, open_source
 __all__ = ["IngestReport", "ingest_file", "submission_params_sha256"]
 
 log = logging.getLogger(__name__)
-_HASH_LOOKUP_CHUNK = 5000
 _SAMPLES = cast(Table, Sample.__table__)
 _QUARANTINE = cast(Table, QuarantinedRecord.__table__)
 _Sketch = tuple[Any, Any, Any]  # (signatures (n, P) uint32, has_shingles (n,) bool, band keys (n, bands) int64)
@@ -75,19 +65,21 @@ class IngestReport:
     provider: str
     filename: str
     format: str
-    status: str  # "accepted" | "copy"
+    status: Literal["accepted", "copy"]
     existing: bool
     content_sha256: str
+    copy_of_submission_id: int | None  # the original of a copy
+    params_sha256: str | None  # see submission_params_sha256
+    # Records of the file: read = accepted + quarantined; duplicates are accepted records linked to an owner.
     n_records: int
     n_accepted: int
     n_quarantined: int
+    # Of the accepted: linked to a first owner with the same content hash, or a near match.
     n_exact_duplicates: int
     n_near_duplicates: int
     reasons: dict[str, int] = field(default_factory=dict)
-    field_mapping: dict[str, str] = field(default_factory=dict)
-    copy_of_submission_id: int | None = None
-    params_sha256: str | None = None
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # wall-clock seconds
+    field_mapping: dict[str, str] = field(default_factory=dict)  # the resolved mapping, e.g. {"text": "body"}
 
     @property
     def n_first_owner(self) -> int:
@@ -134,25 +126,18 @@ def _reasons_of(session: Session, submission_id: int) -> dict[str, int]:
     return {str(code): int(n) for code, n in sorted(rows)}
 
 
+_REPORT_STATUS: dict[SubmissionStatus, Literal["accepted", "copy"]] = {
+    SubmissionStatus.ACCEPTED: "accepted", SubmissionStatus.COPY: "copy"}
+# IngestReport fields copied as they are stored on the submission row.
+_STORED_FIELDS = ("filename", "format", "content_sha256", "n_records", "n_accepted", "n_quarantined",
+                  "n_exact_duplicates", "n_near_duplicates", "copy_of_submission_id", "params_sha256")
+
+
 def _report_of(session: Session, sub: Submission, provider: str, *, existing: bool, elapsed_s: float) -> IngestReport:
     return IngestReport(
-        submission_id=sub.id,
-        provider=provider,
-        filename=sub.filename,
-        format=sub.format,
-        status=SubmissionStatus(sub.status).value,
-        existing=existing,
-        content_sha256=sub.content_sha256,
-        n_records=sub.n_records,
-        n_accepted=sub.n_accepted,
-        n_quarantined=sub.n_quarantined,
-        n_exact_duplicates=sub.n_exact_duplicates,
-        n_near_duplicates=sub.n_near_duplicates,
-        reasons=_reasons_of(session, sub.id),
-        field_mapping=dict(sub.field_mapping or {}),
-        copy_of_submission_id=sub.copy_of_submission_id,
-        params_sha256=sub.params_sha256,
-        elapsed_s=elapsed_s,
+        submission_id=sub.id, provider=provider, status=_REPORT_STATUS[SubmissionStatus(sub.status)], existing=existing,
+        reasons=_reasons_of(session, sub.id), field_mapping=dict(sub.field_mapping or {}), elapsed_s=elapsed_s,
+        **{name: getattr(sub, name) for name in _STORED_FIELDS},
     )
 
 
@@ -162,54 +147,6 @@ def _explicit_mapping_dict(mapping: FieldMapping) -> dict[str, str] | None:
     if mapping.prompt_field is not None and mapping.response_field is not None:
         return {"prompt": mapping.prompt_field, "response": mapping.response_field}
     return None
-
-
-def _record_copy(session: Session, original: Submission, provider_id: int, source: Source) -> Submission:
-    """Same bytes as ``original`` (another provider's): every sample points at the original's owners."""
-    now = utcnow()
-    sub_id = int(session.execute(
-        insert(Submission).values(
-            provider_id=provider_id, filename=source.path.name, format=original.format,
-            content_sha256=source.content_sha256, byte_size=source.byte_size, status=SubmissionStatus.COPY,
-            copy_of_submission_id=original.id, field_mapping=dict(original.field_mapping or {}),
-            n_records=original.n_records, n_accepted=original.n_accepted, n_quarantined=original.n_quarantined,
-            n_exact_duplicates=0, n_near_duplicates=0, params_sha256=original.params_sha256, created_at=now,
-        ).returning(Submission.id)
-    ).scalar_one())
-    s = _SAMPLES.c
-    kind = case((s.duplicate_of_id.is_(None), literal(DuplicateKind.EXACT.value)), else_=s.duplicate_kind)
-    session.execute(
-        insert(_SAMPLES).from_select(
-            ["submission_id", "provider_id", "record_index", "text", "prompt_chars", "content_hash", "n_chars",
-             "source", "licence", "duplicate_of_id", "duplicate_kind", "created_at"],
-            select(literal(sub_id), literal(provider_id), s.record_index, s.text, s.prompt_chars, s.content_hash,
-                   s.n_chars, s.source, s.licence, func.coalesce(s.duplicate_of_id, s.id), kind,
-                   literal(now, _SAMPLES.c.created_at.type))
-            .where(s.submission_id == original.id),
-        )
-    )
-    q = _QUARANTINE.c
-    session.execute(
-        insert(_QUARANTINE).from_select(
-            ["submission_id", "record_index", "location", "reason_code", "detail", "excerpt", "created_at"],
-            select(literal(sub_id), q.record_index, q.location, q.reason_code, q.detail, q.excerpt,
-                   literal(now, _QUARANTINE.c.created_at.type))
-            .where(q.submission_id == original.id),
-        )
-    )
-    counts: dict[DuplicateKind | None, int] = dict(session.execute(  # type: ignore[arg-type]
-        select(Sample.duplicate_kind, func.count())
-        .where(Sample.submission_id == sub_id)
-        .group_by(Sample.duplicate_kind)
-    ).all())
-    n_exact = int(counts.get(DuplicateKind.EXACT, 0))
-    n_near = int(counts.get(DuplicateKind.NEAR, 0))
-    session.execute(update(Submission).where(Submission.id == sub_id)
-                    .values(n_exact_duplicates=n_exact, n_near_duplicates=n_near))
-    sub = session.get(Submission, sub_id)
-    assert sub is not None
-    session.refresh(sub)
-    return sub
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -225,24 +162,6 @@ class _Writer:
         self.near = NearDupIndexStore(session, dedup) if dedup is not None else None
         self.n_exact = 0
         self.n_near = 0
-
-    def _lookup_hashes(self, hashes: list[str]) -> dict[str, tuple[int, DuplicateKind]]:
-        """Stored owners of these content hashes: ``hash -> (first owner id, kind of a link to it)``."""
-        s = _SAMPLES.c
-        owner = func.min(case((s.duplicate_of_id.is_(None), s.id)))
-        root = func.min(s.duplicate_of_id)
-        out: dict[str, tuple[int, DuplicateKind]] = {}
-        stmt = (select(s.content_hash, owner, root)
-                .where(in_list(self.session, s.content_hash, integer=False))
-                .group_by(s.content_hash))
-        for start in range(0, len(hashes), _HASH_LOOKUP_CHUNK):
-            params = in_list_param(self.session, hashes[start : start + _HASH_LOOKUP_CHUNK])
-            for h, owner_id, root_id in self.session.execute(stmt, params):
-                if owner_id is not None:
-                    out[h] = (int(owner_id), DuplicateKind.EXACT)
-                elif root_id is not None:
-                    out[h] = (int(root_id), DuplicateKind.NEAR)
-        return out
 
     def sketch(self, batch: ValidatedBatch) -> _Sketch | None:
         """MinHash signatures, has-shingles mask and band keys of every record of the batch.
@@ -266,68 +185,37 @@ class _Writer:
             ])
 
     def _write_samples(self, recs: list[Any], now: Any, sketch: _Sketch | None) -> None:
-        known = self._lookup_hashes(list({r.content_hash for r in recs}))
-        # link[i]: ("id", sample_id, kind) | ("row", first row with that hash in this batch) | None (owner)
-        link: list[tuple[str, int, DuplicateKind] | None] = [None] * len(recs)
-        first_in_batch: dict[str, int] = {}
-        owners: list[int] = []
-        for i, r in enumerate(recs):
-            hit = known.get(r.content_hash)
-            if hit is not None:
-                link[i] = ("id", hit[0], hit[1])
-                continue
-            j = first_in_batch.get(r.content_hash)
-            if j is not None:
-                link[i] = ("row", j, DuplicateKind.EXACT)
-                continue
-            first_in_batch[r.content_hash] = i
-            owners.append(i)
-
-        near_rows: dict[int, tuple[str, int]] = {}  # owner row -> ("id", sample) | ("row", row)
+        hashes = [r.content_hash for r in recs]
+        owners = BatchOwners.from_hashes(hashes, stored_owners(self.session, list(set(hashes))))
+        candidates = owners.candidates
         sigs = has_sig = keys = None
-        if self.near is not None and owners and sketch is not None:
-            sigs, has_sig, keys = (a[owners] for a in sketch)
-            for nl in self.near.link(sigs, has_sig, keys):
-                row = owners[nl.row]
-                near_rows[row] = ("id", nl.sample_id) if nl.sample_id is not None else ("row", owners[nl.batch_row])  # type: ignore[index]
+        if self.near is not None and candidates and sketch is not None:
+            sigs, has_sig, keys = (a[candidates] for a in sketch)
+            owners.add_near(self.near.link(sigs, has_sig, keys))
 
-        first_owner_rows = [i for i in owners if i not in near_rows]
-        new_ids = allocate_ids(self.session, _SAMPLES, len(first_owner_rows))
-        ids_by_row = dict(zip(first_owner_rows, new_ids, strict=True))
+        first_owner_rows = owners.first_owner_rows
+        ids_by_row = dict(zip(first_owner_rows, allocate_ids(self.session, _SAMPLES, len(first_owner_rows)),
+                              strict=True))
         created = self._created_value(now)
         bulk_insert(self.session, _SAMPLES, ("id", *_SAMPLE_COLUMNS),
                     [(ids_by_row[i], *self._row(recs[i], None, None, created)) for i in first_owner_rows],
                     pg_types=("int8", *_SAMPLE_PG_TYPES))
-
-        def resolve(i: int) -> tuple[int, DuplicateKind] | None:
-            """(first owner id, kind) for a duplicate row, None for a first owner."""
-            if i in near_rows:
-                how, ref = near_rows[i]
-                return (ref, DuplicateKind.NEAR) if how == "id" else (ids_by_row[ref], DuplicateKind.NEAR)
-            entry = link[i]
-            if entry is None:
-                return None
-            if entry[0] == "id":
-                return entry[1], entry[2]
-            target = resolve(entry[1])  # the first row of this batch with the same hash
-            return (ids_by_row[entry[1]], DuplicateKind.EXACT) if target is None else target
-
         dup_rows = []
-        for i in range(len(recs)):
-            if i in ids_by_row:
+        for i, rec in enumerate(recs):
+            owner = owners.owner_of(i, ids_by_row)
+            if owner is None:
                 continue
-            owner_id, kind = resolve(i)  # type: ignore[misc]
-            dup_rows.append(self._row(recs[i], owner_id, kind, created))
-            if kind is DuplicateKind.EXACT:
+            dup_rows.append(self._row(rec, owner[0], owner[1], created))
+            if owner[1] is DuplicateKind.EXACT:
                 self.n_exact += 1
             else:
                 self.n_near += 1
         bulk_insert(self.session, _SAMPLES, _SAMPLE_COLUMNS, dup_rows, pg_types=_SAMPLE_PG_TYPES)
 
         if self.near is not None and first_owner_rows and sigs is not None:
-            pos = {row: k for k, row in enumerate(owners)}
+            pos = {row: k for k, row in enumerate(candidates)}
             keep = [pos[i] for i in first_owner_rows if has_sig[pos[i]]]  # type: ignore[index]
-            self.near.add([ids_by_row[owners[k]] for k in keep], sigs[keep], keys[keep])  # type: ignore[index]
+            self.near.add([ids_by_row[candidates[k]] for k in keep], sigs[keep], keys[keep])  # type: ignore[index]
 
     def _created_value(self, now: Any) -> Any:
         """``now`` as the database driver wants it (SQLite stores timestamps as text)."""
@@ -364,34 +252,46 @@ def ingest_file(
     mapping = mapping or FieldMapping()
     limits = limits or IngestLimits()
     source = open_source(path, fmt, limits)
+    provider = provider_name.strip()
     provider_id = _provider_id(session, provider_name)
-
-    existing = session.execute(
-        select(Submission).where(Submission.provider_id == provider_id,
-                                 Submission.content_sha256 == source.content_sha256)
-    ).scalar_one_or_none()
-    if existing is not None:
-        wanted = _explicit_mapping_dict(mapping)
-        if wanted is not None and wanted != dict(existing.field_mapping or {}):
-            raise ConflictError(
-                f"{source.path.name}: provider {provider_name!r} already submitted these bytes as submission "
-                f"{existing.id} with field mapping {existing.field_mapping}; the same file cannot be ingested "
-                f"again with {wanted}. Submit a corrected file instead."
-            )
-        log.info("%s: already ingested by %s as submission %d", source.path.name, provider_name, existing.id)
-        return _report_of(session, existing, provider_name.strip(), existing=True,
-                          elapsed_s=time.perf_counter() - t0)
-
+    sub = _resubmission(session, provider_id, provider, source, mapping)
+    if sub is not None:
+        log.info("%s: already ingested by %s as submission %d", source.path.name, provider, sub.id)
+        return _report_of(session, sub, provider, existing=True, elapsed_s=time.perf_counter() - t0)
     original = session.execute(
         select(Submission).where(Submission.content_sha256 == source.content_sha256,
                                  Submission.status == SubmissionStatus.ACCEPTED)
         .order_by(Submission.id).limit(1)
     ).scalar_one_or_none()
     if original is not None:
-        sub = _record_copy(session, original, provider_id, source)
+        sub = record_copy(session, original, provider_id, source)
         log.info("%s: same bytes as submission %d; recorded as copy %d", source.path.name, original.id, sub.id)
-        return _report_of(session, sub, provider_name.strip(), existing=False, elapsed_s=time.perf_counter() - t0)
+    else:
+        sub = _write_new_submission(session, source, provider_id, mapping, limits, dedup_params, t0)
+    return _report_of(session, sub, provider, existing=False, elapsed_s=time.perf_counter() - t0)
 
+
+def _resubmission(session: Session, provider_id: int, provider: str, source: Source,
+                  mapping: FieldMapping) -> Submission | None:
+    """The provider's earlier submission of the same bytes, if any; ConflictError when it was ingested
+    with another explicit field mapping."""
+    existing = session.execute(
+        select(Submission).where(Submission.provider_id == provider_id,
+                                 Submission.content_sha256 == source.content_sha256)
+    ).scalar_one_or_none()
+    wanted = _explicit_mapping_dict(mapping)
+    if existing is not None and wanted is not None and wanted != dict(existing.field_mapping or {}):
+        raise ConflictError(
+            f"{source.path.name}: provider {provider!r} already submitted these bytes as submission "
+            f"{existing.id} with field mapping {existing.field_mapping}; the same file cannot be ingested "
+            f"again with {wanted}. Submit a corrected file instead."
+        )
+    return existing
+
+
+def _write_new_submission(session: Session, source: Source, provider_id: int, mapping: FieldMapping,
+                          limits: IngestLimits, dedup_params: DedupParams | None, t0: float) -> Submission:
+    """A new accepted submission: every batch validated, owner-resolved and written, then its counts."""
     sub_id = int(session.execute(
         insert(Submission).values(
             provider_id=provider_id, filename=source.path.name, format=source.format_label,
@@ -418,15 +318,10 @@ def ingest_file(
         n_exact_duplicates=writer.n_exact, n_near_duplicates=writer.n_near, field_mapping=mapping_dict,
         params_sha256=submission_params_sha256(limits, mapping_dict, dedup_params),
     ))
-    elapsed = time.perf_counter() - t0
     log.info("%s: accepted as submission %d: %d records, %d quarantined, %d exact + %d near duplicates (%.1f s)",
-             source.path.name, sub_id, stream.n_records, stream.n_quarantined, writer.n_exact, writer.n_near, elapsed)
-    return IngestReport(
-        submission_id=sub_id, provider=provider_name.strip(), filename=source.path.name, format=source.format_label,
-        status=SubmissionStatus.ACCEPTED.value, existing=False, content_sha256=source.content_sha256,
-        n_records=stream.n_records, n_accepted=stream.n_accepted, n_quarantined=stream.n_quarantined,
-        n_exact_duplicates=writer.n_exact, n_near_duplicates=writer.n_near,
-        reasons=dict(sorted(stream.reasons.items())), field_mapping=mapping_dict,
-        params_sha256=submission_params_sha256(limits, mapping_dict, dedup_params), elapsed_s=elapsed,
-    )
-
+             source.path.name, sub_id, stream.n_records, stream.n_quarantined, writer.n_exact, writer.n_near,
+             time.perf_counter() - t0)
+    sub = session.get(Submission, sub_id)
+    assert sub is not None
+    session.refresh(sub)
+    return sub

@@ -30,6 +30,12 @@ class _Params(BaseModel):
         payload = json.dumps({"kind": type(self).__name__, **self.model_dump(mode="json")}, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
+    @classmethod
+    def _from_settings(cls, settings: Settings, fields: dict[str, str], overrides: dict[str, Any]) -> Self:
+        """``fields``: parameter name -> Settings attribute; ``overrides`` win over the settings."""
+        values: dict[str, Any] = {name: getattr(settings, attr) for name, attr in fields.items()}
+        return cls(**{**values, **overrides})
+
 
 class IngestLimits(_Params):
     """What a provider file may be. Every limit guards against one kind of hostile or broken input.
@@ -58,19 +64,10 @@ class IngestLimits(_Params):
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> IngestLimits:
-        values: dict[str, Any] = {
-            "max_file_bytes": settings.max_file_bytes,
-            "max_uncompressed_bytes": settings.max_uncompressed_bytes,
-            "max_compression_ratio": settings.max_compression_ratio,
-            "max_archive_members": settings.max_archive_members,
-            "min_text_chars": settings.min_text_chars,
-            "max_text_chars": settings.max_text_chars,
-            "max_line_bytes": settings.max_line_bytes,
-            "max_quarantine_fraction": settings.max_quarantine_fraction,
-            "batch_size": settings.ingest_batch_size,
-        }
-        values.update(overrides)
-        return cls(**values)
+        same_name = ("max_file_bytes", "max_uncompressed_bytes", "max_compression_ratio", "max_archive_members",
+                     "min_text_chars", "max_text_chars", "max_line_bytes", "max_quarantine_fraction")
+        return cls._from_settings(settings, {**{n: n for n in same_name}, "batch_size": "ingest_batch_size"},
+                                  overrides)
 
 
 class FieldMapping(_Params):
@@ -112,7 +109,7 @@ class DedupParams(_Params):
 
     Why these defaults (measured on real text, pydoc topics and standard-library docstrings, with
     10% of the tokens substituted/deleted/inserted plus case and whitespace changes; see
-    ``tests/test_ingest_neardup.py``): with single words as shingles, such copies sit at Jaccard
+    ``tests/ingest/test_neardup.py``): with single words as shingles, such copies sit at Jaccard
     0.75-0.95 (1st percentile 0.75 for texts of 8+ words) while random pairs of different texts sit at
     0.05 (99.9th percentile 0.23; long related pydoc sections up to ~0.43), so ``threshold=0.7``
     (also the ``MKT_NEAR_DUPLICATE_THRESHOLD`` default) splits them. Word bigrams with threshold 0.5
@@ -144,11 +141,9 @@ class DedupParams(_Params):
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> DedupParams:
-        values: dict[str, Any] = {
-            "num_perm": settings.minhash_num_perm,
-            "threshold": settings.near_duplicate_threshold,
-        }
-        values.update(overrides)
-        rows = int(values.get("rows_per_band", cls.model_fields["rows_per_band"].default))
-        values.setdefault("bands", min(int(cls.model_fields["bands"].default), values["num_perm"] // rows))
-        return cls(**values)
+        """The settings' signature size and threshold; ``bands`` shrinks to fit a small ``num_perm``."""
+        num_perm = int(overrides.get("num_perm", settings.minhash_num_perm))
+        rows = int(overrides.get("rows_per_band", cls.model_fields["rows_per_band"].default))
+        fitted = {"bands": min(int(cls.model_fields["bands"].default), num_perm // rows)}
+        return cls._from_settings(settings, {"num_perm": "minhash_num_perm", "threshold": "near_duplicate_threshold"},
+                                  {**fitted, **overrides})

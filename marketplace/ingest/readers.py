@@ -307,17 +307,39 @@ def _rows(columns: list[str], values: list[list[Any]], start_index: int, start_r
     ]
 
 
-class ParquetReader:
+class _ColumnarReader:
+    """What the column-oriented readers share: an Arrow schema whose columns must hold text, and rows
+    located by their 1-based number within the member."""
+
     surrogate_reason = ReasonCode.INVALID_UNICODE
 
     def __init__(self, member: Member, limits: IngestLimits, start_index: int) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         self._member = member
         self._limits = limits
         self._start = start_index
         self._where = member.label.removesuffix(": ") or member.name
+
+    def _arrow_schema(self) -> Any:
+        raise NotImplementedError
+
+    def field_names(self) -> list[str] | None:
+        return list(self._arrow_schema().names)
+
+    def check_types(self, columns: list[str]) -> None:
+        schema = self._arrow_schema()
+        for name in columns:
+            arrow_type = schema.field(name).type
+            if not _is_text_type(arrow_type):
+                raise reject(ReasonCode.WRONG_FIELD_TYPE, f"column {name!r} is {arrow_type}, expected string",
+                             location=self._where)
+
+
+class ParquetReader(_ColumnarReader):
+    def __init__(self, member: Member, limits: IngestLimits, start_index: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        super().__init__(member, limits, start_index)
         self._stream = member.open_stream() if member.local_path is None else None
         try:
             source = self._stream if self._stream is not None else str(member.local_path)
@@ -327,15 +349,8 @@ class ParquetReader:
             raise reject(ReasonCode.PARQUET_CORRUPT, f"cannot read the Parquet metadata: {exc}",
                          location=self._where) from exc
 
-    def field_names(self) -> list[str] | None:
-        return list(self._schema.names)
-
-    def check_types(self, columns: list[str]) -> None:
-        for name in columns:
-            arrow_type = self._schema.field(name).type
-            if not _is_text_type(arrow_type):
-                raise reject(ReasonCode.WRONG_FIELD_TYPE, f"column {name!r} is {arrow_type}, expected string",
-                             location=self._where)
+    def _arrow_schema(self) -> Any:
+        return self._schema
 
     def batches(self, columns: list[str] | None) -> Iterator[list[RawRecord]]:
         import pyarrow as pa
@@ -362,18 +377,13 @@ class ParquetReader:
             self._stream.close()
 
 
-class HfReader:
+class HfReader(_ColumnarReader):
     """A split saved by ``datasets`` (``Dataset.save_to_disk``), read with ``load_from_disk``/``iter``."""
-
-    surrogate_reason = ReasonCode.INVALID_UNICODE
 
     def __init__(self, member: Member, limits: IngestLimits, start_index: int) -> None:
         import datasets
 
-        self._member = member
-        self._limits = limits
-        self._start = start_index
-        self._where = member.label.removesuffix(": ") or member.name
+        super().__init__(member, limits, start_index)
         datasets.disable_progress_bars()
         try:
             ds = datasets.load_from_disk(str(member.local_path), keep_in_memory=False)
@@ -385,16 +395,11 @@ class HfReader:
                          location=self._where)
         self._ds = ds
 
+    def _arrow_schema(self) -> Any:
+        return self._ds.data.schema
+
     def field_names(self) -> list[str] | None:
         return list(self._ds.column_names)
-
-    def check_types(self, columns: list[str]) -> None:
-        schema = self._ds.data.schema
-        for name in columns:
-            arrow_type = schema.field(name).type
-            if not _is_text_type(arrow_type):
-                raise reject(ReasonCode.WRONG_FIELD_TYPE, f"column {name!r} is {arrow_type}, expected string",
-                             location=self._where)
 
     def batches(self, columns: list[str] | None) -> Iterator[list[RawRecord]]:
         cols = columns if columns is not None else list(self._ds.column_names)

@@ -1,9 +1,5 @@
-"""The double-entry ledger: accounts, idempotent posting, balances, replay and verification.
+"""The double-entry ledger: accounts, idempotent posting, balances, replay and verification."""
 
-Importing this package registers the ``ledger`` section of ``marketplace status``.
-"""
-
-from marketplace.ledger import status as _status  # noqa: F401  (registers the status section)
 from marketplace.ledger.accounts import (
     FEES_CODE,
     AccountRef,
@@ -14,9 +10,15 @@ from marketplace.ledger.accounts import (
     normal_balance,
     payable_account,
 )
-from marketplace.ledger.balances import AccountBalance, list_balances, provider_payable_balance, replay_totals
+from marketplace.ledger.balances import (
+    AccountBalance,
+    credited_by_submission,
+    list_balances,
+    provider_payable_balance,
+    replay_totals,
+)
+from marketplace.ledger.fees import fee_minor
 from marketplace.ledger.posting import EntryRequest, PostResult, TransactionRequest, post_transactions
-from marketplace.ledger.retry import is_retryable, run_in_transaction
 from marketplace.ledger.verify import VerifyReport, Violation, verify_ledger
 
 __all__ = [
@@ -29,9 +31,10 @@ __all__ = [
     "VerifyReport",
     "Violation",
     "budget_account",
+    "credited_by_submission",
     "ensure_accounts",
+    "fee_minor",
     "fees_account",
-    "is_retryable",
     "list_balances",
     "lock_accounts",
     "normal_balance",
@@ -39,6 +42,5 @@ __all__ = [
     "post_transactions",
     "provider_payable_balance",
     "replay_totals",
-    "run_in_transaction",
     "verify_ledger",
 ]

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from marketplace.db import AccountKind, EntrySide, LedgerAccount, is_postgres
+from marketplace.db.engine import insert_on_conflict_do_nothing
 from marketplace.money import minor_digits
 
 __all__ = [
@@ -85,14 +85,12 @@ def ensure_accounts(session: Session, refs: Iterable[AccountRef]) -> dict[Accoun
     found = _lookup(session, keys)
     missing = [r for r in unique if (r.code, r.currency) not in found]
     if missing:
-        dialect_insert = postgresql.insert if is_postgres(session) else sqlite.insert
         rows = [
             {"code": r.code, "currency": r.currency, "kind": r.kind, "campaign_id": r.campaign_id,
              "provider_id": r.provider_id, "debits_minor": 0, "credits_minor": 0}
             for r in missing
         ]
-        stmt = dialect_insert(LedgerAccount).on_conflict_do_nothing(index_elements=["code", "currency"])
-        session.execute(stmt, rows)
+        session.execute(insert_on_conflict_do_nothing(session, LedgerAccount, ["code", "currency"]), rows)
         found.update(_lookup(session, [(r.code, r.currency) for r in missing]))
     return {r: found[(r.code, r.currency)] for r in unique}
 

@@ -15,7 +15,7 @@ Concurrency: account rows are locked in ascending id order (PostgreSQL ``FOR UPD
 keys are re-read, so a concurrent poster of the same key is seen once it commits. A unique violation
 on the key that still slips through (two different bodies on disjoint accounts) is caught inside a
 SAVEPOINT, the keys are re-read and compared, and the rest is retried once. Serialization failures
-and deadlocks are retried by the edge (:mod:`marketplace.ledger.retry`).
+and deadlocks are retried by the edge (:mod:`marketplace.db.retry`).
 """
 
 from __future__ import annotations
@@ -34,30 +34,14 @@ from sqlalchemy import Table, bindparam, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from marketplace.db import (
-    EntrySide,
-    JournalEntry,
-    JournalTransaction,
-    LedgerAccount,
-    TransactionKind,
-    is_postgres,
-    utcnow,
-)
+from marketplace.db import EntrySide, JournalEntry, JournalTransaction, LedgerAccount, TransactionKind
+from marketplace.db.base import utcnow
+from marketplace.db.engine import is_postgres
 from marketplace.errors import ConflictError, ValidationError
 from marketplace.ledger.accounts import AccountRef, ensure_accounts, lock_accounts
 from marketplace.money import minor_digits
 
 __all__ = ["EntryRequest", "PostResult", "TransactionRequest", "canonical_body", "post_transactions"]
-
-log = logging.getLogger(__name__)
-MAX_KEY_CHARS = 200
-
-
-@dataclass(frozen=True)
-class EntryRequest:
-    account: AccountRef
-    side: EntrySide
-    amount_minor: int
 
 
 @dataclass(frozen=True)
@@ -103,6 +87,19 @@ class TransactionRequest:
             raise ValidationError(
                 f"transaction {key!r} does not balance: debits {debits} != credits {credits} minor units"
             )
+
+
+@dataclass(frozen=True)
+class EntryRequest:
+    """One leg of a posting: ``amount_minor`` (> 0, minor units) on ``side`` of ``account``."""
+
+    account: AccountRef
+    side: EntrySide
+    amount_minor: int
+
+
+log = logging.getLogger(__name__)
+MAX_KEY_CHARS = 200  # journal_transactions.idempotency_key is VARCHAR(200)
 
 
 def canonical_body(req: TransactionRequest) -> str:

@@ -1,6 +1,6 @@
 """``ledger verify``: check every invariant of the books and list each violation.
 
-Checks (DESIGN.md §6, issue 5):
+Checks (docs/pricing-and-ledger.md):
 
 1. ``unbalanced``: every transaction has >= 2 entries and debits = credits.
 2. ``books``: over all entries, debits = credits per currency (the books total zero).
@@ -21,53 +21,44 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.db import (
-    AccountKind,
-    Allocation,
-    EntrySide,
-    JournalEntry,
-    JournalTransaction,
-    LedgerAccount,
-    PricingRun,
-    PricingRunStatus,
-)
-from marketplace.ledger.balances import replay_totals, stored_totals
-from marketplace.pricing.policy import parse_policy
+from marketplace.db import AccountKind, Allocation, EntrySide, JournalEntry, JournalTransaction, LedgerAccount
+from marketplace.db.counting import count_rows
+from marketplace.db.ledger import PricingRun, PricingRunStatus
+from marketplace.db.pricing_runs import latest_complete_pricing_runs
+from marketplace.ledger.balances import credited_by_submission, replay_totals, side_total, signed_amount, stored_totals
+from marketplace.ledger.fees import fee_minor, stored_fee_bps
 
 __all__ = ["VerifyReport", "Violation", "verify_ledger"]
-
-log = logging.getLogger(__name__)
-MAX_LISTED = 200
 
 
 @dataclass(frozen=True)
 class Violation:
+    """One broken invariant: ``check`` names it (see the module docstring), ``message`` says where."""
+
     check: str
     message: str
 
 
 @dataclass
 class VerifyReport:
+    """``checks``: violations found per check name (all of them, even past the ``MAX_LISTED`` listed)."""
+
     ok: bool
-    checks: dict[str, int]  # check name -> violations found
+    checks: dict[str, int]
     violations: list[Violation] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _debit_minus_credit() -> Any:
-    return case((JournalEntry.side == EntrySide.DEBIT, JournalEntry.amount_minor), else_=-JournalEntry.amount_minor)
+log = logging.getLogger(__name__)
+MAX_LISTED = 200  # violations listed in a report (all of them are counted)
 
 
 def _check_unbalanced(session: Session, out: list[Violation]) -> None:
-    debit = func.coalesce(func.sum(case((JournalEntry.side == EntrySide.DEBIT, JournalEntry.amount_minor),
-                                        else_=0)), 0)
-    credit = func.coalesce(func.sum(case((JournalEntry.side == EntrySide.CREDIT, JournalEntry.amount_minor),
-                                         else_=0)), 0)
+    debit, credit = side_total(EntrySide.DEBIT), side_total(EntrySide.CREDIT)
     rows = session.execute(
         select(JournalTransaction.id, JournalTransaction.idempotency_key, func.count(JournalEntry.id), debit, credit)
         .outerjoin(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
@@ -88,7 +79,7 @@ def _check_unbalanced(session: Session, out: list[Violation]) -> None:
 
 def _check_books(session: Session, out: list[Violation]) -> None:
     rows = session.execute(
-        select(LedgerAccount.currency, func.sum(_debit_minus_credit()))
+        select(LedgerAccount.currency, func.sum(signed_amount(EntrySide.DEBIT)))
         .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
         .group_by(LedgerAccount.currency)
     ).all()
@@ -143,49 +134,56 @@ def _check_stored(session: Session, out: list[Violation]) -> None:
             ))
 
 
-def _check_allocations(session: Session, out: list[Violation], stats: dict[str, int]) -> None:
-    from marketplace.pricing.service import credited_by_submission  # the same query the poster uses
+def _check_incomplete_runs(session: Session, out: list[Violation]) -> None:
+    """Runs still ``allocated`` (newer than their period's latest complete run) that posted part of their work."""
+    latest = {(r.campaign_id, r.period): r.id for r in latest_complete_pricing_runs(session)}
+    allocated = session.scalars(
+        select(PricingRun).where(PricingRun.status == PricingRunStatus.ALLOCATED).order_by(PricingRun.id)
+    ).all()
+    for r in allocated:
+        if r.id < latest.get((r.campaign_id, r.period), 0):
+            continue
+        n_txn = count_rows(session, JournalTransaction, JournalTransaction.pricing_run_id == r.id)
+        if n_txn:
+            out.append(Violation("incomplete_run", f"campaign {r.campaign_id} period {r.period}: pricing run {r.id} "
+                                 f"posted {n_txn} transaction(s) but is not complete; rerun `marketplace price`"))
 
-    runs = session.scalars(select(PricingRun).order_by(PricingRun.campaign_id, PricingRun.period, PricingRun.id)).all()
-    by_period: dict[tuple[int, str], list[PricingRun]] = defaultdict(list)
-    for r in runs:
-        by_period[(r.campaign_id, r.period)].append(r)
+
+def _check_allocations(session: Session, out: list[Violation]) -> int:
+    """Each priced (campaign, period): net credits per submission = the latest complete run's split.
+
+    Returns how many submissions were checked.
+    """
+    latest = {(r.campaign_id, r.period): r for r in latest_complete_pricing_runs(session)}
+    periods = session.execute(
+        select(PricingRun.campaign_id, PricingRun.period).distinct().order_by(PricingRun.campaign_id, PricingRun.period)
+    ).all()
     checked = 0
-    for (camp, period), group in by_period.items():
-        complete = [r for r in group if r.status is PricingRunStatus.COMPLETE]
-        latest = complete[-1] if complete else None
-        for r in group:
-            if r.status is not PricingRunStatus.ALLOCATED or (latest is not None and r.id < latest.id):
-                continue
-            n_txn = session.scalar(select(func.count()).where(JournalTransaction.pricing_run_id == r.id)) or 0
-            if n_txn:
-                out.append(Violation("incomplete_run", f"campaign {camp} period {period}: pricing run {r.id} posted "
-                                     f"{n_txn} transaction(s) but is not complete; rerun `marketplace price`"))
+    for camp, period in periods:
+        run = latest.get((camp, period))
         credited = credited_by_submission(session, camp, period)
         targets: dict[int, int] = {}
-        fee_of = (lambda a: 0)  # noqa: E731
-        if latest is not None:
-            policy = parse_policy(latest.policy)
-            fee_of = policy.fee_minor
+        fee_bps = 0
+        if run is not None:
+            fee_bps = stored_fee_bps(run.policy)
             targets = {int(s): int(t) for s, t in session.execute(
                 select(Allocation.submission_id, func.sum(Allocation.amount_minor))
-                .where(Allocation.pricing_run_id == latest.id).group_by(Allocation.submission_id)
+                .where(Allocation.pricing_run_id == run.id).group_by(Allocation.submission_id)
             )}
+        run_txt = f"pricing run {run.id}" if run is not None else "no complete pricing run"
         for sub in sorted(set(credited) | set(targets)):
             alloc = targets.get(sub, 0)
+            fee = fee_minor(alloc, fee_bps)
+            want = {AccountKind.CAMPAIGN_BUDGET: alloc, AccountKind.PROVIDER_PAYABLE: alloc - fee,
+                    AccountKind.MARKETPLACE_FEES: fee}
             got = credited.get(sub, {})
-            want = {AccountKind.CAMPAIGN_BUDGET: alloc, AccountKind.PROVIDER_PAYABLE: alloc - fee_of(alloc),
-                    AccountKind.MARKETPLACE_FEES: fee_of(alloc)}
             checked += 1
-            for kind, amount in want.items():
-                if got.get(kind, 0) != amount:
-                    run_txt = f"pricing run {latest.id}" if latest is not None else "no complete pricing run"
-                    out.append(Violation(
-                        "allocation",
-                        f"campaign {camp} period {period} submission {sub}: {kind.value} net {got.get(kind, 0)} != "
-                        f"{amount} expected from {run_txt}",
-                    ))
-    stats["submissions_checked"] = checked
+            out.extend(
+                Violation("allocation", f"campaign {camp} period {period} submission {sub}: {kind.value} net "
+                                        f"{got.get(kind, 0)} != {amount} expected from {run_txt}")
+                for kind, amount in want.items() if got.get(kind, 0) != amount
+            )
+    return checked
 
 
 def verify_ledger(session: Session) -> VerifyReport:
@@ -196,21 +194,20 @@ def verify_ledger(session: Session) -> VerifyReport:
         "duplicate_key": _check_keys,
         "body": _check_bodies,
         "stored_balance": _check_stored,
+        "allocation": _check_allocations,
+        "incomplete_run": _check_incomplete_runs,
     }
     violations: list[Violation] = []
     counts: dict[str, int] = {}
     stats: dict[str, int] = {}
     for name, fn in checks.items():
         before = len(violations)
-        fn(session, violations)
+        checked = fn(session, violations)
         counts[name] = len(violations) - before
-    before = len(violations)
-    _check_allocations(session, violations, stats)
-    for name in ("allocation", "incomplete_run"):
-        counts[name] = sum(1 for v in violations[before:] if v.check == name)
-    stats["transactions"] = int(session.scalar(select(func.count()).select_from(JournalTransaction)) or 0)
-    stats["entries"] = int(session.scalar(select(func.count()).select_from(JournalEntry)) or 0)
-    stats["accounts"] = int(session.scalar(select(func.count()).select_from(LedgerAccount)) or 0)
+        if name == "allocation":
+            stats["submissions_checked"] = checked or 0
+    for name, table in (("transactions", JournalTransaction), ("entries", JournalEntry), ("accounts", LedgerAccount)):
+        stats[name] = count_rows(session, table)
     report = VerifyReport(ok=not violations, checks=counts, violations=violations[:MAX_LISTED], stats=stats)
     if violations:
         log.warning("ledger verify: %d violation(s)", len(violations))

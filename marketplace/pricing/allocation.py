@@ -2,7 +2,7 @@
 
 Pure functions, no database. Money is integer minor units; no float ever touches an amount.
 
-**Pipeline** (DESIGN.md §5), for eligible samples i with scores s_i and a budget of B minor units:
+**Pipeline** (docs/pricing-and-ledger.md), for eligible samples i with scores s_i and a budget of B minor units:
 
 1. ``v_i = clip(s_i, 0, cap)``: ``cap`` is an order statistic of the scores (see
    :class:`~marketplace.pricing.policy.PricingPolicy`); then ``v_i = 0`` where ``v_i < reserve``.
@@ -20,7 +20,7 @@ Pure functions, no database. Money is integer minor units; no float ever touches
    leftover units go one each to the largest fractional parts, ties broken by ascending sample id.
    When every v is 0 (or B = 0) nothing is paid and the whole budget stays unallocated.
 
-**Properties** (tests/test_pricing_allocation.py checks each with Hypothesis):
+**Properties** (tests/pricing/test_allocation.py checks each with Hypothesis):
 
 - the amounts sum to exactly B (or B - unallocated, with the share cap), none is negative;
 - the result depends on the set of (sample id, score) pairs, not on input order;
@@ -39,7 +39,7 @@ Pure functions, no database. Money is integer minor units; no float ever touches
   one provider's data over k accounts earns exactly the single-account payout when there is no share
   cap. A per-provider share cap is *not* Sybil-proof: splitting a capped provider over k accounts can
   lift its total towards k * C (never above what the same samples would earn with no cap when nobody
-  else is capped). Copies never earn: a duplicate is not eligible (see marketplace.pricing.eligibility).
+  else is capped). Copies never earn: a duplicate is not eligible (see marketplace.db.eligibility).
 - with the share cap, a capped provider's *rounded* total may exceed C by fewer units than it has
   samples (at most one leftover unit per sample); exact shares never exceed C.
 """

@@ -1,6 +1,6 @@
 """The pricing policy: a frozen, validated parameter object whose hash is stamped on every pricing run.
 
-Fields and what they do (DESIGN.md §5; the allocation itself is in :mod:`marketplace.pricing.allocation`):
+Fields and what they do (docs/pricing-and-ledger.md; the allocation itself is in :mod:`marketplace.pricing.allocation`):
 
 - ``cap_percentile`` (0 < p <= 100): outlier guard. The cap is the *order statistic* of the eligible
   scores at rank ``ceil(p/100 * n)`` (numpy's ``inverted_cdf`` percentile), never an interpolated
@@ -12,23 +12,29 @@ Fields and what they do (DESIGN.md §5; the allocation itself is in :mod:`market
   of the budget B (exact shares; see allocation.py for rounding); the excess is redistributed over
   the others by water-filling.
 - ``fee_bps`` (0..10000): the marketplace fee in basis points of each submission's allocation,
-  ``floor(alloc * fee_bps / 10000)`` (rounded in the provider's favour), credited to
-  ``marketplace:fees``.
+  ``floor(alloc * fee_bps / 10000)`` (rounded in the provider's favour, see
+  :mod:`marketplace.ledger.fees`), credited to ``marketplace:fees``.
+
+A campaign's policy (:func:`campaign_policy`) is its stored ``options["pricing"]`` over these defaults,
+with a run's explicit overrides on top: ``marketplace price``, the ``price`` flow and the ``revalue``
+flow all price through it, so one campaign is priced the same way from every entry point.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from marketplace.errors import ValidationError
+from marketplace.ledger.fees import fee_minor
 
-__all__ = ["PricingPolicy", "parse_policy"]
+__all__ = ["PolicyOverrides", "PricingPolicy", "campaign_policy", "parse_policy"]
 
 
 class PricingPolicy(BaseModel):
@@ -68,16 +74,36 @@ class PricingPolicy(BaseModel):
 
     def fee_minor(self, amount_minor: int) -> int:
         """The marketplace fee on ``amount_minor`` (floor, in the provider's favour); 0 <= fee <= amount."""
-        return amount_minor * self.fee_bps // 10_000
+        return fee_minor(amount_minor, self.fee_bps)
 
 
-def parse_policy(data: dict[str, Any] | None) -> PricingPolicy:
+# What callers pass to price a campaign: see campaign_policy.
+PolicyOverrides: TypeAlias = PricingPolicy | Mapping[str, Any] | None
+
+
+def parse_policy(data: Mapping[str, Any] | None) -> PricingPolicy:
     """Build a policy from plain data (CLI options, task arguments), with a clear error on bad values."""
     try:
-        return PricingPolicy.model_validate(data or {})
+        return PricingPolicy.model_validate(dict(data or {}))
     except PydanticValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ValidationError(
             f"invalid pricing policy ({problems}); valid fields: cap_percentile in (0, 100], reserve >= 0, "
             "provider_share_cap in (0, 1] or null, fee_bps in [0, 10000]"
         ) from exc
+
+
+def campaign_policy(campaign_options: Mapping[str, Any] | None, overrides: PolicyOverrides = None) -> PricingPolicy:
+    """The policy a campaign is priced with: defaults < ``campaign_options["pricing"]`` < ``overrides``.
+
+    ``campaign_options`` is ``Campaign.options`` (a ``pricing`` entry that is not a mapping is ignored).
+    ``overrides``: a mapping of policy fields (CLI options, flow parameters) replaces those fields only;
+    a whole :class:`PricingPolicy` replaces every field. Raises ValidationError naming a bad field.
+    """
+    stored = (campaign_options or {}).get("pricing")
+    merged: dict[str, Any] = dict(stored) if isinstance(stored, Mapping) else {}
+    if isinstance(overrides, PricingPolicy):
+        merged = overrides.model_dump(mode="json")
+    elif overrides is not None:
+        merged.update(overrides)
+    return parse_policy(merged)

@@ -1,8 +1,9 @@
-"""Edge driver for a whole pricing run: one unit of work to allocate, then one per batch of postings.
+"""Pricing a campaign's period end to end: the one code path of ``marketplace price`` and the ``price`` flow.
 
-Used by the CLI and the Prefect tasks; it owns the transactions (through
-:func:`~marketplace.ledger.retry.run_in_transaction`), the core functions it calls never commit. Every step
-is idempotent, so a crash anywhere (even SIGKILL) followed by a rerun ends in the same books.
+:func:`run_pricing` owns its transactions (through :func:`~marketplace.db.retry.run_in_transaction`,
+which retries transient conflicts): one unit of work to allocate, then one per batch of postings; the
+core functions it calls never commit. Every step is idempotent, so a crash anywhere (even SIGKILL)
+followed by a rerun ends in the same books.
 
 ``hook(stage, n_posted)`` is a test seam: stages are ``"allocated"`` (run committed), ``"flushed"``
 (a batch written, not yet committed) and ``"committed"``; ``n_posted`` counts transactions so far.
@@ -12,14 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.ledger.retry import run_in_transaction
-from marketplace.pricing.policy import PricingPolicy
-from marketplace.pricing.service import BatchOutcome, create_pricing_run, post_pricing_batch
+from marketplace.db import Campaign, PricingRun
+from marketplace.db.retry import run_in_transaction
+from marketplace.pricing.policy import PolicyOverrides
+from marketplace.pricing.posting import BatchOutcome, post_pricing_batch
+from marketplace.pricing.runs import create_pricing_run
 
 __all__ = ["PricingOutcome", "post_until_done", "run_pricing"]
 
@@ -29,11 +33,35 @@ Hook = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class PricingOutcome:
+    """A pricing run after :func:`run_pricing`: its lineage, policy and totals (minor units of ``currency``),
+    whether this call created it, and how many transactions this call posted."""
+
     pricing_run_id: int
     created: bool
-    n_posted: int
     status: str
+    campaign: str
+    period: str
+    score_run_id: int
+    approximator_version_id: int
+    label_set_id: int
+    policy: dict[str, Any]
+    policy_hash: str
+    currency: str
+    budget_minor: int
+    allocated_minor: int
+    unallocated_minor: int
+    n_eligible: int
+    n_paid: int
+    n_submissions: int
+    n_posted: int
     superseded_by: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON document of ``marketplace price --json`` and of the ``price`` flow."""
+        data = asdict(self)
+        data["transactions_posted"] = data.pop("n_posted")
+        data["superseded_by"] = data.pop("superseded_by")
+        return data
 
 
 def post_until_done(
@@ -63,25 +91,36 @@ def run_pricing(
     factory: sessionmaker[Session],
     campaign: str | int,
     period: str,
-    policy: PricingPolicy | None = None,
+    policy: PolicyOverrides = None,
     *,
     score_run_id: int | None = None,
     batch_size: int = 500,
     hook: Hook | None = None,
 ) -> PricingOutcome:
-    """Create (or find) the pricing run and post it to completion."""
+    """Create (or find) the pricing run of ``campaign``'s ``period`` and post it to completion.
+
+    ``policy``: overrides of the campaign's pricing policy (see
+    :func:`~marketplace.pricing.policy.campaign_policy`); None prices with the campaign's own policy.
+    """
     run, created = run_in_transaction(
         factory, lambda s: create_pricing_run(s, campaign, period, policy, score_run_id=score_run_id)
     )
     if hook is not None:
         hook("allocated", 0)
     n_posted, superseded_by = post_until_done(factory, run.id, batch_size=batch_size, hook=hook)
-    status = run_in_transaction(factory, lambda s: _status(s, run.id))
-    return PricingOutcome(run.id, created, n_posted, status, superseded_by)
+    return run_in_transaction(factory, lambda s: _outcome(s, run.id, created, n_posted, superseded_by))
 
 
-def _status(session: Session, run_id: int) -> str:
-    from marketplace.db import PricingRun
-
+def _outcome(session: Session, run_id: int, created: bool, n_posted: int, superseded_by: int | None) -> PricingOutcome:
     run = session.get(PricingRun, run_id)
-    return run.status.value if run is not None else "missing"
+    campaign = session.get(Campaign, run.campaign_id) if run is not None else None
+    if run is None or campaign is None:  # runs are never deleted (RESTRICT); keep a real error anyway
+        raise AssertionError(f"pricing run {run_id} vanished after it was posted")
+    return PricingOutcome(
+        pricing_run_id=run.id, created=created, status=run.status.value, campaign=campaign.name, period=run.period,
+        score_run_id=run.score_run_id, approximator_version_id=run.approximator_version_id,
+        label_set_id=run.label_set_id, policy=dict(run.policy), policy_hash=run.policy_hash, currency=run.currency,
+        budget_minor=run.budget_minor, allocated_minor=run.allocated_minor,
+        unallocated_minor=run.unallocated_minor, n_eligible=run.n_eligible, n_paid=run.n_paid,
+        n_submissions=run.n_submissions, n_posted=n_posted, superseded_by=superseded_by,
+    )

@@ -6,24 +6,32 @@ CSS, plots as base64 PNG) with every provider-supplied string escaped.
 
 from marketplace.reports.buyer import BuyerReport, build_buyer_report
 from marketplace.reports.csv_safe import sanitize_cell, write_csv
+from marketplace.reports.produce import produce_buyer_report, produce_statement
 from marketplace.reports.render import (
+    buyer_artifact_rows,
     buyer_report_html,
     buyer_report_markdown,
+    statement_artifact_rows,
     statement_html,
     statement_markdown,
     write_buyer_report,
     write_statement,
 )
-from marketplace.reports.statements import ProviderStatement, build_provider_statement
+from marketplace.reports.statements import ProviderStatement, build_provider_statement, paid_provider_ids
 
 __all__ = [
     "BuyerReport",
     "ProviderStatement",
     "build_buyer_report",
     "build_provider_statement",
+    "buyer_artifact_rows",
     "buyer_report_html",
     "buyer_report_markdown",
+    "paid_provider_ids",
+    "produce_buyer_report",
+    "produce_statement",
     "sanitize_cell",
+    "statement_artifact_rows",
     "statement_html",
     "statement_markdown",
     "write_buyer_report",

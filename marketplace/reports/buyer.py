@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace.campaigns import get_campaign
-from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingRunStatus, Provider, Sample, utcnow
+from marketplace.db import Allocation, ApproximatorVersion, Provider, Sample, utcnow
+from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.errors import NotFoundError
 from marketplace.pricing.period import validate_period
 from marketplace.reports.statements import excerpt
@@ -17,8 +18,11 @@ from marketplace.reports.statements import excerpt
 __all__ = ["BuyerReport", "ProviderValue", "SelectedSample", "build_buyer_report"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProviderValue:
+    """One provider's share of a pricing run: its samples (and how many were paid), their total value
+    (score units) and its allocation (minor units, before the marketplace fee)."""
+
     provider_id: int
     provider_name: str
     n_samples: int
@@ -62,10 +66,9 @@ def build_buyer_report(session: Session, campaign: str | int, period: str | None
                        top_k: int = 20) -> BuyerReport:
     """From the latest complete pricing run of ``period`` (default: the latest period priced)."""
     camp = get_campaign(session, campaign)
-    stmt = select(PricingRun).where(PricingRun.campaign_id == camp.id, PricingRun.status == PricingRunStatus.COMPLETE)
-    if period is not None:
-        stmt = stmt.where(PricingRun.period == validate_period(period))
-    run = session.scalar(stmt.order_by(PricingRun.period.desc(), PricingRun.id.desc()).limit(1))
+    runs = latest_complete_pricing_runs(session, campaign_id=camp.id,
+                                        period=validate_period(period) if period is not None else None)
+    run = max(runs, key=lambda r: r.period, default=None)  # period labels sort chronologically
     if run is None:
         raise NotFoundError(f"campaign {camp.name!r} has no complete pricing run"
                             f"{' for ' + period if period else ''}; run `marketplace price {camp.name} --period P`")

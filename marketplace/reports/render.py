@@ -17,8 +17,10 @@ from marketplace.reports.plots import balance_history_png, value_distribution_pn
 from marketplace.reports.statements import ProviderStatement
 
 __all__ = [
+    "buyer_artifact_rows",
     "buyer_report_html",
     "buyer_report_markdown",
+    "statement_artifact_rows",
     "statement_html",
     "statement_markdown",
     "write_buyer_report",
@@ -134,15 +136,27 @@ def statement_markdown(st: ProviderStatement) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_statement(st: ProviderStatement, out_dir: Path) -> dict[str, Path]:
-    """HTML + three CSVs (transactions, submissions, samples) under ``out_dir``; returns the paths."""
-    stem = f"statement_provider{st.provider_id}_{st.period}"
+def _write_files(out_dir: Path, stem: str, page: str,
+                 tables: dict[str, tuple[list[str], list[list[object]]]]) -> dict[str, Path]:
+    """``{stem}.html`` and one ``{stem}_{name}.csv`` per table under ``out_dir``; returns the paths by kind."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html"}
-    paths["html"].write_text(statement_html(st), encoding="utf-8")
-    for name, (header, rows) in _statement_rows(st).items():
+    paths["html"].write_text(page, encoding="utf-8")
+    for name, (header, rows) in tables.items():
         paths[f"csv_{name}"] = write_csv(out_dir / f"{stem}_{name}.csv", header, rows)
     return paths
+
+
+def write_statement(st: ProviderStatement, out_dir: Path) -> dict[str, Path]:
+    """HTML + three CSVs (transactions, submissions, samples) under ``out_dir``; returns the paths."""
+    return _write_files(out_dir, f"statement_provider{st.provider_id}_{st.period}", statement_html(st),
+                        _statement_rows(st))
+
+
+def statement_artifact_rows(st: ProviderStatement) -> list[dict[str, object]]:
+    """The value per submission as table rows (the report flow's table artifact)."""
+    return [{"submission_id": s.submission_id, "file": s.filename, "samples": s.n_samples,
+             "amount_minor": s.amount_minor} for s in st.submissions]
 
 
 def _buyer_rows(rep: BuyerReport) -> dict[str, tuple[list[str], list[list[object]]]]:
@@ -192,10 +206,12 @@ def buyer_report_markdown(rep: BuyerReport) -> str:
 
 
 def write_buyer_report(rep: BuyerReport, out_dir: Path) -> dict[str, Path]:
-    stem = f"buyer_campaign{rep.campaign_id}_{rep.period}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"html": out_dir / f"{stem}.html"}
-    paths["html"].write_text(buyer_report_html(rep), encoding="utf-8")
-    for name, (header, rows) in _buyer_rows(rep).items():
-        paths[f"csv_{name}"] = write_csv(out_dir / f"{stem}_{name}.csv", header, rows)
-    return paths
+    """HTML + two CSVs (providers, top samples) under ``out_dir``; returns the paths."""
+    return _write_files(out_dir, f"buyer_campaign{rep.campaign_id}_{rep.period}", buyer_report_html(rep),
+                        _buyer_rows(rep))
+
+
+def buyer_artifact_rows(rep: BuyerReport) -> list[dict[str, object]]:
+    """The top samples selected as table rows (the report flow's table artifact)."""
+    return [{"rank": x.rank, "sample_id": x.sample_id, "provider": x.provider_name, "value": x.value,
+             "amount_minor": x.amount_minor} for x in rep.top_samples]

@@ -14,28 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from marketplace.db import (
-    AccountKind,
-    Allocation,
-    ApproximatorVersion,
-    Campaign,
-    EntrySide,
-    JournalEntry,
-    JournalTransaction,
-    LedgerAccount,
-    PricingRun,
-    PricingRunStatus,
-    Provider,
-    Sample,
-    Submission,
-    utcnow,
-)
+from marketplace.campaigns import get_campaign
+from marketplace.db import Allocation, ApproximatorVersion, Campaign, Provider, Sample, Submission, utcnow
+from marketplace.db.ledger import AccountKind, EntrySide, JournalEntry, JournalTransaction, LedgerAccount, PricingRun
+from marketplace.db.lookup import find_by_name_or_id
+from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.errors import NotFoundError, ValidationError
-from marketplace.ledger.balances import provider_payable_balance
+from marketplace.ledger.balances import provider_payable_balance, signed_amount
 from marketplace.pricing.period import validate_period
 
 __all__ = [
@@ -46,7 +36,6 @@ __all__ = [
     "build_provider_statement",
     "excerpt",
     "get_provider",
-    "latest_complete_runs",
     "paid_provider_ids",
 ]
 
@@ -114,27 +103,11 @@ class ProviderStatement:
 
 
 def get_provider(session: Session, name_or_id: str | int) -> Provider:
-    stmt = select(Provider)
-    if isinstance(name_or_id, int) or str(name_or_id).isdigit():
-        found = session.scalar(stmt.where(Provider.id == int(name_or_id)))
-        if found is None:
-            found = session.scalar(stmt.where(Provider.name == str(name_or_id)))
-    else:
-        found = session.scalar(stmt.where(Provider.name == name_or_id))
+    """The provider ``name_or_id`` names (see :func:`marketplace.db.lookup.find_by_name_or_id`)."""
+    found = find_by_name_or_id(session, Provider, name_or_id)
     if found is None:
         raise NotFoundError(f"provider {name_or_id!r} not found; `marketplace status` lists how many exist")
     return found
-
-
-def latest_complete_runs(session: Session, period: str, campaign_id: int | None = None) -> list[PricingRun]:
-    """The latest complete pricing run of ``period`` for each campaign (or for ``campaign_id``)."""
-    stmt = select(PricingRun).where(PricingRun.period == period, PricingRun.status == PricingRunStatus.COMPLETE)
-    if campaign_id is not None:
-        stmt = stmt.where(PricingRun.campaign_id == campaign_id)
-    latest: dict[int, PricingRun] = {}
-    for run in session.scalars(stmt.order_by(PricingRun.id)):
-        latest[run.campaign_id] = run
-    return list(latest.values())
 
 
 def _currency(session: Session, provider_id: int, currency: str | None) -> str:
@@ -147,37 +120,39 @@ def _currency(session: Session, provider_id: int, currency: str | None) -> str:
     return have[0] if have else "EUR"
 
 
-def _lines(session: Session, provider_id: int, currency: str, period: str) -> list[StatementLine]:
-    signed = case((JournalEntry.side == EntrySide.CREDIT, JournalEntry.amount_minor), else_=-JournalEntry.amount_minor)
-    rows = session.execute(
-        select(JournalTransaction, signed, Campaign.name, Submission.filename, ApproximatorVersion.model_name,
-               ApproximatorVersion.version, PricingRun.label_set_id)
+def _payable_entries(provider_id: int, currency: str, *columns: Any) -> Select[Any]:
+    """``columns`` and each provider-payable entry's signed amount (credits positive) of ``provider_id``
+    in ``currency``, joined to its transaction, in posting order. Only this provider's rows."""
+    return (
+        select(*columns, signed_amount(EntrySide.CREDIT))
         .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
         .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
+        .where(LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE, LedgerAccount.provider_id == provider_id,
+               LedgerAccount.currency == currency)
+        .order_by(JournalTransaction.posted_at, JournalTransaction.id)
+    )
+
+
+def _lines(session: Session, provider_id: int, currency: str, period: str) -> list[StatementLine]:
+    stmt = (
+        _payable_entries(provider_id, currency, JournalTransaction, Campaign.name, Submission.filename,
+                         ApproximatorVersion.model_name, ApproximatorVersion.version, PricingRun.label_set_id)
         .outerjoin(Campaign, Campaign.id == JournalTransaction.campaign_id)
         .outerjoin(Submission, Submission.id == JournalTransaction.submission_id)
         .outerjoin(PricingRun, PricingRun.id == JournalTransaction.pricing_run_id)
         .outerjoin(ApproximatorVersion, ApproximatorVersion.id == PricingRun.approximator_version_id)
-        .where(LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE, LedgerAccount.provider_id == provider_id,
-               LedgerAccount.currency == currency, JournalTransaction.period == period)
-        .order_by(JournalTransaction.posted_at, JournalTransaction.id)
-    ).all()
+        .where(JournalTransaction.period == period)
+    )
     return [
         StatementLine(t.id, t.posted_at, t.kind.value, camp, t.submission_id, fname, int(amount), t.pricing_run_id,
                       f"{mname}:{mver}" if mname else None, label_set, t.idempotency_key)
-        for t, amount, camp, fname, mname, mver, label_set in rows
+        for t, camp, fname, mname, mver, label_set, amount in session.execute(stmt).all()
     ]
 
 
 def _history(session: Session, provider_id: int, currency: str, period: str) -> list[tuple[dt.datetime, int]]:
-    signed = case((JournalEntry.side == EntrySide.CREDIT, JournalEntry.amount_minor), else_=-JournalEntry.amount_minor)
     rows = session.execute(
-        select(JournalTransaction.posted_at, signed)
-        .join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
-        .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
-        .where(LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE, LedgerAccount.provider_id == provider_id,
-               LedgerAccount.currency == currency, JournalTransaction.period <= period)
-        .order_by(JournalTransaction.posted_at, JournalTransaction.id)
+        _payable_entries(provider_id, currency, JournalTransaction.posted_at).where(JournalTransaction.period <= period)
     ).all()
     out: list[tuple[dt.datetime, int]] = [(rows[0][0], 0)] if rows else []  # start the step plot at zero
     running = 0
@@ -199,7 +174,7 @@ def build_provider_statement(
     credits = sum(ln.amount_minor for ln in lines if ln.kind == "allocation")
     adjustments = sum(ln.amount_minor for ln in lines if ln.kind != "allocation")
 
-    runs = [r for r in latest_complete_runs(session, period) if r.currency == cur]
+    runs = [r for r in latest_complete_pricing_runs(session, period=period) if r.currency == cur]
     run_ids = [r.id for r in runs]
     camp_names: dict[int, str] = {
         int(cid): name for cid, name in session.execute(
@@ -235,10 +210,8 @@ def build_provider_statement(
 
 def paid_provider_ids(session: Session, campaign: str | int, period: str) -> list[int]:
     """Providers with at least one allocation in the campaign's latest complete run of ``period``."""
-    from marketplace.campaigns import get_campaign
-
     camp = get_campaign(session, campaign)
-    runs = latest_complete_runs(session, validate_period(period), camp.id)
+    runs = latest_complete_pricing_runs(session, campaign_id=camp.id, period=validate_period(period))
     if not runs:
         return []
     return sorted(set(session.scalars(select(Allocation.provider_id).where(Allocation.pricing_run_id == runs[0].id))))

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support.ingest import real_texts, table_fingerprint, write_jsonl
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -27,6 +26,7 @@ from marketplace.ingest import (
     read_normalised_records,
     submission_params_sha256,
 )
+from tests.support.ingest import real_texts, table_fingerprint, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.support.databases import drop_postgres_schema, make_fresh_postgres_url, postgres_url_or_skip
-from tests.support.ingest import real_texts, table_fingerprint, write_jsonl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -38,6 +36,8 @@ from marketplace.db import QuarantinedRecord, Submission, create_db_engine
 from marketplace.db.migrate import upgrade
 from marketplace.errors import RejectedFileError
 from marketplace.ingest import DedupParams, FieldMapping, IngestLimits, ReasonCode, ingest_file
+from tests.support.databases import drop_postgres_schema, make_fresh_postgres_url, postgres_url_or_skip
+from tests.support.ingest import real_texts, table_fingerprint, write_jsonl
 
 R = ReasonCode
 Builder = Callable[[Path, list[str]], Path]

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.ingest import distinct_texts, real_texts, write_jsonl
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from marketplace.db import DuplicateKind, NearDupBand, NearDupSignature, Sample
 from marketplace.ingest import DedupParams, ingest_file
 from marketplace.ingest.minhash import MinHasher, estimate_jaccard, signatures_reference, tokenize
+from tests.support.ingest import distinct_texts, real_texts, write_jsonl
 
 _WORD = re.compile(r"\w+")
 MIN_WORDS = 12

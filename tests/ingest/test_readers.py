@@ -10,12 +10,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.support.ingest import real_texts, write_jsonl
 
 from marketplace.errors import RejectedFileError
 from marketplace.ingest import FieldMapping, IngestLimits, normalise_text, read_normalised_records
 from marketplace.ingest.records import RecordStream
 from marketplace.ingest.sources import open_source
+from tests.support.ingest import real_texts, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,9 @@ from marketplace.db import AccountKind, EntrySide, JournalEntry, JournalTransact
 from marketplace.errors import ConflictError
 from marketplace.ledger import EntryRequest, TransactionRequest, post_transactions, verify_ledger
 from marketplace.ledger.accounts import budget_account, payable_account
+from marketplace.ledger.balances import credited_by_submission
 from marketplace.pricing import PricingPolicy, allocate_budget
 from marketplace.pricing.runner import run_pricing
-from marketplace.pricing.service import credited_by_submission
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
 
 PERIODS = ("2026-10", "2026-11")

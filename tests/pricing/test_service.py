@@ -14,12 +14,13 @@ from marketplace.db import (
     RunStatus,
     Sample,
 )
+from marketplace.db.retry import run_in_transaction
 from marketplace.errors import AuditFailedError, NotFoundError, ValidationError
-from marketplace.ledger import provider_payable_balance, run_in_transaction, verify_ledger
+from marketplace.ledger import provider_payable_balance, verify_ledger
 from marketplace.pricing import PricingPolicy, allocate_budget
 from marketplace.pricing.period import validate_period
 from marketplace.pricing.runner import post_until_done, run_pricing
-from marketplace.pricing.service import create_pricing_run
+from marketplace.pricing.runs import create_pricing_run
 from tests.support.catalog import make_campaign, make_copy_submission, make_provider, make_score_run, make_submission
 
 POLICY = PricingPolicy(cap_percentile=100)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.db import EntrySide
+from marketplace.db.retry import run_in_transaction
 from marketplace.errors import ConflictError
 from marketplace.ledger import (
     EntryRequest,
@@ -16,11 +17,9 @@ from marketplace.ledger import (
     budget_account,
     payable_account,
     post_transactions,
-    run_in_transaction,
     verify_ledger,
 )
 from marketplace.ledger import posting as posting_module
-from marketplace.ledger.retry import is_retryable
 from tests.support.catalog import make_campaign, make_provider
 
 
@@ -28,18 +27,6 @@ class _PgError(Exception):
     def __init__(self, sqlstate: str) -> None:
         super().__init__(f"sqlstate {sqlstate}")
         self.sqlstate = sqlstate
-
-
-@pytest.mark.parametrize(("exc", "expected"), [
-    (OperationalError("x", {}, _PgError("40001")), True),  # serialization failure
-    (OperationalError("x", {}, _PgError("40P01")), True),  # deadlock
-    (OperationalError("x", {}, Exception("database is locked")), True),
-    (IntegrityError("x", {}, _PgError("23505")), True),  # unique violation: re-read on the next attempt
-    (IntegrityError("x", {}, _PgError("23514")), False),  # a CHECK: a real error
-    (ValueError("nope"), False),
-])
-def test_is_retryable(exc: BaseException, expected: bool) -> None:
-    assert is_retryable(exc) is expected
 
 
 def test_run_in_transaction_retries_then_succeeds(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
@@ -56,6 +43,19 @@ def test_run_in_transaction_retries_then_succeeds(sqlite_engine) -> None:  # typ
 
     assert run_in_transaction(factory, work, base_delay_s=0.0, rng=random.Random(0)) == "done"
     assert len(calls) == 3
+    # The unique-violation race of an idempotent writer is retried too; a CHECK violation is not.
+    races: list[int] = []
+
+    def race_once(session: Session) -> str:
+        races.append(1)
+        if len(races) == 1:
+            raise IntegrityError("INSERT", {}, _PgError("23505"))
+        return "re-read"
+
+    assert run_in_transaction(factory, race_once, base_delay_s=0.0) == "re-read" and len(races) == 2
+    with pytest.raises(IntegrityError):
+        run_in_transaction(factory, lambda s: (_ for _ in ()).throw(IntegrityError("x", {}, _PgError("23514"))),
+                           base_delay_s=0.0)
     with pytest.raises(OperationalError):
         run_in_transaction(factory, lambda s: (_ for _ in ()).throw(OperationalError("x", {}, _PgError("40001"))),
                            attempts=2, base_delay_s=0.0)

@@ -1,0 +1,96 @@
+"""What a pricing run prices: the chosen score run (audited) and the scores of the payable samples.
+
+The score run is the campaign's *latest complete* one (highest id; its approximator version is the
+champion that scored it) unless the caller names one. Guardrail: a score run whose audit failed
+(``audit["passed"] is False``, or ``audit["spearman"]`` below the campaign's ``audit_threshold``)
+stops the payout. The scores are those of payable samples (:func:`marketplace.db.eligibility.is_payable`)
+by the chosen run's approximator version, in any complete score run of that version up to the chosen
+one (scoring is incremental: a run scores only what the version had not scored before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from marketplace.db import Campaign, RunStatus, Sample, Score, ScoreRun, Submission
+from marketplace.db.eligibility import is_payable
+from marketplace.errors import AuditFailedError, NotFoundError, ValidationError
+
+__all__ = ["EligibleScores", "check_audit", "choose_score_run", "latest_complete_score_run", "load_eligible_scores"]
+
+
+@dataclass(frozen=True)
+class EligibleScores:
+    """Scores of payable samples in ascending sample id: ids (N,) int64, ``scores`` (N,) float64 (score units)."""
+
+    sample_ids: NDArray[np.int64]
+    submission_ids: NDArray[np.int64]
+    provider_ids: NDArray[np.int64]
+    scores: NDArray[np.float64]
+
+
+def latest_complete_score_run(session: Session, campaign_id: int) -> ScoreRun:
+    """The campaign's newest complete score run, or a NotFoundError that says how to make one."""
+    run = session.scalar(
+        select(ScoreRun)
+        .where(ScoreRun.campaign_id == campaign_id, ScoreRun.status == RunStatus.COMPLETE)
+        .order_by(ScoreRun.id.desc())
+        .limit(1)
+    )
+    if run is None:
+        raise NotFoundError(
+            f"campaign {campaign_id} has no complete score run; score the pool first (`marketplace score CAMPAIGN`)"
+        )
+    return run
+
+
+def choose_score_run(session: Session, campaign: Campaign, score_run_id: int | None) -> ScoreRun:
+    """``score_run_id`` (a complete run of ``campaign``), or the campaign's latest complete run when None."""
+    if score_run_id is None:
+        return latest_complete_score_run(session, campaign.id)
+    found = session.get(ScoreRun, score_run_id)
+    if found is None or found.campaign_id != campaign.id:
+        raise NotFoundError(f"score run {score_run_id} not found for campaign {campaign.name!r}")
+    if found.status != RunStatus.COMPLETE:
+        raise ValidationError(f"score run {score_run_id} is {found.status.value}; only complete runs are priced")
+    return found
+
+
+def check_audit(campaign: Campaign, score_run: ScoreRun) -> None:
+    """Raise AuditFailedError when the score run's audit failed or agrees less than the campaign requires."""
+    audit = score_run.audit or {}
+    spearman = audit.get("spearman")
+    if audit.get("passed") is False or (
+        isinstance(spearman, int | float) and float(spearman) < float(campaign.audit_threshold)
+    ):
+        raise AuditFailedError(
+            f"score run {score_run.id} failed its audit (spearman={spearman!r}, threshold "
+            f"{campaign.audit_threshold}): payouts are stopped. Label more data, retrain and rescore, then price again"
+        )
+
+
+def load_eligible_scores(session: Session, score_run: ScoreRun) -> EligibleScores:
+    """Scores of payable samples by the score run's approximator version (complete runs <= it)."""
+    version_id = score_run.approximator_version_id
+    runs = select(ScoreRun.id).where(
+        ScoreRun.approximator_version_id == version_id,
+        ScoreRun.status == RunStatus.COMPLETE,
+        ScoreRun.id <= score_run.id,
+    )
+    rows = session.execute(
+        select(Score.sample_id, Sample.submission_id, Sample.provider_id, Score.score)
+        .join(Sample, Sample.id == Score.sample_id)
+        .join(Submission, Submission.id == Sample.submission_id)
+        .where(Score.approximator_version_id == version_id, Score.score_run_id.in_(runs), is_payable())
+        .order_by(Score.sample_id)
+    ).all()
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    return EligibleScores(
+        np.asarray(columns[0], np.int64), np.asarray(columns[1], np.int64), np.asarray(columns[2], np.int64),
+        np.asarray(columns[3], np.float64),
+    )

@@ -1,0 +1,103 @@
+"""The pricing run: a campaign's period priced from one score run under one policy, with its allocations.
+
+:func:`create_pricing_run` picks the score run (:mod:`marketplace.pricing.eligible`), reads the scores
+of payable samples, allocates the budget (:func:`~marketplace.pricing.allocation.allocate_budget`) and
+stores the run with one :class:`~marketplace.db.Allocation` row per eligible sample. The run is unique
+on (campaign, period, score run, policy hash, budget): a second call, concurrent or later, gets the
+same run back (``INSERT ... ON CONFLICT DO NOTHING``), so it is never allocated twice. The policy is
+always the campaign's (:func:`~marketplace.pricing.policy.campaign_policy`): its stored options with
+the caller's overrides on top. The caller owns the session; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from marketplace.campaigns import get_campaign
+from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingRunStatus, utcnow
+from marketplace.db.engine import insert_on_conflict_do_nothing
+from marketplace.errors import NotFoundError
+from marketplace.pricing.allocation import AllocationResult, allocate_budget
+from marketplace.pricing.eligible import check_audit, choose_score_run, load_eligible_scores
+from marketplace.pricing.period import validate_period
+from marketplace.pricing.policy import PolicyOverrides, campaign_policy
+
+__all__ = ["create_pricing_run"]
+
+log = logging.getLogger(__name__)
+ALLOCATION_CHUNK = 5000
+# The unique key of a pricing run (marketplace.db.ledger.PricingRun).
+_RUN_KEY = ["campaign_id", "period", "score_run_id", "policy_hash", "budget_minor"]
+
+
+def _find_run(session: Session, key: dict[str, object]) -> PricingRun | None:
+    return session.scalar(select(PricingRun).filter_by(**key))
+
+
+def create_pricing_run(
+    session: Session,
+    campaign: str | int,
+    period: str,
+    policy: PolicyOverrides = None,
+    *,
+    score_run_id: int | None = None,
+) -> tuple[PricingRun, bool]:
+    """Get or create the pricing run (and its allocations) of ``campaign``'s ``period``. Returns (run, created).
+
+    ``policy``: overrides of the campaign's pricing policy (a mapping of fields, or a whole
+    :class:`~marketplace.pricing.policy.PricingPolicy`); None prices with the campaign's own policy.
+    """
+    period = validate_period(period)
+    camp = get_campaign(session, campaign)
+    pricing_policy = campaign_policy(camp.options, policy)
+    score_run = choose_score_run(session, camp, score_run_id)
+    key: dict[str, object] = {"campaign_id": camp.id, "period": period, "score_run_id": score_run.id,
+                              "policy_hash": pricing_policy.policy_hash, "budget_minor": camp.budget_minor}
+    existing = _find_run(session, key)
+    if existing is not None:
+        return existing, False
+    check_audit(camp, score_run)
+    version = session.get(ApproximatorVersion, score_run.approximator_version_id)
+    if version is None:  # the foreign key makes this impossible; keep a real error anyway
+        raise NotFoundError(f"approximator version {score_run.approximator_version_id} of score run {score_run.id}")
+
+    eligible = load_eligible_scores(session, score_run)
+    result = allocate_budget(camp.budget_minor, eligible.sample_ids, eligible.scores, eligible.submission_ids,
+                             eligible.provider_ids, pricing_policy)
+    row = {
+        **key, "approximator_version_id": version.id, "label_set_id": version.label_set_id,
+        "policy": pricing_policy.model_dump(mode="json"), "currency": camp.currency,
+        "cap_value": result.cap_value, "n_eligible": int(result.sample_ids.size),
+        "n_paid": int((result.amounts_minor > 0).sum()), "n_submissions": len(result.per_submission),
+        "allocated_minor": result.allocated_minor, "unallocated_minor": result.unallocated_minor,
+        "status": PricingRunStatus.ALLOCATED, "created_at": utcnow(),
+    }
+    stmt = insert_on_conflict_do_nothing(session, PricingRun, _RUN_KEY).values(**row).returning(PricingRun.id)
+    run_id = session.execute(stmt).scalar_one_or_none()
+    if run_id is None:  # a concurrent caller created it first and has committed
+        existing = _find_run(session, key)
+        if existing is None:
+            raise AssertionError("pricing run vanished after a unique conflict")
+        return existing, False
+    _store_allocations(session, run_id, result)
+    run = session.get(PricingRun, run_id)
+    assert run is not None
+    log.info("pricing run %d: campaign %s period %s, score run %d, %d eligible samples, %d of %d minor units "
+             "allocated", run_id, camp.name, period, score_run.id, run.n_eligible, run.allocated_minor,
+             run.budget_minor)
+    return run, True
+
+
+def _store_allocations(session: Session, run_id: int, result: AllocationResult) -> None:
+    cols = zip(result.sample_ids.tolist(), result.submission_ids.tolist(), result.provider_ids.tolist(),
+               result.scores.tolist(), result.values.tolist(), result.amounts_minor.tolist(), strict=True)
+    rows = [
+        {"pricing_run_id": run_id, "sample_id": s, "submission_id": sub, "provider_id": p, "score": sc,
+         "value": v, "amount_minor": a}
+        for s, sub, p, sc, v, a in cols
+    ]
+    for start in range(0, len(rows), ALLOCATION_CHUNK):
+        session.execute(insert(Allocation), rows[start : start + ALLOCATION_CHUNK])
