@@ -14,6 +14,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from marketplace.db import Provider, Sample, Submission
+from marketplace.db.eligibility import is_first_owner
 from marketplace.money import Money
 from marketplace.reports.buyer import build_buyer_report
 
@@ -74,7 +75,7 @@ def summarise_providers(session: Session, campaign: str | int, period: str | Non
             select(
                 Sample.provider_id,
                 func.count(),
-                func.sum(case((Sample.duplicate_of_id.is_not(None), 1), else_=0)),
+                func.sum(case((~is_first_owner(), 1), else_=0)),
             ).group_by(Sample.provider_id)
         )
     }

@@ -1,6 +1,6 @@
 """Planning a scheduled revaluation: which stages must run again, and which can be reused.
 
-Revaluation (DESIGN.md §2) is ingest-new → label → train → score → price. Labeling and training are
+Revaluation (docs/architecture.md) is ingest-new → label → train → score → price. Labeling and training are
 the expensive stages, and they only need to run again when the pool changed or nothing reusable
 exists; scoring is incremental and pricing is idempotent per score run, so both always run.
 
@@ -25,7 +25,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from marketplace.campaigns import get_campaign
-from marketplace.db import ApproximatorVersion, LabelSet, RunStatus, Sample
+from marketplace.db import ApproximatorVersion, Sample, Submission
+from marketplace.db.eligibility import is_payable
+from marketplace.db.label_sets import latest_complete_label_set
 
 __all__ = ["RevaluationPlan", "current_period", "plan_revaluation"]
 
@@ -54,19 +56,15 @@ def plan_revaluation(
     """``label_config_hash``: ``LinFiKConfig.config_hash()`` of the configuration this run labels with,
     None to keep the latest label set's."""
     c = get_campaign(session, campaign)
-    latest = session.scalars(
-        select(LabelSet)
-        .where(LabelSet.campaign_id == c.id, LabelSet.status == RunStatus.COMPLETE)
-        .order_by(LabelSet.id.desc())
-        .limit(1)
-    ).first()
+    latest = latest_complete_label_set(session, c.id)
     new_samples = 0
     if latest is not None:
         new_samples = int(
             session.scalar(
                 select(func.count())
                 .select_from(Sample)
-                .where(Sample.duplicate_of_id.is_(None), Sample.created_at > latest.created_at)
+                .join(Submission, Submission.id == Sample.submission_id)
+                .where(is_payable(), Sample.created_at > latest.created_at)  # what labeling may draw
             )
             or 0
         )

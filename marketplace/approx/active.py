@@ -13,13 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketplace.approx.export import resolve_scored_version
-from marketplace.db import Label, LabelSet, Provider, Sample, Score
+from marketplace.db import Label, LabelSet, Provider, Sample, Score, Submission
+from marketplace.db.eligibility import is_payable
 from marketplace.errors import ValidationError
 
 __all__ = ["LabelCandidate", "rank_for_labeling"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LabelCandidate:
     sample_id: int
     provider: str
@@ -47,9 +48,10 @@ def rank_for_labeling(
         select(Sample.id, Provider.name, Score.score, Score.score_std)
         .join(Score, Score.sample_id == Sample.id)
         .join(Provider, Provider.id == Sample.provider_id)
+        .join(Submission, Submission.id == Sample.submission_id)
         .where(
             Score.approximator_version_id == row.id,
-            Sample.duplicate_of_id.is_(None),
+            is_payable(),  # the labeling pool (marketplace.valuation.runs)
             Sample.id.not_in(labeled),
             Score.score_std.is_not(None),
         )

@@ -1,4 +1,4 @@
-"""The audit guardrail (DESIGN §4): label a small random subset exactly and compare.
+"""The audit guardrail (docs/valuation.md): label a small random subset exactly and compare.
 
 Every score run draws ``n`` samples at random (seeded) among the first owners this version has
 scored, *excluding* the samples of the label set it was trained on (agreement on training data
@@ -21,10 +21,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from marketplace.approx.metrics import spearman
-from marketplace.db import ApproximatorVersion, Campaign, Label, RunStatus, Sample, Score, ScoreRun, utcnow
+from marketplace.db import (
+    ApproximatorVersion,
+    Campaign,
+    Label,
+    RunStatus,
+    Sample,
+    Score,
+    ScoreRun,
+    Submission,
+    utcnow,
+)
+from marketplace.db.eligibility import is_payable
 from marketplace.errors import AuditFailedError, NotFoundError, ValidationError
 
-__all__ = ["AuditResult", "ExactLabeler", "pick_audit_samples", "raise_if_failed", "record_audit", "skip_audit"]
+__all__ = [
+    "AuditLabels",
+    "AuditResult",
+    "ExactLabeler",
+    "conclude_audit",
+    "pick_audit_samples",
+    "raise_if_failed",
+    "record_audit",
+    "skip_audit",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +85,10 @@ def pick_audit_samples(session: Session, score_run_id: int, n: int, *, seed: int
         session.scalars(
             select(Score.sample_id)
             .join(Sample, Sample.id == Score.sample_id)
+            .join(Submission, Submission.id == Sample.submission_id)
             .where(
                 Score.approximator_version_id == run.approximator_version_id,
-                Sample.duplicate_of_id.is_(None),
+                is_payable(),  # the audit guards the payout: audit what pricing pays
                 Score.sample_id.not_in(trained_on),
             )
             .order_by(Score.sample_id)
@@ -110,6 +131,21 @@ def record_audit(session: Session, score_run_id: int, exact: dict[int, float]) -
     )
     log.info("score run %d audit: %s", run.id, reason)
     return _store(session, run, AuditResult(run.id, len(ids), rho, threshold, passed, reason, ids))
+
+
+@dataclass(frozen=True)
+class AuditLabels:
+    """Exact labels of the audit sample, or why there are none (``labels`` None, ``skip_reason`` set)."""
+
+    labels: dict[int, float] | None
+    skip_reason: str | None = None
+
+
+def conclude_audit(session: Session, score_run_id: int, exact: AuditLabels) -> AuditResult:
+    """:func:`record_audit` of the exact labels, or :func:`skip_audit` with the reason there are none."""
+    if exact.labels is None:
+        return skip_audit(session, score_run_id, exact.skip_reason or "no exact labels")
+    return record_audit(session, score_run_id, exact.labels)
 
 
 def skip_audit(session: Session, score_run_id: int, reason: str) -> AuditResult:

@@ -19,17 +19,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from marketplace.approx.config import ApproxConfig, canonical_hash, upgrade_config
+from marketplace.approx.config import ApproxConfig, check_config_hash, read_json_manifest, upgrade_config
 from marketplace.approx.encoder import EncoderRef, TextEncoder, digest_model_dir, embedding_cache_key, load_encoder
 from marketplace.approx.heads import predict_numpy
 from marketplace.approx.scaling import LabelScaler
 from marketplace.approx.token_factor import TokenFactor
-from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
+from marketplace.errors import ManifestMismatchError, ValidationError
 
 __all__ = ["BUNDLE_FORMAT", "Approximator", "ModelBundle", "Prediction", "load_bundle", "save_bundle"]
 
@@ -95,17 +94,14 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncode
 
 
 def load_bundle(path: str | Path) -> ModelBundle:
+    """The bundle in folder ``path``, refused when its format is another or its config was edited."""
     root = Path(path)
-    meta_path = root / "bundle.json"
-    if not meta_path.is_file():
-        raise NotFoundError(f"{root} is not an ALinFiK model bundle (no bundle.json)")
-    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = read_json_manifest(root / "bundle.json", missing=f"{root} is not an ALinFiK model bundle (no bundle.json)")
     if meta.get("format") != BUNDLE_FORMAT:
         raise ManifestMismatchError(
             f"bundle {root} has format {meta.get('format')}, this code reads {BUNDLE_FORMAT}; retrain or upgrade"
         )
-    if canonical_hash(meta["config"]) != meta["config_hash"]:
-        raise ManifestMismatchError(f"bundle {root}: config does not match its recorded hash; the file was edited")
+    check_config_hash(meta, f"bundle {root}")
     config = ApproxConfig.model_validate(upgrade_config(meta["config"]))
     arrays = load_file(str(root / "heads.safetensors"))
     ref = EncoderRef.from_dict(meta["encoder"])

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ApproxConfig", "EmbedConfig", "Mode", "Precision", "canonical_hash", "upgrade_config"]
+from marketplace.errors import ManifestMismatchError, NotFoundError
+
+__all__ = [
+    "ApproxConfig",
+    "EmbedConfig",
+    "Mode",
+    "Precision",
+    "canonical_hash",
+    "check_config_hash",
+    "read_json_manifest",
+    "upgrade_config",
+]
 
 Mode = Literal["frozen", "finetune"]
 Precision = Literal["float32", "bfloat16", "int8"]
@@ -22,6 +34,21 @@ def canonical_hash(payload: dict[str, object]) -> str:
     """sha256 of the canonical JSON of ``payload`` (sorted keys, no whitespace)."""
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
+
+
+def read_json_manifest(path: Path, *, missing: str) -> dict[str, Any]:
+    """A JSON file the approximator wrote (a bundle's bundle.json, a run's outcome.json); NotFoundError
+    with the message ``missing`` (what the folder is not, what to do) when it is absent."""
+    if not path.is_file():
+        raise NotFoundError(missing)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def check_config_hash(manifest: dict[str, Any], where: str) -> None:
+    """Refuse a manifest whose ``config`` no longer matches the ``config_hash`` recorded with it."""
+    if canonical_hash(manifest["config"]) != manifest["config_hash"]:
+        raise ManifestMismatchError(f"{where}: the config does not match its recorded hash; the file was edited")
 
 
 class EmbedConfig(BaseModel):

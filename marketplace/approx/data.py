@@ -1,5 +1,5 @@
-"""Reading what training needs from the database: a label set's labels with their texts, and the
-campaign's target texts, plus the lineage the registered model will carry."""
+"""Reading what training needs from the database: which label set to learn from, its labels with
+their texts, and the campaign's target texts, plus the lineage the registered model will carry."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from marketplace.approx.names import model_name_for
+from marketplace.campaigns import get_campaign
 from marketplace.db import Campaign, Label, LabelSet, RunStatus, Sample, TargetSample
+from marketplace.db.label_sets import require_latest_label_set
 from marketplace.errors import NotFoundError, ValidationError
 
-__all__ = ["LabeledData", "latest_label_set", "load_labeled_data"]
+__all__ = ["LabeledData", "TrainingInput", "load_labeled_data", "resolve_training_input"]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +46,23 @@ class LabeledData:
         return int(self.sample_ids.shape[0])
 
 
-def latest_label_set(session: Session, campaign_id: int) -> LabelSet:
-    """The newest complete label set of a campaign."""
-    found = session.scalar(
-        select(LabelSet)
-        .where(LabelSet.campaign_id == campaign_id, LabelSet.status == RunStatus.COMPLETE)
-        .order_by(LabelSet.id.desc())
-        .limit(1)
-    )
-    if found is None:
-        raise NotFoundError(
-            f"campaign {campaign_id} has no complete label set; run `marketplace label CAMPAIGN --n N` first"
-        )
-    return found
+@dataclass(frozen=True)
+class TrainingInput:
+    """What a training run learns from and registers as."""
+
+    campaign_id: int
+    campaign_name: str
+    label_set_id: int
+    model_name: str  # the registered model's name, ``alinfik-<campaign slug>``
+
+
+def resolve_training_input(session: Session, campaign: int | str, label_set_id: int | None = None) -> TrainingInput:
+    """The campaign (id or name) and the label set to learn from: ``label_set_id``, or by default the
+    campaign's latest complete one (NotFoundError when it has none)."""
+    camp = get_campaign(session, campaign)
+    if label_set_id is None:
+        label_set_id = require_latest_label_set(session, camp.id).id
+    return TrainingInput(camp.id, camp.name, label_set_id, model_name_for(camp.name))
 
 
 def load_labeled_data(session: Session, campaign_id: int, label_set_id: int | None = None) -> LabeledData:
@@ -63,7 +70,7 @@ def load_labeled_data(session: Session, campaign_id: int, label_set_id: int | No
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} not found; list them with `marketplace campaign list`")
     if label_set_id is None:
-        label_set = latest_label_set(session, campaign_id)
+        label_set = require_latest_label_set(session, campaign_id)
     else:
         found = session.get(LabelSet, label_set_id)
         if found is None or found.campaign_id != campaign_id:

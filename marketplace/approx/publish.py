@@ -9,9 +9,10 @@ stays the only MLflow importer. ``record_publication`` writes our SQL copy (an
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 from sqlalchemy import select
@@ -30,6 +31,7 @@ __all__ = [
     "promote_version",
     "publish_outcome",
     "record_publication",
+    "recorded_version",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,11 @@ class Publication:
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "model_uri": self.model_uri}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Publication:
+        """The inverse of :meth:`as_dict` (extra keys such as ``model_uri`` are ignored)."""
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
 
 def publish_outcome(
@@ -124,16 +131,20 @@ def publish_outcome(
     )
 
 
+def recorded_version(session: Session, model_name: str, version: str) -> ApproximatorVersion | None:
+    """The SQL copy of a registered version (a model name and version name one row), or None."""
+    return session.scalar(
+        select(ApproximatorVersion).where(
+            ApproximatorVersion.model_name == model_name, ApproximatorVersion.version == str(version)
+        )
+    )
+
+
 def record_publication(
     session: Session, campaign_id: int, label_set_id: int, outcome: TrainingOutcome, publication: Publication
 ) -> ApproximatorVersion:
     """Insert the SQL lineage copy of a registered version and its events (idempotent per version)."""
-    existing = session.scalar(
-        select(ApproximatorVersion).where(
-            ApproximatorVersion.model_name == publication.model_name,
-            ApproximatorVersion.version == publication.version,
-        )
-    )
+    existing = recorded_version(session, publication.model_name, publication.version)
     if existing is not None:
         return existing
     row = ApproximatorVersion(
@@ -169,11 +180,7 @@ def record_publication(
 
 
 def _add_demotion(session: Session, campaign_id: int, model_name: str, version: str, by: str, reason: str) -> None:
-    old = session.scalar(
-        select(ApproximatorVersion).where(
-            ApproximatorVersion.model_name == model_name, ApproximatorVersion.version == version
-        )
-    )
+    old = recorded_version(session, model_name, version)
     if old is not None:
         session.add(ApproximatorEvent(campaign_id=campaign_id, approximator_version_id=old.id, action="demoted",
                                       alias=CHAMPION, reason=f"replaced by v{by}: {reason}"))
@@ -185,11 +192,7 @@ def promote_version(
     """Move ``champion`` to ``version`` by hand (an operator's decision), with the reason on record."""
     if not reason.strip():
         raise ValidationError("a manual promotion needs a reason (--reason 'why'); it goes on the record")
-    row = session.scalar(
-        select(ApproximatorVersion).where(
-            ApproximatorVersion.model_name == model_name, ApproximatorVersion.version == str(version)
-        )
-    )
+    row = recorded_version(session, model_name, version)
     if row is None:
         raise NotFoundError(
             f"{model_name} v{version} is not recorded for this campaign; see `marketplace registry list CAMPAIGN`"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import shutil
 import tempfile
 import threading
@@ -33,6 +32,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from marketplace.approx.gate import GateDecision
+from marketplace.approx.names import model_name_for
 from marketplace.approx.publish import CANDIDATE, CHAMPION, LoggedLike
 from marketplace.approx.registry_pyfunc import AlinfikPyfunc
 from marketplace.approx.training import TrainingOutcome
@@ -51,12 +51,6 @@ log = logging.getLogger(__name__)
 
 _GLOBAL_LOCK = threading.RLock()
 _EXAMPLE_TEXTS = ["Exceptions are raised when an error is detected.", "A list is a mutable sequence."]
-
-
-def model_name_for(campaign_name: str) -> str:
-    """``alinfik-<slug>``: lower-case, runs of other characters replaced by '-'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", campaign_name.lower()).strip("-") or "campaign"
-    return f"alinfik-{slug}"
 
 
 @dataclass(frozen=True)

@@ -26,31 +26,36 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from marketplace.approx.bundle import Approximator
-from marketplace.approx.embedding_store import EmbeddingStore
-from marketplace.approx.token_factor import count_key
+from marketplace.approx.bundle import Approximator, load_bundle
+from marketplace.approx.embedding_store import EmbeddingStore, open_embedding_store
+from marketplace.approx.token_factor import count_key, open_count_store
 from marketplace.db import ApproximatorVersion, Campaign, RunStatus, Sample, Score, ScoreRun, utcnow
+from marketplace.db.eligibility import is_first_owner
 from marketplace.db.engine import is_postgres
 from marketplace.errors import NotFoundError, ValidationError
 
 __all__ = [
+    "DEFAULT_SHARD_SIZE",
     "ScoringPlan",
     "ShardInput",
     "ShardScores",
     "compute_shard",
-    "find_version",
+    "fail_score_run",
     "load_shard",
-    "mark_score_run",
+    "open_scorer",
     "start_score_run",
     "write_shard",
 ]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SHARD_SIZE = 2000  # samples per score shard: one short read, one encoder pass, one short write
 
 
 @dataclass(frozen=True)
@@ -61,46 +66,36 @@ class ScoringPlan:
     shards: list[tuple[int, int]]  # inclusive sample-id ranges, each holding ≤ shard_size unscored samples
 
 
-def find_version(session: Session, campaign_id: int, model_name: str, version: str) -> ApproximatorVersion:
-    """The SQL row of a registered version; refuses a version of another campaign."""
-    row = session.scalar(
-        select(ApproximatorVersion).where(
-            ApproximatorVersion.model_name == model_name, ApproximatorVersion.version == str(version)
-        )
-    )
-    if row is None:
-        raise NotFoundError(
-            f"{model_name} v{version} is in the registry but not recorded here; register versions through "
-            "`marketplace train` (or record this one) before scoring with it"
-        )
-    if row.campaign_id != campaign_id:
-        raise ValidationError(f"{model_name} v{version} was trained for campaign {row.campaign_id}, not {campaign_id}")
-    return row
-
-
 def _unscored(version_id: int, first_owners_only: bool) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [
         ~exists().where(Score.sample_id == Sample.id, Score.approximator_version_id == version_id),
     ]
     if first_owners_only:
-        conds.append(Sample.duplicate_of_id.is_(None))
+        conds.append(is_first_owner())
     return conds
 
 
 def start_score_run(
     session: Session,
     campaign_id: int,
-    version: ApproximatorVersion,
+    version: ApproximatorVersion | int,
     *,
     resolved_from: str,
-    shard_size: int = 2000,
+    shard_size: int = DEFAULT_SHARD_SIZE,
     first_owners_only: bool = False,
 ) -> ScoringPlan:
-    """Create a running ScoreRun and cut the samples ``version`` has not scored into shards."""
+    """Create a running ScoreRun and cut the samples ``version`` (a row or its id) has not scored into
+    shards."""
     if shard_size < 1:
         raise ValidationError(f"shard size must be positive, got {shard_size}")
     if session.get(Campaign, campaign_id) is None:
         raise NotFoundError(f"campaign {campaign_id} not found")
+    if isinstance(version, int):
+        found = session.get(ApproximatorVersion, version)
+        if found is None:
+            raise NotFoundError(f"approximator version row {version} not found; list them with "
+                                "`marketplace registry list CAMPAIGN`")
+        version = found
     ids = np.asarray(
         session.scalars(
             select(Sample.id).where(*_unscored(version.id, first_owners_only)).order_by(Sample.id)
@@ -183,6 +178,21 @@ class ShardScores:
     n_embedded: int
 
 
+def open_scorer(bundle_dir: str | Path, store_root: str | Path,
+                device: str = "cpu") -> tuple[Approximator, EmbeddingStore | None, EmbeddingStore | None]:
+    """A bundle loaded for :func:`compute_shard`, with the caches it scores through: the embedding store
+    (None for a fine-tuned model, which embeds everything itself) and, for a token-weighted model, the
+    token-count store (else None). ``store_root``: the shared cache folder of every campaign."""
+    bundle = load_bundle(bundle_dir)
+    approx = Approximator(bundle, device=device)
+    store = counts = None
+    if approx.embedding_cache_key is not None:
+        store = open_embedding_store(store_root, bundle.encoder_ref, bundle.config.embed, bundle.dim)
+    if bundle.token_factor is not None:
+        counts = open_count_store(store_root, bundle.token_factor)
+    return approx, store, counts
+
+
 def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore | None,
                   counts: EmbeddingStore | None = None) -> ShardScores:
     """Predict the shard. Frozen mode: cached embeddings + embed the misses (and cache them).
@@ -238,6 +248,10 @@ def write_shard(session: Session, scores: ShardScores) -> int:
     session.execute(
         update(ScoreRun).where(ScoreRun.id == scores.score_run_id).values(n_scored=ScoreRun.n_scored + written)
     )
+    run = session.get(ScoreRun, scores.score_run_id)
+    if run is not None:
+        log.info("score run %d: %d scores written for samples %d..%d; %d/%d done", run.id, written, lo, hi,
+                 run.n_scored, run.n_todo)
     return written
 
 
@@ -250,13 +264,14 @@ def _count_scores(session: Session, version_id: int, lo_id: int, hi_id: int) -> 
     ) or 0)
 
 
-def mark_score_run(session: Session, score_run_id: int, status: RunStatus, *, error: str | None = None) -> ScoreRun:
+def fail_score_run(session: Session, score_run_id: int, reason: str) -> None:
+    """Record that a running score run stopped (its scores stay: rerunning scores only what is missing).
+    A run that already finished (or does not exist) is left as it is."""
     run = session.get(ScoreRun, score_run_id)
-    if run is None:
-        raise NotFoundError(f"score run {score_run_id} not found")
-    run.status = status
-    run.error = error
+    if run is None or run.status != RunStatus.RUNNING:
+        return
+    run.status = RunStatus.FAILED
+    run.error = reason
     run.finished_at = utcnow()
     session.flush()
-    return run
 

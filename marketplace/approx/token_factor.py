@@ -14,9 +14,9 @@ do; with the factor FOLDOC gets 12.1% and the fortunes 11.5%, as the exact token
 them (benchmarks/results/label_configs_token.md).
 
 :class:`TokenFactor` is that factor: the target model's tokenizer (copied into the model bundle, so a
-registered model scores on its own), L and the truncation length. It counts T(x) with the same code
-the labeler uses (:func:`marketplace.valuation.tokenization.encode_texts`), so the factor of a text is
-the one its exact label was multiplied by. Counting is cheap next to embedding (2.6k texts/s here)
+registered model scores on its own), L and the truncation length. It computes T(x)/L with the function
+the labeler uses (:func:`marketplace.valuation.tokenization.token_length_factor`), so the factor of a
+text is the one its exact label was multiplied by. Counting is cheap next to embedding (2.6k texts/s here)
 but not next to re-scoring cached embeddings with a new version's heads, so scoring keeps the counts
 in a content-addressed store (:func:`open_count_store`, the embedding store's format with one float32
 column, exact for counts up to 2**24) keyed by content hash and prompt length.
@@ -35,6 +35,7 @@ import numpy as np
 
 from marketplace.approx.embedding_store import EmbeddingStore
 from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError, ValidationError
+from marketplace.valuation.tokenization import length_factor, loss_token_counts, token_length_factor
 
 __all__ = ["TokenFactor", "count_key", "open_count_store"]
 
@@ -97,17 +98,14 @@ class TokenFactor:
 
     def counts(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray:
         """(N,) int64 T(x): the tokens each text's loss is taken over (0 when a prompt fills it)."""
-        from marketplace.valuation.tokenization import encode_texts
-
-        if prompt_chars is not None and len(prompt_chars) != len(texts):
-            raise ValidationError(f"{len(texts)} texts but {len(prompt_chars)} prompt lengths")
-        if not len(texts):
-            return np.zeros(0, dtype=np.int64)
-        return encode_texts(self.tokenizer, texts, prompt_chars, max_length=self.truncation).target_counts
+        _check_prompts(texts, prompt_chars)
+        return loss_token_counts(self.tokenizer, texts, prompt_chars, truncation=self.truncation)
 
     def weights(self, texts: Sequence[str], prompt_chars: Sequence[int | None] | None = None) -> np.ndarray:
         """(N,) float64 T(x)/L: 0 for a text whose loss has no tokens (e.g. a prompt longer than L)."""
-        return self.counts(texts, prompt_chars).astype(np.float64) / self.max_length
+        _check_prompts(texts, prompt_chars)
+        return token_length_factor(self.tokenizer, texts, prompt_chars, max_length=self.max_length,
+                                   context_length=self.truncation)
 
     def weights_cached(self, store: EmbeddingStore, content_hashes: Sequence[str],
                        texts: Sequence[str] | Mapping[int, str], prompt_chars: Sequence[int | None]) -> np.ndarray:
@@ -128,7 +126,7 @@ class TokenFactor:
                                       "not given") from exc
             counts = self.counts(chunk, [prompt_chars[i] for i in positions])
             store.put([keys[i] for i in positions], counts.astype(np.float32)[:, None])
-        return store.get(keys)[:, 0].astype(np.float64) / self.max_length
+        return length_factor(store.get(keys)[:, 0], self.max_length)
 
     def cache_key(self) -> str:
         return f"tokens-{self.digest[:16]}-{self.truncation}"
@@ -157,6 +155,11 @@ class TokenFactor:
                 f"{root}: the tokenizer files do not match the digest the bundle recorded; the bundle was edited"
             )
         return cls(_load_fast_tokenizer(root), int(meta["max_length"]), int(meta["truncation"]), digest)
+
+
+def _check_prompts(texts: Sequence[str], prompt_chars: Sequence[int | None] | None) -> None:
+    if prompt_chars is not None and len(prompt_chars) != len(texts):
+        raise ValidationError(f"{len(texts)} texts but {len(prompt_chars)} prompt lengths")
 
 
 def count_key(content_hash: str, prompt_chars: int | None) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,6 +136,28 @@ def _val_scores(pred: np.ndarray, z: np.ndarray, metric: str) -> tuple[np.ndarra
     return (_spearman_rows(pred, z) if metric == "spearman" else -mse), mse
 
 
+def _train_epoch(heads: HeadEnsemble, embed_batch: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                 weights: torch.Tensor, opt: torch.optim.Optimizer, config: ApproxConfig,
+                 gen: torch.Generator) -> float:
+    """One pass over the training rows in a shuffled order, a step per batch of ``config.batch_size``
+    (a last batch of one row is skipped: RankNet needs pairs). ``embed_batch`` maps row positions (B,)
+    to embeddings (B, D); z (N,) standardised labels, weights (K, N) bootstrap weights. Returns the
+    mean loss per head over the batches (0 when there were none)."""
+    heads.train()
+    perm = torch.randperm(z.shape[0], generator=gen)
+    losses = []
+    for start in range(0, z.shape[0], config.batch_size):
+        idx = perm[start : start + config.batch_size]
+        if idx.numel() < 2:
+            continue
+        loss = _loss(heads(embed_batch(idx), gen), z[idx], weights[:, idx], config.rank_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()) / config.n_heads)
+    return float(np.mean(losses)) if losses else 0.0
+
+
 def fit_heads(
     x_train: np.ndarray,
     z_train: np.ndarray,
@@ -178,18 +200,7 @@ def _fit_heads(
     history: list[EpochRecord] = []
     stopped = False
     for epoch in range(1, config.max_epochs + 1):
-        heads.train()
-        perm = torch.randperm(n, generator=gen)
-        losses = []
-        for start in range(0, n, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            if idx.numel() < 2:
-                continue
-            loss = _loss(heads(xt[idx], gen), zt[idx], weights[:, idx], config.rank_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()) / config.n_heads)
+        train_loss = _train_epoch(heads, lambda idx: xt[idx], zt, weights, opt, config, gen)
         heads.eval()
         with torch.no_grad():
             pv = heads(xv).numpy().astype(np.float64)  # (K, Nv)
@@ -199,10 +210,8 @@ def _fit_heads(
             mask = torch.as_tensor(improved)
             for name, tensor in heads.state_dict().items():
                 best[name][mask] = tensor.detach()[mask]
-        history.append(
-            EpochRecord(epoch, float(np.mean(losses)) if losses else 0.0, float(mse.mean()),
-                        float(_spearman_rows(pv.mean(axis=0, keepdims=True), zv)[0]))
-        )
+        ensemble_spearman = float(_spearman_rows(pv.mean(axis=0, keepdims=True), zv)[0])
+        history.append(EpochRecord(epoch, train_loss, float(mse.mean()), ensemble_spearman))
         if stopper.should_stop(epoch):
             stopped = True
             break
@@ -250,28 +259,18 @@ def fit_finetune(
     best_heads = {k: v.detach().clone() for k, v in heads.state_dict().items()}
     history: list[EpochRecord] = []
     stopped = False
+    def embed_batch(idx: torch.Tensor) -> torch.Tensor:
+        return encoder.forward(*encoder.pad([ids_train[i] for i in idx.tolist()])).cpu()  # (B, C)
+
     for epoch in range(1, config.max_epochs + 1):
-        heads.train()
-        perm = torch.randperm(n, generator=gen)
-        losses = []
-        for start in range(0, n, config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            if idx.numel() < 2:
-                continue
-            input_ids, mask = encoder.pad([ids_train[i] for i in idx.tolist()])
-            emb = encoder.forward(input_ids, mask)  # (B, C)
-            loss = _loss(heads(emb.cpu(), gen), zt[idx], weights[:, idx], config.rank_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()) / config.n_heads)
+        train_loss = _train_epoch(heads, embed_batch, zt, weights, opt, config, gen)
         heads.eval()
         with torch.no_grad():
             emb_val = _embed_ids(encoder, ids_val)
             pv = heads(emb_val).numpy().astype(np.float64)
         score, mse = _val_scores(pv.mean(axis=0, keepdims=True), zv, config.early_stopping)
         ens_spearman = float(_spearman_rows(pv.mean(axis=0, keepdims=True), zv)[0])
-        history.append(EpochRecord(epoch, float(np.mean(losses)) if losses else 0.0, float(mse.mean()), ens_spearman))
+        history.append(EpochRecord(epoch, train_loss, float(mse.mean()), ens_spearman))
         if score[0] > best_score + 1e-6:
             best_score, best_epoch = float(score[0]), epoch
             best_encoder = copy.deepcopy(model.state_dict())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from marketplace.approx.baselines import predict_target_cosine, predict_tfidf_ridge
-from marketplace.approx.bundle import Approximator, ModelBundle, save_bundle
-from marketplace.approx.config import ApproxConfig, canonical_hash
+from marketplace.approx.bundle import Approximator, ModelBundle, Prediction, save_bundle
+from marketplace.approx.config import ApproxConfig, check_config_hash, read_json_manifest
 from marketplace.approx.data import LabeledData
 from marketplace.approx.embedding_store import open_embedding_store
 from marketplace.approx.encoder import EncoderRef, TextEncoder, load_encoder
@@ -42,9 +43,9 @@ from marketplace.approx.plots import plot_learning_curve, plot_pred_vs_exact
 from marketplace.approx.scaling import fit_scaler
 from marketplace.approx.token_factor import TokenFactor
 from marketplace.approx.train import fit_finetune, fit_heads, split_indices
-from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
+from marketplace.errors import ValidationError
 
-__all__ = ["TrainingOutcome", "load_outcome", "train_approximator"]
+__all__ = ["TrainingOutcome", "load_outcome", "new_run_dir", "train_approximator"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,11 @@ def _with_factor(data: LabeledData, factor: TokenFactor | None) -> tuple[Labeled
     return data, w, data.labels / w
 
 
+def new_run_dir(artifacts_dir: str | Path, campaign_id: int) -> Path:
+    """A fresh run folder for one training run: ``{artifacts}/approx/runs/campaign-{id}/{random}``."""
+    return Path(artifacts_dir) / "approx" / "runs" / f"campaign-{campaign_id}" / uuid.uuid4().hex[:12]
+
+
 def train_approximator(
     data: LabeledData,
     config: ApproxConfig,
@@ -163,37 +169,15 @@ def train_approximator(
         pred = approx.predict_embeddings(x_all[test], w_test)
     else:
         pred = approx.predict_texts([data.texts[i] for i in test], prompts_test)
-    y_test = data.labels[test]
     fit_idx = np.concatenate([train, val])
     tfidf = predict_tfidf_ridge([data.texts[i] for i in fit_idx], z[fit_idx], [data.texts[i] for i in test])
     cosine = predict_target_cosine(x_all[test], x_target)
     if w_test is not None:
         tfidf, cosine = scaler.inverse(tfidf) * w_test, cosine * w_test
-    metrics: dict[str, float] = {}
-    for prefix, values in (("approx_", pred.score), ("tfidf_ridge_", tfidf), ("target_cosine_", cosine)):
-        metrics.update(agreement(values, y_test).as_dict(prefix))
-    metrics["approx_mean_spread"] = float(pred.spread.mean())
-    if w_test is not None:
-        metrics["approx_per_token_spearman"] = agreement(pred.score / w_test, learned[test]).spearman
-    log.info(
-        "held-out Spearman: approximator %.3f, tfidf+ridge %.3f, target cosine %.3f (n=%d)",
-        metrics["approx_spearman"], metrics["tfidf_ridge_spearman"], metrics["target_cosine_spearman"], test.size,
-    )
-
-    pd.DataFrame(
-        {
-            "sample_id": data.sample_ids[test],
-            "content_hash": [data.content_hashes[i] for i in test],
-            "text": [data.texts[i] for i in test],
-            "prompt_chars": pd.array(prompts_test if prompts_test is not None else [None] * test.size,
-                                     dtype="Int64"),
-            "label": y_test,
-            "prediction": pred.score,
-            "spread": pred.spread,
-        }
-    ).to_parquet(out / "holdout.parquet", index=False)
+    metrics = _held_out_metrics(pred, tfidf, cosine, data.labels[test], w_test, learned[test])
+    _write_holdout(out / "holdout.parquet", data, test, prompts_test, pred)
     plot_learning_curve(fit.history, out / "learning_curve.png")
-    plot_pred_vs_exact(pred.score, y_test, metrics["approx_spearman"], out / "pred_vs_exact.png")
+    plot_pred_vs_exact(pred.score, data.labels[test], metrics["approx_spearman"], out / "pred_vs_exact.png")
     outcome = TrainingOutcome(
         run_dir=out,
         metrics=metrics,
@@ -212,14 +196,46 @@ def train_approximator(
     return outcome
 
 
+def _held_out_metrics(pred: Prediction, tfidf: np.ndarray, cosine: np.ndarray, y_test: np.ndarray,
+                      w_test: np.ndarray | None, learned_test: np.ndarray) -> dict[str, float]:
+    """Agreement of the approximator and of both baselines with the held-out labels (all (n_test,), in
+    the labels' units), the heads' mean spread, and for token-weighted labels how well the heads
+    learned the per-token value itself."""
+    metrics: dict[str, float] = {}
+    for prefix, values in (("approx_", pred.score), ("tfidf_ridge_", tfidf), ("target_cosine_", cosine)):
+        metrics.update(agreement(values, y_test).as_dict(prefix))
+    metrics["approx_mean_spread"] = float(pred.spread.mean())
+    if w_test is not None:
+        metrics["approx_per_token_spearman"] = agreement(pred.score / w_test, learned_test).spearman
+    log.info(
+        "held-out Spearman: approximator %.3f, tfidf+ridge %.3f, target cosine %.3f (n=%d)",
+        metrics["approx_spearman"], metrics["tfidf_ridge_spearman"], metrics["target_cosine_spearman"], y_test.size,
+    )
+    return metrics
+
+
+def _write_holdout(path: Path, data: LabeledData, test: np.ndarray, prompts_test: list[int | None] | None,
+                   pred: Prediction) -> None:
+    """The held-out rows with their label and prediction (what the gate re-evaluates a champion on)."""
+    pd.DataFrame(
+        {
+            "sample_id": data.sample_ids[test],
+            "content_hash": [data.content_hashes[i] for i in test],
+            "text": [data.texts[i] for i in test],
+            "prompt_chars": pd.array(prompts_test if prompts_test is not None else [None] * test.size,
+                                     dtype="Int64"),
+            "label": data.labels[test],
+            "prediction": pred.score,
+            "spread": pred.spread,
+        }
+    ).to_parquet(path, index=False)
+
+
 def load_outcome(run_dir: str | Path) -> TrainingOutcome:
     """Read a run folder written by :func:`train_approximator`."""
     root = Path(run_dir)
-    path = root / "outcome.json"
-    if not path.is_file():
-        raise NotFoundError(f"{root} holds no training outcome (outcome.json); train first")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if canonical_hash(raw["config"]) != raw["config_hash"]:
-        raise ManifestMismatchError(f"{path}: the config does not match its hash; the file was edited")
+    raw = read_json_manifest(root / "outcome.json", missing=f"{root} holds no training outcome (outcome.json); "
+                             "train first")
+    check_config_hash(raw, str(root / "outcome.json"))
     fields = {k: raw[k] for k in TrainingOutcome.__dataclass_fields__ if k != "run_dir"}
     return TrainingOutcome(run_dir=root, **fields)

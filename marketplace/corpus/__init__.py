@@ -19,7 +19,7 @@ Using a built corpus (what the end-to-end demo does)::
 
 from marketplace.corpus.build import build_corpus
 from marketplace.corpus.catalog import SOURCE_NAMES, default_sources
-from marketplace.corpus.general import general_text
+from marketplace.corpus.general import general_text, python_docs_paragraphs
 from marketplace.corpus.manifest import (
     CorpusManifest,
     CorpusParams,
@@ -47,5 +47,6 @@ __all__ = [
     "held_out_split",
     "load_manifest",
     "provider_spec",
+    "python_docs_paragraphs",
     "target_records",
 ]

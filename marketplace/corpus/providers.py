@@ -1,6 +1,6 @@
 """The provider line-up of a built corpus: who submits what, and what each is there to show.
 
-The end-to-end demo (issue 6) values these providers against a campaign whose target task is
+The end-to-end demo values these providers against a campaign whose target task is
 *Python programming documentation* (see :mod:`marketplace.corpus.target`). ``role`` and
 ``relevance`` say what a working valuation should conclude:
 

@@ -24,7 +24,7 @@ def near_copy(text: str, rng: random.Random, edit_fraction: float = 0.05) -> str
     (deleted, duplicated, or replaced by another token of the text), its case changed
     (all lower or all upper), and its whitespace changed (line breaks flattened, some gaps doubled).
 
-    This is what the ingest's near-duplicate detection must catch (issue 2 asks for recall with up
+    This is what the ingest's near-duplicate detection must catch (recall is measured with up
     to 10% of tokens edited; we edit 5%).
     """
     tokens = text.split()

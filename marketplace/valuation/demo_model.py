@@ -2,7 +2,7 @@
 
 Steps (all deterministic for a seed on one machine):
 
-1. text: :func:`~marketplace.valuation.text_source.general_text` paragraphs;
+1. text: :func:`marketplace.corpus.general_text` records (every source installed here);
 2. tokenizer: byte-level BPE trained with ``tokenizers`` on that text, wrapped as a
    ``PreTrainedTokenizerFast`` (``<|endoftext|>`` is BOS, EOS, padding and unknown token);
 3. model: GPT-2 (default; ``Conv1D`` layers) or Llama-style (``nn.Linear``) from a config, dropout 0,
@@ -17,6 +17,7 @@ Steps (all deterministic for a seed on one machine):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -29,9 +30,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from marketplace.corpus import general_text
 from marketplace.errors import ConfigError
 from marketplace.valuation.config import stable_hash
-from marketplace.valuation.text_source import general_text, text_digest
 
 __all__ = ["MANIFEST_NAME", "DemoModelConfig", "DemoModelResult", "build_demo_model"]
 
@@ -150,6 +151,15 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     return data if data.get("format") == FORMAT else None
 
 
+def _text_digest(paragraphs: list[str]) -> str:
+    """sha256 over the training text, paragraph by paragraph (NUL-separated): the manifest's record of it."""
+    h = hashlib.sha256()
+    for para in paragraphs:
+        h.update(para.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def build_demo_model(
     out: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0, paragraphs: list[str] | None = None
 ) -> DemoModelResult:
@@ -164,7 +174,7 @@ def build_demo_model(
         paragraphs = general_text(cfg.text_chars, seed=seed)
     if not paragraphs:
         raise ConfigError("no general text available to train the demo model on")
-    digest = text_digest(paragraphs)
+    digest = _text_digest(paragraphs)
     existing = _read_manifest(out)
     if existing and existing["config"] == cfg.model_dump(mode="json") and existing["seed"] == seed \
             and existing["text_digest"] == digest and (out / "config.json").exists():
@@ -181,14 +191,8 @@ def build_demo_model(
              sum(map(len, paragraphs)))
     tokenizer = _train_tokenizer(paragraphs, cfg.vocab_size, cfg.context)
     eos_id = int(tokenizer.convert_tokens_to_ids(SPECIAL))
-    encodings = tokenizer.backend_tokenizer.encode_batch(paragraphs, add_special_tokens=False)
-    stream_np = np.fromiter((t for enc in encodings for t in [*enc.ids, eos_id]), dtype=np.int64)
-    stream = torch.from_numpy(stream_np)
     seq_len = min(cfg.seq_len, cfg.context)  # training windows never exceed the context
-    n_eval = max(seq_len * 32, len(stream) // 20)
-    train_stream, eval_stream = stream[:-n_eval], stream[-n_eval:]
-    if len(train_stream) <= seq_len + 1:
-        raise ConfigError(f"only {len(stream)} tokens of text: raise text_chars or lower seq_len")
+    train_stream, eval_stream = _token_streams(tokenizer, paragraphs, eos_id, seq_len)
 
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
@@ -196,7 +200,51 @@ def build_demo_model(
     _init_weights(model, cfg.n_layer, cfg.init_std, gen)
     model.train()
     initial = _eval_loss(model, eval_stream, seq_len)
+    losses = _train(model, train_stream, seq_len, cfg, gen)
+    model.eval()
+    final = _eval_loss(model, eval_stream, seq_len)
+    n_params = sum(p.numel() for p in model.parameters())
 
+    build_seconds = round(time.perf_counter() - t0, 2)
+    manifest = {
+        "format": FORMAT,
+        "config": cfg.model_dump(mode="json"),
+        "config_hash": cfg.config_hash(),
+        "seed": seed,
+        "text_digest": digest,
+        "text_paragraphs": len(paragraphs),
+        "train_tokens": len(train_stream),
+        "n_parameters": n_params,
+        "initial_eval_loss": initial,
+        "final_eval_loss": final,
+        "train_loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "build_seconds": build_seconds,
+    }
+    _save(out, model, tokenizer, manifest)
+    log.info("demo model saved to %s: %d parameters, held-out loss %.3f → %.3f", out, n_params, initial, final)
+    return DemoModelResult(path=str(out), cached=False, arch=cfg.arch, n_parameters=n_params, text_digest=digest,
+                           initial_eval_loss=initial, final_eval_loss=final,
+                           build_seconds=build_seconds, manifest=manifest)
+
+
+def _token_streams(tokenizer: Any, paragraphs: list[str], eos_id: int,
+                   seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The text as one token stream (each paragraph followed by EOS), split into train and held-out
+    (the last 5 %, at least 32 windows): two (T,) int64 tensors."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(paragraphs, add_special_tokens=False)
+    stream_np = np.fromiter((t for enc in encodings for t in [*enc.ids, eos_id]), dtype=np.int64)
+    stream = torch.from_numpy(stream_np)
+    n_eval = max(seq_len * 32, len(stream) // 20)
+    train_stream, eval_stream = stream[:-n_eval], stream[-n_eval:]
+    if len(train_stream) <= seq_len + 1:
+        raise ConfigError(f"only {len(stream)} tokens of text: raise text_chars or lower seq_len")
+    return train_stream, eval_stream
+
+
+def _train(model: Any, train_stream: torch.Tensor, seq_len: int, cfg: DemoModelConfig,
+           gen: torch.Generator) -> list[float]:
+    """AdamW (no decay on biases and norms), linear warm-up then cosine decay to 10 %, gradients
+    clipped at 1, on random windows drawn with ``gen``. Returns the training loss of every step."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -223,35 +271,18 @@ def build_demo_model(
         losses.append(loss.detach().item())
         if step % 50 == 0 or step == cfg.train_steps - 1:
             log.info("demo model step %d/%d: train loss %.3f", step + 1, cfg.train_steps, losses[-1])
-    model.eval()
-    final = _eval_loss(model, eval_stream, seq_len)
-    n_params = sum(p.numel() for p in model.parameters())
+    return losses
 
-    build_seconds = round(time.perf_counter() - t0, 2)
+
+def _save(out: Path, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> None:
+    """Model, tokenizer, then the manifest, in a side folder that replaces ``out`` at the end: a folder
+    with a manifest is complete."""
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    manifest = {
-        "format": FORMAT,
-        "config": cfg.model_dump(mode="json"),
-        "config_hash": cfg.config_hash(),
-        "seed": seed,
-        "text_digest": digest,
-        "text_paragraphs": len(paragraphs),
-        "train_tokens": len(train_stream),
-        "n_parameters": n_params,
-        "initial_eval_loss": initial,
-        "final_eval_loss": final,
-        "train_loss_first_last": [losses[0], losses[-1]] if losses else [],
-        "build_seconds": build_seconds,
-    }
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)
-    log.info("demo model saved to %s: %d parameters, held-out loss %.3f → %.3f", out, n_params, initial, final)
-    return DemoModelResult(path=str(out), cached=False, arch=cfg.arch, n_parameters=n_params, text_digest=digest,
-                           initial_eval_loss=initial, final_eval_loss=final,
-                           build_seconds=build_seconds, manifest=manifest)

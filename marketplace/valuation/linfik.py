@@ -1,4 +1,4 @@
-"""LinFiK scores from projected gradients (DESIGN.md §4; Pan et al. 2025).
+"""LinFiK scores from projected gradients (docs/valuation.md; Pan et al. 2025).
 
     LinFiK(x) = Σ_c η_c ⟨H_c⁻¹ ḡ_Y,c , g_c(x)⟩        (g_c(x) → g_c(x)/‖g_c(x)‖ with ``cosine``)
 

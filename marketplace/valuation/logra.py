@@ -5,7 +5,7 @@ tensor hook on the layer output that projects the output gradient, δ̃_t = P_ou
 
     G̃_i = Σ_t δ̃_{i,t} x̃_{i,t}ᵀ            (one batched matmul over the whole batch: (B, r_out, r_in))
 
-(Choe et al. 2024, "What is your data worth to GPT?", LoGra; DESIGN.md §4). The batch loss is the
+(Choe et al. 2024, "What is your data worth to GPT?", LoGra; docs/valuation.md). The batch loss is the
 SUM of per-sample losses, so δ_{i,t} belongs to sample i only and every G̃_i is that sample's own
 gradient. Padding never contributes: its loss is masked and, the model being causal with right
 padding, δ is exactly zero there.

@@ -13,7 +13,7 @@ preconditioning:
   float64 (a float32 loss difference would drown small-η drops in rounding).
 
 and reports Spearman correlations between them. ``benchmarks/linfik_quality.py`` runs it on the demo
-model; ``tests/test_linfik_quality.py`` gates it on a small trained model.
+model; ``tests/valuation/test_linfik_quality.py`` gates it on a small trained model.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from marketplace.valuation.config import ProjectionConfig
 from marketplace.valuation.exact import parameter_names_of_layers
 from marketplace.valuation.gradients import compute_text_gradients
 from marketplace.valuation.linfik import build_query, score_against_query
-from marketplace.valuation.projection import build_projection
+from marketplace.valuation.projection import Projection, build_projection
 from marketplace.valuation.target_model import TargetModel
 from marketplace.valuation.tokenization import EncodedTexts, encode_texts, per_sample_loss
 
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho (scipy; NaN for a constant input). The approximator's metrics have their own
+    (marketplace.approx.metrics), which this package cannot import: approx builds on valuation."""
     from scipy.stats import spearmanr
 
     return float(spearmanr(a, b).statistic)
@@ -112,11 +114,29 @@ def evaluate_linfik_quality(
     g_train = compute_text_gradients(target, projection, texts, None, max_length=max_length,
                                      batch_size=batch_size).grads
     query = build_query(g_target.double().mean(0), projection, eta=eta, preconditioner="identity")
-    logra = score_against_query(g_train, query).double().numpy()
+    scores = {"logra": score_against_query(g_train, query).double().numpy()}
     report.seconds["logra"] = time.perf_counter() - t0
 
-    # exact gradients in float64 on a private copy (the caller's model is untouched)
     t0 = time.perf_counter()
+    scores.update(_exact_scores(target, projection, texts, target_texts, eta, max_length, drop_scopes, report))
+    report.seconds["exact_and_drops"] = time.perf_counter() - t0
+    report.scores = {k: v.tolist() for k, v in scores.items()}
+    pairs = [("logra", "exact_watched"), ("logra", "exact_all"), ("exact_watched", "exact_all")]
+    if "all" in drop_scopes:
+        pairs += [("logra", "drop_all"), ("exact_all", "drop_all")]
+    if "watched" in drop_scopes:
+        pairs += [("logra", "drop_watched"), ("exact_watched", "drop_watched")]
+    report.spearman = {f"{a}~{b}": spearman(scores[a], scores[b]) for a, b in pairs}
+    log.info("LinFiK quality: %s", {k: round(v, 4) for k, v in report.spearman.items()})
+    return report
+
+
+def _exact_scores(target: TargetModel, projection: Projection, texts: Sequence[str], target_texts: Sequence[str],
+                  eta: float, max_length: int, drop_scopes: tuple[str, ...],
+                  report: QualityReport) -> dict[str, np.ndarray]:
+    """``exact_watched``, ``exact_all`` and the asked-for one-step drops, (N,) float64 each, from exact
+    gradients in float64 on a private copy of the model (the caller's model is untouched). Records the
+    parameter counts on ``report``."""
     model64 = copy.deepcopy(target.model).double().eval()
     named = dict(model64.named_parameters())
     names = list(named)
@@ -136,8 +156,12 @@ def evaluate_linfik_quality(
             acc += g / len(target_texts)
     target_batch = enc_t.batch(range(len(target_texts))).to(target.device)
     base = {n: p.detach() for n, p in named.items()}
-    base_loss = _target_loss(model64, base, target_batch.input_ids, target_batch.attention_mask,
-                             target_batch.loss_mask) if drop_scopes else 0.0
+
+    def target_loss(weights: dict[str, torch.Tensor]) -> float:
+        return _target_loss(model64, weights, target_batch.input_ids, target_batch.attention_mask,
+                            target_batch.loss_mask)
+
+    base_loss = target_loss(base) if drop_scopes else 0.0
     exact_w, exact_a, drop_a, drop_w = [], [], [], []
     for row in range(len(texts)):
         g_x = _one_gradient(model64, params, enc_x, row)
@@ -145,26 +169,13 @@ def evaluate_linfik_quality(
         exact_a.append(eta * sum(dots))
         exact_w.append(eta * sum(d for d, w in zip(dots, is_watched, strict=True) if w))
         if "all" in drop_scopes:
-            stepped_all = {n: base[n] - eta * gi for n, gi in zip(names, g_x, strict=True)}
-            drop_a.append(base_loss - _target_loss(model64, stepped_all, target_batch.input_ids,
-                                                   target_batch.attention_mask, target_batch.loss_mask))
+            drop_a.append(base_loss - target_loss({n: base[n] - eta * gi for n, gi in zip(names, g_x, strict=True)}))
         if "watched" in drop_scopes:
-            stepped_w = {n: (base[n] - eta * gi if w else base[n])
-                         for n, gi, w in zip(names, g_x, is_watched, strict=True)}
-            drop_w.append(base_loss - _target_loss(model64, stepped_w, target_batch.input_ids,
-                                                   target_batch.attention_mask, target_batch.loss_mask))
-    report.seconds["exact_and_drops"] = time.perf_counter() - t0
-    scores = {"logra": logra, "exact_watched": np.array(exact_w), "exact_all": np.array(exact_a)}
+            drop_w.append(base_loss - target_loss({n: (base[n] - eta * gi if w else base[n])
+                                                   for n, gi, w in zip(names, g_x, is_watched, strict=True)}))
+    scores = {"exact_watched": np.array(exact_w), "exact_all": np.array(exact_a)}
     if "all" in drop_scopes:
         scores["drop_all"] = np.array(drop_a)
     if "watched" in drop_scopes:
         scores["drop_watched"] = np.array(drop_w)
-    report.scores = {k: v.tolist() for k, v in scores.items()}
-    pairs = [("logra", "exact_watched"), ("logra", "exact_all"), ("exact_watched", "exact_all")]
-    if "all" in drop_scopes:
-        pairs += [("logra", "drop_all"), ("exact_all", "drop_all")]
-    if "watched" in drop_scopes:
-        pairs += [("logra", "drop_watched"), ("exact_watched", "drop_watched")]
-    report.spearman = {f"{a}~{b}": spearman(scores[a], scores[b]) for a, b in pairs}
-    log.info("LinFiK quality: %s", {k: round(v, 4) for k, v in report.spearman.items()})
-    return report
+    return scores

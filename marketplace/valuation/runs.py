@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from marketplace import __version__
-from marketplace.db import Campaign, LabelSet, RunStatus, Sample, Submission, SubmissionStatus, TargetSample
+from marketplace.campaigns import get_campaign
+from marketplace.db import Campaign, LabelSet, RunStatus, Sample, Submission, TargetSample
+from marketplace.db.eligibility import is_payable
+from marketplace.db.label_sets import latest_complete_label_set
 from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError, ValidationError
 from marketplace.valuation.config import LinFiKConfig, stable_hash
 from marketplace.valuation.sampling import stratified_subsample
@@ -46,12 +50,13 @@ __all__ = [
     "PLAN_FORMAT",
     "CheckpointRef",
     "LabelRunPlan",
+    "campaign_targets",
     "digest_rows",
+    "kept_label_config",
     "plan_label_run",
     "read_plan",
     "read_sample_rows",
     "read_target_rows",
-    "resolve_campaign",
     "resolve_checkpoints",
 ]
 
@@ -104,18 +109,6 @@ class LabelRunPlan:
         return d
 
 
-def resolve_campaign(session: Session, campaign: int | str) -> Campaign:
-    """A campaign by id (int or digit string) or by name."""
-    row: Campaign | None
-    if isinstance(campaign, int) or (isinstance(campaign, str) and campaign.isdigit()):
-        row = session.get(Campaign, int(campaign))
-    else:
-        row = session.execute(select(Campaign).where(Campaign.name == campaign)).scalar_one_or_none()
-    if row is None:
-        raise NotFoundError(f"campaign {campaign!r} does not exist; list campaigns with `marketplace campaign list`")
-    return row
-
-
 def resolve_checkpoints(campaign: Campaign, config: LinFiKConfig) -> tuple[CheckpointRef, ...]:
     """The campaign's target model (η = config.eta) first, then each extra checkpoint, with digests.
 
@@ -148,71 +141,55 @@ def _write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int) -> N
     tmp.replace(path)
 
 
+def kept_label_config(session: Session, campaign_id: int) -> LinFiKConfig:
+    """The LinFiK configuration a campaign labels with when none is asked for: that of its latest
+    complete label set (a scheduled run never silently switches back to the defaults), the library
+    defaults for its first."""
+    latest = latest_complete_label_set(session, campaign_id)
+    return LinFiKConfig.model_validate(dict(latest.config) if latest is not None else {})
+
+
+def campaign_targets(session: Session, campaign: Campaign) -> tuple[list[Row[Any]], str]:
+    """The campaign's target samples in record order (id, text, prompt_chars, content_hash) and their
+    digest; a ValidationError when it has none."""
+    targets = list(session.execute(
+        select(TargetSample.id, TargetSample.text, TargetSample.prompt_chars, TargetSample.content_hash)
+        .where(TargetSample.campaign_id == campaign.id).order_by(TargetSample.record_index)
+    ).all())
+    if not targets:
+        raise ValidationError(f"campaign {campaign.name!r} has no target samples; recreate it with target data")
+    return targets, digest_rows([t.id for t in targets], [t.content_hash for t in targets])
+
+
 def plan_label_run(
     session: Session,
     campaign: int | str,
-    config: LinFiKConfig,
+    config: LinFiKConfig | None,
     *,
     n: int,
     artifacts_dir: Path,
     shard_size: int = DEFAULT_SHARD_SIZE,
 ) -> LabelRunPlan:
-    """Draw the subsample, write the run folder's inputs, create or reuse the LabelSet. Never commits."""
+    """Draw the subsample, write the run folder's inputs, create or reuse the LabelSet. Never commits.
+
+    ``config`` None: :func:`kept_label_config` (the campaign's latest complete label set's)."""
     if n <= 0:
         raise ConfigError(f"--n must be positive, got {n}")
     if shard_size <= 0:
         raise ConfigError(f"shard size must be positive, got {shard_size}")
-    camp = resolve_campaign(session, campaign)
+    camp = get_campaign(session, campaign)
+    if config is None:
+        config = kept_label_config(session, camp.id)
     checkpoints = resolve_checkpoints(camp, config)
-
-    targets = session.execute(
-        select(TargetSample.id, TargetSample.text, TargetSample.prompt_chars, TargetSample.content_hash)
-        .where(TargetSample.campaign_id == camp.id).order_by(TargetSample.record_index)
-    ).all()
-    if not targets:
-        raise ValidationError(f"campaign {camp.name!r} has no target samples; recreate it with target data")
-
-    pool = session.execute(
-        select(Sample.id, Sample.provider_id)
-        .join(Submission, Submission.id == Sample.submission_id)
-        .where(Sample.duplicate_of_id.is_(None), Submission.status == SubmissionStatus.ACCEPTED)
-    ).all()
-    if not pool:
-        raise ValidationError("the pool has no accepted first-owner samples to label; ingest provider data first")
-    pool_ids = np.fromiter((r[0] for r in pool), dtype=np.int64, count=len(pool))
-    pool_providers = np.fromiter((r[1] for r in pool), dtype=np.int64, count=len(pool))
-    chosen = stratified_subsample(pool_ids, pool_providers, n, config.seed).tolist()
-    if len(chosen) < n:
-        log.warning("asked for %d samples but the pool has only %d first-owner samples: labeling all", n, len(chosen))
-
-    rows = {
-        r.id: r for r in session.execute(
-            select(Sample.id, Sample.provider_id, Sample.text, Sample.prompt_chars, Sample.content_hash)
-            .where(Sample.id.in_(chosen))
-        ).all()
-    }
-    samples = [rows[i] for i in chosen]
-    sample_digest = digest_rows(chosen, [r.content_hash for r in samples])
-    target_digest = digest_rows([t.id for t in targets], [t.content_hash for t in targets])
+    targets, target_digest = campaign_targets(session, camp)
+    samples = _draw_samples(session, n, config.seed)
+    sample_digest = digest_rows([r.id for r in samples], [r.content_hash for r in samples])
     run_key = stable_hash({
         "campaign": camp.id, "config": config.config_hash(), "checkpoints": [c.digest for c in checkpoints],
         "samples": sample_digest, "target": target_digest,
     })[:20]
     run_dir = (Path(artifacts_dir) / "label_runs" / f"campaign-{camp.id}" / run_key).resolve()
-
-    plan_path = run_dir / "plan.json"
-    if plan_path.exists():
-        old = json.loads(plan_path.read_text(encoding="utf-8"))
-        if old.get("sample_data_digest") != sample_digest or old.get("config_hash") != config.config_hash():
-            raise ManifestMismatchError(f"run folder {run_dir} holds another run's plan; delete it to start over")
-        if old["shard_size"] != shard_size:
-            log.info("resuming with the run's original shard size %d (asked for %d)", old["shard_size"], shard_size)
-        shard_size = int(old["shard_size"])
-
-    existing = session.execute(
-        select(LabelSet).where(LabelSet.store_uri == str(run_dir)).order_by(LabelSet.id.desc())
-    ).scalars().first()
-    already_complete = existing is not None and existing.status == RunStatus.COMPLETE
+    shard_size = _resumed_shard_size(run_dir, sample_digest, config.config_hash(), shard_size)
     lineage = {
         "checkpoints": [asdict(c) for c in checkpoints],
         "sample_data_digest": sample_digest,
@@ -221,56 +198,116 @@ def plan_label_run(
         "code_version": __version__,
         "shard_size": shard_size,
     }
-    if existing is None:
-        label_set = LabelSet(
-            campaign_id=camp.id, config=config.summary(), config_hash=config.config_hash(),
-            projection_seed=config.projection.seed, projection_config_hash=config.projection.config_hash(),
-            target_model_digest=checkpoints[0].digest, target_data_digest=camp.target_data_digest,
-            store_uri=str(run_dir), n_requested=n, n_labeled=0, status=RunStatus.RUNNING, lineage=lineage,
-            stats={},
-        )
-        session.add(label_set)
-        session.flush()
-    else:
-        label_set = existing
-        if not already_complete:
-            label_set.status = RunStatus.RUNNING
-            log.info("resuming label set %d in %s", label_set.id, run_dir)
-
-    n_train_shards = (len(samples) + shard_size - 1) // shard_size
-    n_target_shards = (len(targets) + shard_size - 1) // shard_size
+    label_set, already_complete = _find_or_add_label_set(session, camp, config, run_dir, n, lineage)
     plan = LabelRunPlan(
         run_dir=str(run_dir), run_key=run_key, campaign_id=camp.id, label_set_id=label_set.id,
         already_complete=already_complete, n_requested=n, n_samples=len(samples), n_target=len(targets),
-        shard_size=shard_size, n_train_shards=n_train_shards, n_target_shards=n_target_shards,
-        config=config.summary(), config_hash=config.config_hash(), checkpoints=checkpoints,
-        sample_data_digest=sample_digest, target_data_digest=target_digest,
+        shard_size=shard_size, n_train_shards=_n_shards(len(samples), shard_size),
+        n_target_shards=_n_shards(len(targets), shard_size), config=config.summary(),
+        config_hash=config.config_hash(), checkpoints=checkpoints, sample_data_digest=sample_digest,
+        target_data_digest=target_digest,
     )
-    if not plan_path.exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_parquet_atomic(pa.table({
-            "sample_id": pa.array(chosen, pa.int64()),
-            "provider_id": pa.array([r.provider_id for r in samples], pa.int64()),
-            "text": pa.array([r.text for r in samples], pa.large_string()),
-            "prompt_chars": pa.array([r.prompt_chars for r in samples], pa.int64()),
-            "content_hash": pa.array([r.content_hash for r in samples], pa.string()),
-        }), run_dir / "samples.parquet", shard_size)
-        _write_parquet_atomic(pa.table({
-            "target_id": pa.array([t.id for t in targets], pa.int64()),
-            "text": pa.array([t.text for t in targets], pa.large_string()),
-            "prompt_chars": pa.array([t.prompt_chars for t in targets], pa.int64()),
-            "content_hash": pa.array([t.content_hash for t in targets], pa.string()),
-        }), run_dir / "target.parquet", shard_size)
-        payload = plan.to_json()
-        payload.pop("label_set_id")
-        payload.pop("already_complete")
-        tmp = plan_path.with_name("plan.json.tmp")
-        tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
-        tmp.replace(plan_path)
+    if not (run_dir / "plan.json").exists():
+        _write_run_folder(plan, samples, targets)
     log.info("label run %s: %d samples in %d shard(s), %d target samples, %d checkpoint(s)%s",
-             run_key, len(samples), n_train_shards, len(targets), len(checkpoints),
+             run_key, len(samples), plan.n_train_shards, len(targets), len(checkpoints),
              " (already complete)" if already_complete else "")
     return plan
+
+
+def _n_shards(rows: int, shard_size: int) -> int:
+    return (rows + shard_size - 1) // shard_size
+
+
+def _draw_samples(session: Session, n: int, seed: int) -> list[Row[Any]]:
+    """The stratified subsample of the payable pool (id, provider_id, text, prompt_chars, content_hash),
+    in draw order; all of it when the pool is smaller than ``n``."""
+    pool = session.execute(
+        select(Sample.id, Sample.provider_id)
+        .join(Submission, Submission.id == Sample.submission_id)
+        .where(is_payable())
+    ).all()
+    if not pool:
+        raise ValidationError("the pool has no accepted first-owner samples to label; ingest provider data first")
+    pool_ids = np.fromiter((r[0] for r in pool), dtype=np.int64, count=len(pool))
+    pool_providers = np.fromiter((r[1] for r in pool), dtype=np.int64, count=len(pool))
+    chosen = stratified_subsample(pool_ids, pool_providers, n, seed).tolist()
+    if len(chosen) < n:
+        log.warning("asked for %d samples but the pool has only %d first-owner samples: labeling all", n, len(chosen))
+    rows = {
+        r.id: r for r in session.execute(
+            select(Sample.id, Sample.provider_id, Sample.text, Sample.prompt_chars, Sample.content_hash)
+            .where(Sample.id.in_(chosen))
+        ).all()
+    }
+    return [rows[i] for i in chosen]
+
+
+def _resumed_shard_size(run_dir: Path, sample_digest: str, config_hash: str, shard_size: int) -> int:
+    """``shard_size``, or the original one of a run folder planned before (its shards are on disk)."""
+    plan_path = run_dir / "plan.json"
+    if not plan_path.exists():
+        return shard_size
+    old = json.loads(plan_path.read_text(encoding="utf-8"))
+    if old.get("sample_data_digest") != sample_digest or old.get("config_hash") != config_hash:
+        raise ManifestMismatchError(f"run folder {run_dir} holds another run's plan; delete it to start over")
+    if old["shard_size"] != shard_size:
+        log.info("resuming with the run's original shard size %d (asked for %d)", old["shard_size"], shard_size)
+    return int(old["shard_size"])
+
+
+def _find_or_add_label_set(session: Session, camp: Campaign, config: LinFiKConfig, run_dir: Path, n: int,
+                           lineage: dict[str, Any]) -> tuple[LabelSet, bool]:
+    """The label set of ``run_dir`` (running again unless complete), or a new running one; and
+    whether it is already complete."""
+    existing = session.execute(
+        select(LabelSet).where(LabelSet.store_uri == str(run_dir)).order_by(LabelSet.id.desc())
+    ).scalars().first()
+    if existing is not None:
+        if existing.status == RunStatus.COMPLETE:
+            return existing, True
+        existing.status = RunStatus.RUNNING
+        log.info("resuming label set %d in %s", existing.id, run_dir)
+        return existing, False
+    label_set = LabelSet(
+        campaign_id=camp.id, config=config.summary(), config_hash=config.config_hash(),
+        projection_seed=config.projection.seed, projection_config_hash=config.projection.config_hash(),
+        target_model_digest=lineage["checkpoints"][0]["digest"], target_data_digest=camp.target_data_digest,
+        store_uri=str(run_dir), n_requested=n, n_labeled=0, status=RunStatus.RUNNING, lineage=lineage, stats={},
+    )
+    session.add(label_set)
+    session.flush()
+    return label_set, False
+
+
+def _write_run_folder(plan: LabelRunPlan, samples: Sequence[Row[Any]], targets: Sequence[Row[Any]]) -> None:
+    """samples.parquet and target.parquet (one row group per shard), then plan.json last: a folder
+    with a plan.json is complete."""
+    run_dir = Path(plan.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_parquet_atomic(pa.table({
+        "sample_id": pa.array([r.id for r in samples], pa.int64()),
+        "provider_id": pa.array([r.provider_id for r in samples], pa.int64()),
+        **_text_columns(samples),
+    }), run_dir / "samples.parquet", plan.shard_size)
+    _write_parquet_atomic(pa.table({
+        "target_id": pa.array([t.id for t in targets], pa.int64()),
+        **_text_columns(targets),
+    }), run_dir / "target.parquet", plan.shard_size)
+    payload = plan.to_json()
+    payload.pop("label_set_id")
+    payload.pop("already_complete")
+    tmp = run_dir / "plan.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(run_dir / "plan.json")
+
+
+def _text_columns(rows: Sequence[Row[Any]]) -> dict[str, pa.Array]:
+    return {
+        "text": pa.array([r.text for r in rows], pa.large_string()),
+        "prompt_chars": pa.array([r.prompt_chars for r in rows], pa.int64()),
+        "content_hash": pa.array([r.content_hash for r in rows], pa.string()),
+    }
 
 
 def read_plan(run_dir: str | Path, *, label_set_id: int = 0, already_complete: bool = False) -> LabelRunPlan:

@@ -67,13 +67,6 @@ class StoreSpec:
         d["shard_sample_ids"] = [list(s) for s in self.shard_sample_ids]
         return d
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> StoreSpec:
-        d = dict(d)
-        d["layer_names"] = tuple(d["layer_names"])
-        d["shard_sample_ids"] = tuple(tuple(int(i) for i in s) for s in d["shard_sample_ids"])
-        return cls(**d)
-
 
 @dataclass(frozen=True)
 class ShardData:

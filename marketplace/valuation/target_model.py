@@ -1,7 +1,7 @@
 """Target models: any Hugging Face ``AutoModelForCausalLM`` folder + its tokenizer, loaded offline.
 
 The device is explicit (CPU by default); resolving ``"auto"``/``"cuda"`` is the edge's job. Models
-are loaded in float32 (gradients are float32 everywhere, STYLE.md point 10), in eval mode, with every
+are loaded in float32 (gradients are float32 everywhere), in eval mode, with every
 parameter frozen: LoGra needs activation gradients only, so no ``.grad`` is ever accumulated.
 
 :func:`digest_model_dir` fingerprints a folder (config + weights + tokenizer files); the campaign

@@ -1,6 +1,6 @@
 """Text → padded token batches with a loss mask, and the per-sample loss both LoGra and the oracles use.
 
-Loss convention (DESIGN.md §4): ℓ(x) = mean next-token cross-entropy over the sample's *target*
+Loss convention (docs/valuation.md): ℓ(x) = mean next-token cross-entropy over the sample's *target*
 tokens. Target tokens are every real token except the first (nothing predicts it) and, for a
 prompt/response sample, every token that starts inside the prompt (``start offset < prompt_chars``,
 from the fast tokenizer's offset mapping; the separator after the prompt counts as response).
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["EncodedTexts", "TokenBatch", "encode_texts", "per_sample_loss"]
+__all__ = ["EncodedTexts", "TokenBatch", "encode_texts", "length_factor", "loss_token_counts", "per_sample_loss",
+           "token_length_factor"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,36 @@ def encode_texts(
         ids_out.append(ids_arr)
         tgt_out.append(tgt)
     return EncodedTexts(ids=ids_out, targets=tgt_out)
+
+
+def token_length_factor(
+    tokenizer: Any, texts: Sequence[str], prompt_chars: Sequence[int | None] | None, *, max_length: int,
+    context_length: int,
+) -> np.ndarray:
+    """T(x)/L per text, (N,) float64: the factor of token-weighted LinFiK (``weighting="token"``).
+
+    T(x) is the number of tokens x's loss is taken over, counted exactly as the gradients' loss counts
+    them (:func:`encode_texts`: first token and prompt masked, truncated at min(L, ``context_length``));
+    L is the label config's ``max_length``. The labeler multiplies each plain LinFiK score by it and a
+    token-weighted approximator multiplies its per-token prediction by it, so both use this function.
+    """
+    counts = loss_token_counts(tokenizer, texts, prompt_chars, truncation=min(max_length, context_length))
+    return length_factor(counts, max_length)
+
+
+def loss_token_counts(
+    tokenizer: Any, texts: Sequence[str], prompt_chars: Sequence[int | None] | None, *, truncation: int
+) -> np.ndarray:
+    """T(x) per text, (N,) int64: the tokens its loss is taken over after truncation at ``truncation``
+    tokens (0 when a prompt fills it)."""
+    if not len(texts):
+        return np.zeros(0, dtype=np.int64)
+    return encode_texts(tokenizer, texts, prompt_chars, max_length=truncation).target_counts
+
+
+def length_factor(counts: np.ndarray, max_length: int) -> np.ndarray:
+    """T(x)/L from token counts T(x) already known (e.g. cached): (N,) float64."""
+    return np.asarray(counts).astype(np.float64) / max_length
 
 
 def per_sample_loss(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:

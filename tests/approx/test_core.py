@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tests.support.approx import build_tiny_encoder, pydoc_paragraphs
 from scipy import stats
 
 from marketplace.approx.config import ApproxConfig, EmbedConfig
@@ -21,6 +20,7 @@ from marketplace.approx.metrics import agreement, kendall, pearson, precision_at
 from marketplace.approx.scaling import fit_scaler
 from marketplace.approx.train import fit_finetune, fit_heads, split_indices
 from marketplace.errors import ConfigError, ManifestMismatchError, ValidationError
+from tests.support.approx import build_tiny_encoder, pydoc_paragraphs
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.support.approx import build_tiny_encoder, content_hash, make_labeled_campaign, proxy_label, pydoc_paragraphs
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +29,7 @@ from marketplace.approx.registry import MlflowRegistry, model_name_for
 from marketplace.approx.training import TrainingOutcome, train_approximator
 from marketplace.db import ApproximatorEvent, ApproximatorVersion
 from marketplace.errors import NotFoundError
+from tests.support.approx import build_tiny_encoder, content_hash, make_labeled_campaign, proxy_label, pydoc_paragraphs
 
 torch.set_num_threads(1)
 

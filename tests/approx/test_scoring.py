@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.support.approx import CampaignFixture, build_tiny_encoder, content_hash, make_labeled_campaign, proxy_label
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +37,7 @@ from marketplace.db import (
     SubmissionStatus,
 )
 from marketplace.errors import AuditFailedError, ConfigError, ValidationError
+from tests.support.approx import CampaignFixture, build_tiny_encoder, content_hash, make_labeled_campaign, proxy_label
 
 torch.set_num_threads(1)
 

@@ -7,12 +7,12 @@ apply the factor; a sample whose loss has no tokens is left out of training and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.support.approx import build_tiny_encoder, make_labeled_campaign, proxy_label
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,8 +27,10 @@ from marketplace.approx.token_factor import TokenFactor, count_key, open_count_s
 from marketplace.approx.training import TrainingOutcome, train_approximator
 from marketplace.db import ApproximatorVersion, Label, LabelSet, Sample, Score
 from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
-from marketplace.valuation.labeling import token_weights
+from marketplace.valuation.scoring import token_weights
 from marketplace.valuation.target_model import load_target_model
+from marketplace.valuation.tokenization import token_length_factor
+from tests.support.approx import build_tiny_encoder, make_labeled_campaign, proxy_label
 from tests.support.models import build_tiny_model
 
 torch.set_num_threads(1)
@@ -50,13 +52,30 @@ def encoder_ref(tmp_path_factory: pytest.TempPathFactory) -> EncoderRef:
     return EncoderRef(source="path", path=str(path), digest=digest_model_dir(path))
 
 
+def _loss_tokens_by_hand(tokenizer: Any, text: str, prompt_chars: int | None, truncation: int) -> int:
+    """T(x) from the loss convention, counted directly: the tokens after the first (nothing predicts
+    it) that start at or after the prompt's end, truncated at ``truncation`` tokens."""
+    enc = tokenizer(text, truncation=True, max_length=truncation, return_offsets_mapping=True)
+    return sum(start >= (prompt_chars or 0) for start, _ in enc["offset_mapping"][1:])
+
+
 def test_factor_is_the_labelers_and_survives_the_bundle_round_trip(model_dir: Path, tmp_path: Path) -> None:
     texts = ["def f(x):\n    return x", "word " * 200, "Q: what is a list?\nA: a mutable sequence.", "x"]
     prompts = [None, None, 19, None]
     factor = TokenFactor.from_target_model(model_dir, MAX_LENGTH)
     got = factor.weights(texts, prompts)
-    want = token_weights(load_target_model(model_dir), texts, prompts, MAX_LENGTH).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-7)
+    model = load_target_model(model_dir)
+    by_hand = [_loss_tokens_by_hand(model.tokenizer, t, p, MAX_LENGTH) / MAX_LENGTH
+               for t, p in zip(texts, prompts, strict=True)]
+    np.testing.assert_array_equal(got, by_hand)
+    np.testing.assert_array_equal(got, token_length_factor(model.tokenizer, texts, prompts, max_length=MAX_LENGTH,
+                                                           context_length=model.context_length))
+    # The labeler multiplies its float32 scores by the same factor, rounded to float32 once.
+    labeler = token_weights(model, texts, prompts, MAX_LENGTH)
+    assert labeler.dtype == torch.float32
+    np.testing.assert_array_equal(labeler.numpy(), got.astype(np.float32))
+    short = token_length_factor(model.tokenizer, texts[1:2], None, max_length=200, context_length=MAX_LENGTH)
+    assert short[0] == pytest.approx((MAX_LENGTH - 1) / 200)  # truncated at the context, normalised by L
     assert got[1] == pytest.approx((MAX_LENGTH - 1) / MAX_LENGTH)  # truncated at L, the first token never counts
     assert got[3] == 0.0 < got[2] < factor.weights(texts[2:3])[0]  # the prompt is masked
     assert factor.weights([]).shape == (0,)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tests.support.approx import build_tiny_encoder, make_labeled_campaign
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.approx.bundle import Approximator, load_bundle
@@ -21,6 +20,7 @@ from marketplace.approx.encoder import EncoderRef, digest_model_dir
 from marketplace.approx.metrics import agreement
 from marketplace.approx.training import load_outcome, train_approximator
 from marketplace.errors import NotFoundError, ValidationError
+from tests.support.approx import build_tiny_encoder, make_labeled_campaign
 
 torch.set_num_threads(1)
 

@@ -13,12 +13,16 @@ import functools
 import hashlib
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from marketplace.approx.audit import ExactLabeler
+from marketplace.approx.audit_labelers import LabelerContext
+from marketplace.corpus.sources.pydocs import pydoc_topics
 from marketplace.db import (
     Campaign,
     DuplicateKind,
@@ -41,9 +45,8 @@ _WORD = re.compile(r"[a-z]+")
 
 @functools.lru_cache(maxsize=1)
 def pydoc_paragraphs() -> tuple[str, ...]:
-    """Unique paragraphs (≥ 60 chars) of pydoc_data.topics, in a fixed order."""
-    from pydoc_data.topics import topics
-
+    """Unique paragraphs (≥ 60 chars) of the pydoc topics, in a fixed order."""
+    topics = pydoc_topics()
     seen: set[str] = set()
     out: list[str] = []
     for key in sorted(topics):
@@ -180,12 +183,12 @@ def build_tiny_encoder(out: Path, *, hidden: int = 32, layers: int = 4, seed: in
     return out
 
 
-def proxy_labeler_factory(ctx):  # type: ignore[no-untyped-def]
+def proxy_labeler_factory(ctx: LabelerContext) -> ExactLabeler:
     """An exact-labeler factory for the score flow (``--audit-labeler tests.support.approx:proxy_labeler_factory``):
     "exact" labels are the proxy label of each sample's text."""
     from sqlalchemy import select
 
-    def label(sample_ids):  # type: ignore[no-untyped-def]
+    def label(sample_ids: Sequence[int]) -> dict[int, float]:
         with ctx.session_factory() as session:
             rows = session.execute(select(Sample.id, Sample.text).where(Sample.id.in_(list(sample_ids)))).all()
         return {int(i): proxy_label(t) for i, t in rows}
@@ -193,7 +196,7 @@ def proxy_labeler_factory(ctx):  # type: ignore[no-untyped-def]
     return label
 
 
-def contrary_labeler_factory(ctx):  # type: ignore[no-untyped-def]
+def contrary_labeler_factory(ctx: LabelerContext) -> ExactLabeler:
     """Exact labels that disagree with everything the approximator learned (the audit must fail)."""
     inner = proxy_labeler_factory(ctx)
     return lambda sample_ids: {k: -v for k, v in inner(sample_ids).items()}

@@ -1,6 +1,6 @@
 """Helpers for the ingestion tests: real text, file writers, a database fingerprint.
 
-Real text only (DESIGN.md §8): paragraphs of Python's own documentation (``pydoc_data.topics``) and
+Real text only: paragraphs of Python's own documentation (``pydoc_data.topics``) and
 standard-library docstrings, which exist on every machine with Python.
 """
 
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
-import inspect
 import json
 import re
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
+from marketplace.corpus.sources.pydocs import pydoc_topics, stdlib_docstrings
 from marketplace.db import Base
 
 _MODULES = (
@@ -36,20 +34,7 @@ _WORD = re.compile(r"\w+")
 @functools.lru_cache(maxsize=1)
 def real_paragraphs() -> tuple[str, ...]:
     """Distinct paragraphs (whitespace collapsed) from pydoc topics and stdlib docstrings, sorted."""
-    import pydoc_data.topics
-
-    texts = list(pydoc_data.topics.topics.values())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in _MODULES:
-            try:
-                mod = importlib.import_module(name)
-            except ImportError:
-                continue
-            for attr in sorted(dir(mod)):
-                doc = inspect.getdoc(getattr(mod, attr, None))
-                if doc:
-                    texts.append(doc)
+    texts = [*pydoc_topics().values(), *stdlib_docstrings(_MODULES)]
     out = set()
     for t in texts:
         for para in re.split(r"\n\s*\n", t):

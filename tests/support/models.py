@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from marketplace.corpus import python_docs_paragraphs
 from marketplace.db import (
     Campaign,
     DuplicateKind,
@@ -18,7 +19,6 @@ from marketplace.db import (
 )
 from marketplace.valuation.demo_model import DemoModelConfig, build_demo_model
 from marketplace.valuation.target_model import digest_model_dir
-from marketplace.valuation.text_source import stdlib_text
 
 TINY_MODEL = DemoModelConfig(
     arch="gpt2", n_layer=2, d_model=32, n_head=2, context=64, vocab_size=400, text_chars=10_000,
@@ -30,12 +30,12 @@ def build_tiny_model(root: Path, *, arch: str = "gpt2") -> Path:
     """A real (tokenizer + weights) GPT-2 or Llama folder in a few seconds; reused when present."""
     out = root / f"tiny-{arch}"
     build_demo_model(out, TINY_MODEL.model_copy(update={"arch": arch}), seed=0,
-                     paragraphs=stdlib_text(60_000, seed=0))
+                     paragraphs=python_docs_paragraphs(60_000, seed=0))
     return out
 
 
 def texts(n: int, *, seed: int = 1, max_chars: int = 240) -> list[str]:
-    paras = stdlib_text(400_000, seed=seed)
+    paras = python_docs_paragraphs(400_000, seed=seed)
     out = list(dict.fromkeys(p[:max_chars] for p in paras))
     assert len(out) >= n
     return out[:n]

@@ -135,7 +135,7 @@ def test_logra_on_cuda_equals_projected_exact_gradients(arch: str, prompt: bool,
     assert fast.dtype == slow.dtype == torch.float64
     err = _max_row_rel_err(fast, slow)
     record_property("logra_vs_exact_row_rel_err_max", err)
-    assert err < 1e-4  # the CPU test's bound (tests/test_logra.py)
+    assert err < 1e-4  # the CPU test's bound (tests/valuation/test_logra.py)
     assert float(slow.norm()) > 1e-3
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from marketplace.corpus import python_docs_paragraphs
 from marketplace.errors import ConfigError, NotFoundError
 from marketplace.valuation.demo_model import MANIFEST_NAME, DemoModelConfig, build_demo_model
 from marketplace.valuation.target_model import digest_model_dir, load_target_model
-from marketplace.valuation.text_source import stdlib_text
 
 TINY = DemoModelConfig(n_layer=1, d_model=32, n_head=2, context=64, vocab_size=320, text_chars=10_000,
                        train_steps=25, batch_size=8, seq_len=32, warmup_steps=3, learning_rate=1e-2)
@@ -19,7 +19,7 @@ TINY = DemoModelConfig(n_layer=1, d_model=32, n_head=2, context=64, vocab_size=3
 
 @pytest.fixture(scope="module")
 def text() -> list[str]:
-    return stdlib_text(40_000, seed=0)
+    return python_docs_paragraphs(40_000, seed=0)
 
 
 def test_same_seed_same_model_other_seed_other_model(tmp_path: Path, text: list[str]) -> None:

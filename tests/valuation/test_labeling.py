@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.db import Campaign, Label, LabelSet, RunStatus, Sample, make_session_factory
 from marketplace.errors import ConfigError, ManifestMismatchError, NotFoundError
+from marketplace.valuation import create_label_set, label_sample_ids
 from marketplace.valuation.config import CheckpointSpec, LinFiKConfig, ProjectionConfig, stable_hash
 from marketplace.valuation.export import export_labels
-from marketplace.valuation.labeling import create_label_set, label_sample_ids
 from marketplace.valuation.sampling import allocate_per_stratum, stratified_subsample
 from marketplace.valuation.store import GradientStore, StoreSpec
 from marketplace.valuation.target_model import load_target_model
@@ -45,6 +45,14 @@ def _run(factory: sessionmaker[Session], campaign_id: int, artifacts: Path, conf
 
 
 # --- subsample ------------------------------------------------------------------------------------------
+
+
+
+def _seeded(engine: Engine, model_dir: Path) -> tuple[sessionmaker[Session], int]:
+    """A session factory on ``engine`` and the id of a seeded campaign on ``model_dir`` (committed)."""
+    factory = make_session_factory(engine)
+    with factory() as session, session.begin():
+        return factory, seed_campaign(session, model_dir)
 
 
 def test_allocation_is_proportional_and_exact() -> None:
@@ -100,9 +108,7 @@ def test_label_set_is_persisted_with_lineage(session_factory: sessionmaker[Sessi
 
 def test_killed_run_resumes_and_gives_identical_labels(sqlite_engine: Engine, model_dir: Path,
                                                        tmp_path: Path) -> None:
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, model_dir)
+    factory, cid = _seeded(sqlite_engine, model_dir)
     reference = _run(factory, cid, tmp_path / "uninterrupted")
 
     class Killed(RuntimeError):
@@ -122,9 +128,7 @@ def test_killed_run_resumes_and_gives_identical_labels(sqlite_engine: Engine, mo
 
 def test_same_seed_same_labels_other_seed_other_subsample(sqlite_engine: Engine, model_dir: Path,
                                                           tmp_path: Path) -> None:
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, model_dir)
+    factory, cid = _seeded(sqlite_engine, model_dir)
     a = _run(factory, cid, tmp_path / "a")
     b = _run(factory, cid, tmp_path / "b")
     other = CONFIG.model_copy(update={"projection": CONFIG.projection.model_copy(update={"seed": 1})})
@@ -136,9 +140,7 @@ def test_same_seed_same_labels_other_seed_other_subsample(sqlite_engine: Engine,
 
 
 def test_preconditioners_checkpoints_and_cosine(sqlite_engine: Engine, model_dir: Path, tmp_path: Path) -> None:
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, model_dir)
+    factory, cid = _seeded(sqlite_engine, model_dir)
     results = {}
     variants = {
         "identity": CONFIG,
@@ -163,9 +165,7 @@ def test_preconditioners_checkpoints_and_cosine(sqlite_engine: Engine, model_dir
 
 def test_label_sample_ids_matches_label_set_and_needs_statistics(sqlite_engine: Engine, model_dir: Path,
                                                                  tmp_path: Path) -> None:
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, model_dir)
+    factory, cid = _seeded(sqlite_engine, model_dir)
     with factory() as session:
         pool = session.execute(select(Sample.id).where(Sample.duplicate_of_id.is_(None))).scalars().all()
         audit = label_sample_ids(session, cid, pool[:6], CONFIG, work_dir=tmp_path / "work")
@@ -232,9 +232,7 @@ def test_changed_target_model_is_refused(sqlite_engine: Engine, model_dir: Path,
 
     copy = tmp_path / "model-copy"
     shutil.copytree(model_dir, copy)
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, copy)
+    factory, cid = _seeded(sqlite_engine, copy)
     cfg_path = copy / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["layer_norm_epsilon"] = 1e-6
@@ -247,9 +245,7 @@ def test_changed_target_model_is_refused(sqlite_engine: Engine, model_dir: Path,
 
 
 def test_export_three_formats(sqlite_engine: Engine, model_dir: Path, tmp_path: Path) -> None:
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, model_dir)
+    factory, cid = _seeded(sqlite_engine, model_dir)
     summary = _run(factory, cid, tmp_path / "art", n=10)
     with factory() as session:
         want = _labels(session, summary.label_set_id)
@@ -276,9 +272,7 @@ def test_export_three_formats(sqlite_engine: Engine, model_dir: Path, tmp_path: 
 
 def test_token_weighting_scales_each_label_by_its_share_of_a_full_sequence(sqlite_engine: Engine, model_dir: Path,
                                                                            tmp_path: Path) -> None:
-    factory = make_session_factory(sqlite_engine)
-    with factory() as session, session.begin():
-        cid = seed_campaign(session, model_dir)
+    factory, cid = _seeded(sqlite_engine, model_dir)
     token = CONFIG.model_copy(update={"weighting": "token"})
     plain_dump = CONFIG.model_dump(mode="json")
     assert plain_dump.pop("weighting") == "sample" and CONFIG.config_hash() == stable_hash(plain_dump)

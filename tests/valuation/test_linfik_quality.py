@@ -1,4 +1,4 @@
-"""Quality gates of issue 3 on a small *trained* model (the demo recipe, shortened for CI).
+"""LinFiK quality gates on a small *trained* model (the demo recipe, shortened for CI).
 
 - Spearman(LoGra LinFiK at the default ranks, exact LinFiK on the watched layers) ≥ 0.9;
 - Spearman(LinFiK, measured drop of the target loss after one SGD step of size η on the sample alone)
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from marketplace.corpus import python_docs_paragraphs
 from marketplace.valuation.demo_model import DemoModelConfig, build_demo_model
 from marketplace.valuation.quality import evaluate_linfik_quality
 from marketplace.valuation.target_model import load_target_model
-from marketplace.valuation.text_source import stdlib_text
 from tests.support.models import texts
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ SMALL_REAL = DemoModelConfig(arch="gpt2", n_layer=2, d_model=64, n_head=2, conte
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.getbasetemp() / "small-real"
-    result = build_demo_model(out, SMALL_REAL, seed=0, paragraphs=stdlib_text(300_000, seed=0))
+    result = build_demo_model(out, SMALL_REAL, seed=0, paragraphs=python_docs_paragraphs(300_000, seed=0))
     assert result.final_eval_loss < result.initial_eval_loss - 1.0  # it learned something
     return out
 

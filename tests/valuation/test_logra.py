@@ -16,8 +16,7 @@ from marketplace.valuation.exact import (
 from marketplace.valuation.logra import LoGraGradientComputer
 from marketplace.valuation.projection import Projection, build_projection, find_watched_layers
 from marketplace.valuation.tokenization import TokenBatch
-from tests.support.tiny_models import MODELS, VOCAB, padded_batch, rel_err, tiny_gpt2, tiny_llama
-
+from tests.support.tiny_models import MODELS, padded_batch, rel_err, tiny_gpt2, tiny_llama
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))

@@ -22,13 +22,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from marketplace.corpus.records import (
-    SourceRecord,
-    chunk_paragraphs,
-    clean_paragraph,
-    split_paragraphs,
-)
+from marketplace.corpus.records import SourceRecord, chunk_paragraphs, clean_paragraph, split_paragraphs
 from marketplace.corpus.sources.base import TextSource
+from marketplace.ingest.minhash import tokenize
 
 __all__ = ["DictdEntry", "DictdSource", "decode_dictd_number", "read_dictd", "read_dictd_index"]
 
@@ -157,11 +153,10 @@ _CLEANERS = {"foldoc": _clean_foldoc, "jargon": _clean_jargon, "gcide": _clean_g
 
 @dataclass(frozen=True)
 class DictdSource(TextSource):
-    """FOLDOC, the Jargon File or GCIDE from ``/usr/share/dictd`` (``name`` picks the files and cleaner)."""
+    """FOLDOC, the Jargon File or GCIDE from ``/usr/share/dictd``. ``name`` picks the files and the
+    cleaner, so it has no default: neither have ``licence`` and ``package``, which go with it (see
+    :func:`marketplace.corpus.catalog.default_sources`)."""
 
-    name: str = "foldoc"
-    licence: str = "GFDL-1.1-or-later"
-    package: str | None = "dict-foldoc"
     directory: Path = Path("/usr/share/dictd")
     #: Another dictionary in ``directory`` that owns shared entries: an entry is skipped when that one
     #: has an entry under one of its headwords with mostly the same words (FOLDOC copied many
@@ -218,11 +213,11 @@ class DictdSource(TextSource):
 
 #: Word-set Jaccard index above which two entries under the same headword are the same text.
 DEFER_JACCARD = 0.5
-_WORD = re.compile(r"\w+")
 
 
 def _words(text: str) -> frozenset[str]:
-    return frozenset(_WORD.findall(text.casefold()))
+    """The word set the near-duplicate measures compare (the ingest's tokens)."""
+    return frozenset(tokenize(text))
 
 
 @functools.lru_cache(maxsize=4)

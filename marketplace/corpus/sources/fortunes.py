@@ -40,6 +40,9 @@ class Fortune:
 
 @dataclass(frozen=True)
 class FortunesSource(TextSource):
+    """The quotations of every fortune file with a ``.dat`` table (except :data:`EXCLUDED_FORTUNE_FILES`),
+    one record each."""
+
     name: str = "fortunes"
     licence: str = "BSD-3-Clause (fortune-mod; quotations vary, see /usr/share/doc/fortunes/copyright)"
     package: str | None = "fortunes"

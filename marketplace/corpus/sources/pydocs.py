@@ -30,6 +30,8 @@ __all__ = [
     "PydocTopicsSource",
     "StdlibDocstringsSource",
     "all_topic_keys",
+    "pydoc_topics",
+    "stdlib_docstrings",
     "stdlib_modules",
     "topic_paragraphs",
 ]
@@ -90,7 +92,9 @@ def topic_paragraphs(text: str) -> tuple[str, list[str]]:
 
 
 @functools.lru_cache(maxsize=1)
-def _topics() -> dict[str, str]:
+def pydoc_topics() -> dict[str, str]:
+    """``pydoc_data.topics.topics`` (topic key → text): the one reader of that module. ImportError on a
+    Python built without it."""
     from pydoc_data.topics import topics
 
     return dict(topics)
@@ -99,7 +103,7 @@ def _topics() -> dict[str, str]:
 def all_topic_keys() -> list[str]:
     """Every pydoc topic key, sorted ("" list when this Python has no ``pydoc_data``)."""
     try:
-        return sorted(_topics())
+        return sorted(pydoc_topics())
     except ImportError:
         return []
 
@@ -121,7 +125,7 @@ class PydocTopicsSource(TextSource):
 
     def available(self) -> bool:
         try:
-            return bool(_topics())
+            return bool(pydoc_topics())
         except ImportError:  # a Python built without pydoc_data
             return False
 
@@ -131,10 +135,10 @@ class PydocTopicsSource(TextSource):
         return f"pydoc_data.topics of Python {platform.python_version()}"
 
     def units(self) -> list[str]:
-        return [k for k in sorted(_topics()) if k not in self.exclude and (self.only is None or k in self.only)]
+        return [k for k in sorted(pydoc_topics()) if k not in self.exclude and (self.only is None or k in self.only)]
 
     def records_of(self, unit: str) -> list[SourceRecord]:
-        title, paragraphs = topic_paragraphs(_topics()[unit])
+        title, paragraphs = topic_paragraphs(pydoc_topics()[unit])
         return [
             SourceRecord(self.name, self.licence, f"{unit}#{i}", title, chunk)
             for i, chunk in enumerate(chunk_paragraphs(paragraphs, max_chars=self.max_chars))
@@ -234,6 +238,13 @@ def _doc_units(modules: tuple[str, ...] | None) -> list[DocUnit]:
     if done.returncode != 0:
         raise RuntimeError(f"collecting standard-library docstrings failed: {done.stderr.strip()[-2000:]}")
     return [DocUnit(q, sig, doc) for q, sig, doc in json.loads(done.stdout)]
+
+
+def stdlib_docstrings(modules: tuple[str, ...] | None = None) -> list[str]:
+    """The docstrings :class:`StdlibDocstringsSource` draws from (``modules``, None: every stdlib
+    module of :func:`stdlib_modules`): own docstrings of at least :data:`MIN_DOCSTRING_CHARS`, the first
+    of any repeated one, collected in a fresh interpreter; the one reader of stdlib docstrings."""
+    return [unit.doc for unit in _doc_units(modules)]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ __all__ = ["WordNetSource", "parse_wordnet_line"]
 
 logger = logging.getLogger(__name__)
 
+#: Where Debian's ``wordnet-base`` installs the database files, and which of them hold synsets.
+WORDNET_DIR = Path("/usr/share/wordnet")
 POS_FILES = (("noun", "data.noun"), ("verb", "data.verb"), ("adjective", "data.adj"), ("adverb", "data.adv"))
 _ADJ_MARKER = re.compile(r"\((?:a|p|ip)\)$")
 
@@ -51,10 +53,12 @@ def parse_wordnet_line(line: str) -> tuple[str, list[str], str] | None:
 
 @dataclass(frozen=True)
 class WordNetSource(TextSource):
+    """Every synset of the four parts of speech, one record each, in file order."""
+
     name: str = "wordnet"
     licence: str = "WordNet-3.0"
     package: str | None = "wordnet-base"
-    directory: Path = Path("/usr/share/wordnet")
+    directory: Path = WORDNET_DIR
 
     def available(self) -> bool:
         return all((self.directory / fname).is_file() for _, fname in POS_FILES)

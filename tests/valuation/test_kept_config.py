@@ -1,0 +1,31 @@
+"""Which LinFiK configuration a label run uses when none is asked for (marketplace.valuation.runs)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from marketplace.db import LabelSet, RunStatus
+from marketplace.valuation.config import LinFiKConfig
+from marketplace.valuation.runs import kept_label_config
+from tests.support.catalog import make_campaign
+
+
+def _label_set(session: Session, campaign_id: int, config: LinFiKConfig, status: RunStatus) -> None:
+    session.add(LabelSet(campaign_id=campaign_id, config=config.summary(), config_hash=config.config_hash(),
+                         projection_seed=0, projection_config_hash="p" * 64, target_model_digest="m" * 64,
+                         target_data_digest="d" * 64, store_uri=f"file:///tmp/{config.config_hash()}",
+                         n_requested=1, n_labeled=1, status=status))
+    session.flush()
+
+
+def test_the_latest_complete_configuration_is_kept(session_factory: sessionmaker[Session]) -> None:
+    token, fisher = LinFiKConfig(weighting="token"), LinFiKConfig(preconditioner="fisher")
+    with session_factory() as s, s.begin():
+        campaign = make_campaign(s)
+        assert kept_label_config(s, campaign.id) == LinFiKConfig()  # the first label set: the defaults
+        _label_set(s, campaign.id, token, RunStatus.COMPLETE)
+        _label_set(s, campaign.id, fisher, RunStatus.FAILED)  # a failed run's configuration is not kept
+        kept = kept_label_config(s, campaign.id)
+        assert kept.config_hash() == token.config_hash() and kept.weighting == "token"
+        _label_set(s, campaign.id, fisher, RunStatus.COMPLETE)
+        assert kept_label_config(s, campaign.id).config_hash() == fisher.config_hash()
