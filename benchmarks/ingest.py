@@ -3,7 +3,7 @@
     python benchmarks/ingest.py                      # 200k records, both engines
     python benchmarks/ingest.py --n 20000 --engines sqlite --out -
 
-The file is built from real text (DESIGN.md §8): sentences of Python's own documentation
+The file is built from real text: sentences of Python's own documentation
 (``pydoc_data.topics``) and standard-library docstrings; each record joins 2-5 random sentences, so
 hashes differ and lengths vary like real data. 2% of the records repeat an earlier record exactly,
 and records that share sentences share words, so both duplicate paths are exercised (the result
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
-import inspect
 import json
 import logging
 import os
@@ -32,7 +30,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,20 +61,9 @@ def load() -> str:
 
 
 def real_sentences() -> list[str]:
-    import pydoc_data.topics
+    from marketplace.corpus.sources.pydocs import pydoc_topics, stdlib_docstrings
 
-    texts = list(pydoc_data.topics.topics.values())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in _MODULES:
-            try:
-                mod = importlib.import_module(name)
-            except ImportError:
-                continue
-            for attr in dir(mod):
-                doc = inspect.getdoc(getattr(mod, attr, None))
-                if doc:
-                    texts.append(doc)
+    texts = [*pydoc_topics().values(), *stdlib_docstrings(tuple(_MODULES))]
     sentences = set()
     for t in texts:
         for s in re.split(r"(?<=[.!?])\s+", " ".join(t.split())):

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, add_demo_home_args
+from _common import ROOT, add_demo_home_args, publish_report
 
 CONFIGS: dict[str, dict[str, object]] = {
     "identity": {},
@@ -88,8 +88,9 @@ def main() -> None:
     from marketplace.approx.data import load_labeled_data
     from marketplace.approx.training import train_approximator
     from marketplace.campaigns import get_campaign
-    from marketplace.cli.common import apply_offline_env, open_db, settings
+    from marketplace.cli.common import open_db, settings
     from marketplace.db import Label, Provider, Sample
+    from marketplace.runtime import apply_offline_env
     from marketplace.valuation import LinFiKConfig, create_label_set
 
     apply_offline_env()
@@ -161,10 +162,7 @@ def main() -> None:
             cells.append("—" if d is None else f"{d['mean_sd']:+.2f} / {d['positive']:.0%} / {d['share']:.1%}")
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    publish_report(lines, args.out)
     (args.out.with_suffix(".json")).write_text(json.dumps(results, indent=2), encoding="utf-8")
 
 

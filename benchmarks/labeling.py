@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, publish_report
 
 NAIVE_CHUNK_ROWS = 16384  # rows of the dense projection generated at a time (16384 × 4096 × 4 B = 256 MiB)
 METHODS = ("logra", "train_step", "input_grad_only", "naive")
@@ -52,10 +52,8 @@ def _maxrss_mb() -> float:
 
 
 def _texts(n: int, seed: int) -> list[str]:
-    try:
-        from marketplace.corpus import general_text
-    except ImportError:
-        from marketplace.valuation.text_source import stdlib_text as general_text  # type: ignore[assignment]
+    from marketplace.corpus import general_text
+
     paras = [p for p in general_text(2_000_000, seed=seed) if len(p) >= 500]
     if 0 < len(paras) < n:  # a machine with few text sources (no Debian dictionaries): repeat, speed is the same
         print(f"only {len(paras)} texts of >= 500 chars; repeating them to {n}", file=sys.stderr)
@@ -354,10 +352,7 @@ def main() -> None:
         f"{large['train_step']['peak_delta_mb']:.0f} MB",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    publish_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 Batched: ``post_transactions`` with ``--batch`` transactions per database transaction (executemany for
 entries, headers and account totals; the seal and balance triggers run for every row). Baseline: the
 same call with one transaction per commit. Each transaction has 2 entries (debit a campaign budget,
-credit one of 50 provider payables). Goal (issue 5): >= 5,000 entries/s batched on PostgreSQL.
+credit one of 50 provider payables). Goal: >= 5,000 entries/s batched on PostgreSQL.
 Prints a Markdown table and writes it to benchmarks/results/ledger.md.
 """
 

@@ -1,8 +1,7 @@
-"""LinFiK label quality on the demo target model (issue 3's quality gates, on the real thing).
+"""LinFiK label quality on the demo target model (the quality gates, on the real thing).
 
-Samples: paragraphs of general real text (marketplace.corpus.general_text; stdlib docs as fallback).
-Target set: the campaign's held-out Python-documentation slice (marketplace.corpus.target_records),
-or stdlib paragraphs of another seed when the corpus module is absent.
+Samples: paragraphs of general real text (marketplace.corpus.general_text).
+Target set: the campaign's held-out Python-documentation slice (marketplace.corpus.target_records).
 
 Reports Spearman correlations between
   logra          LoGra LinFiK at the default ranks (64 × 64 per watched layer), identity H;
@@ -12,7 +11,7 @@ Reports Spearman correlations between
   drop_all       measured drop of the mean target loss after one SGD step of size η on x alone
                  (all parameters, float64);
   drop_watched   the same step restricted to the watched weights.
-Gates (issue 3): logra~exact_watched ≥ 0.9; logra~drop_all ≥ 0.9 over 200 samples.
+Gates: logra~exact_watched ≥ 0.9; logra~drop_all ≥ 0.9 over 200 samples.
 
 Run:  python benchmarks/linfik_quality.py [--model-dir DIR] [--n 200] [--n-target 32] [--eta 1e-3]
 Writes benchmarks/results/linfik_quality.md.
@@ -25,23 +24,16 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT
+from _common import ROOT, publish_report
 
 
 def _data(n: int, n_target: int, seed: int) -> tuple[list[str], list[str], str]:
-    try:
-        from marketplace.corpus import general_text
-        from marketplace.corpus.target import target_records
+    from marketplace.corpus import general_text
+    from marketplace.corpus.target import target_records
 
-        target = [r.text for r in target_records("target")][:n_target]
-        source = "marketplace.corpus (general_text; held-out pydoc target slice)"
-    except ImportError:
-        from marketplace.valuation.text_source import stdlib_text as general_text  # type: ignore[assignment]
-
-        target = general_text(200_000, seed=seed + 1)[:n_target]
-        source = "stdlib docs (fallback)"
+    target = [r.text for r in target_records("target")][:n_target]
     samples = [p for p in general_text(3_000_000, seed=seed) if len(p) >= 120][:n]
-    return samples, target, source
+    return samples, target, "marketplace.corpus (general_text; held-out pydoc target slice)"
 
 
 def main() -> None:
@@ -99,10 +91,7 @@ def main() -> None:
         f"{s['logra~exact_all']:.4f}",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    publish_report(lines, args.out)
 
 
 if __name__ == "__main__":

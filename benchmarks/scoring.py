@@ -1,4 +1,4 @@
-"""ALinFiK scoring throughput, in one run (issue 4):
+"""ALinFiK scoring throughput, in one run:
 
 (a) embedding with MiniLM: our path (tokenise once, length-sorted batches, inference_mode) in float32,
     bf16 autocast and int8 dynamic quantisation, against a naive baseline (input order, batches padded
@@ -237,17 +237,12 @@ def bench_token_factor(n: int, target_model: str, m: int = 20_000, shard_rows: i
 
 
 def bench_exact_labeling(n: int, target_model: str | None) -> tuple[list[dict[str, Any]], str]:
-    try:
-        from marketplace.valuation.config import LinFiKConfig
-        from marketplace.valuation.demo_model import DemoModelConfig, build_demo_model
-        from marketplace.valuation.labeling import label_sample_ids
-        from marketplace.valuation.target_model import digest_model_dir
-    except ImportError as exc:
-        return [], f"marketplace.valuation is not available ({exc}); exact labeling not measured"
-    from tests.support.approx import make_labeled_campaign
-
     from marketplace.db import Campaign, create_db_engine, make_session_factory
     from marketplace.db.migrate import upgrade
+    from marketplace.valuation import LinFiKConfig, label_sample_ids
+    from marketplace.valuation.demo_model import DemoModelConfig, build_demo_model
+    from marketplace.valuation.target_model import digest_model_dir
+    from tests.support.approx import make_labeled_campaign
 
     with tempfile.TemporaryDirectory() as tmp:
         if target_model is None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import ROOT, add_demo_home_args
+from _common import ROOT, add_demo_home_args, publish_report
 
 from marketplace.validation import DEFAULT_REGIMES, RegimeConfig, finetune, mean_loss
 
@@ -142,7 +142,7 @@ def _finetuned(base: Any, encoded: Any, rows: np.ndarray, regime: RegimeConfig, 
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    from marketplace.valuation.quality import spearman
+    from marketplace.approx.metrics import spearman
 
     return float(spearman(a, b))
 
@@ -402,10 +402,7 @@ def main() -> None:
         picked = [pool.providers[r] for r in rows]
         lines.append(f"| {m} | " + " | ".join(str(picked.count(p)) for p in providers) + " |")
     lines += ["", "## Verdict", "", *verdicts, "", f"![selection]({args.out.with_suffix('.png').name})", ""]
-    text = "\n".join(lines)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text, encoding="utf-8")
+    publish_report(lines, args.out)
     _plot(results, none_loss, args.out.with_suffix(".png"))
 
 

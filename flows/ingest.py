@@ -1,10 +1,10 @@
-"""The ``ingest`` flow: a file or a provider's folder into the catalog (DESIGN.md §2).
+"""The ``ingest`` flow: a file or a provider's folder into the catalog (docs/architecture.md).
 
 list the files -> ingest each in its own transaction, in sorted order (so "first owner" is
 deterministic), a rejected file never stopping the others -> publish a summary table artifact.
-Returns one dict per file: the ingestion report, or ``status="rejected"`` with the reason code.
-Files that fail for another reason (the database stayed down through the retries) are reported as
-``status="failed"`` and make the flow fail after the summary is published.
+Returns one dict per file, :meth:`marketplace.ingest.FileIngestResult.as_dict` (the entries of
+``marketplace ingest --json``). Files that fail for another reason (the database stayed down through
+the retries) are reported as ``status="failed"`` and make the flow fail after the summary is published.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from prefect import flow
 
-from marketplace.errors import MarketplaceError
-from tasks.ingest import ingest_file_task, list_files_task, publish_ingest_summary_task
+from marketplace.ingest import FileIngestResult
+from tasks.ingest import ingest_file_task, list_ingestible_files_task, publish_ingest_summary_task
 
 __all__ = ["ingest"]
 
@@ -24,19 +24,14 @@ def ingest(path: str, provider: str, fmt: str | None = None, text_field: str | N
            prompt_field: str | None = None, response_field: str | None = None,
            near_duplicates: bool | None = None) -> list[dict[str, Any]]:
     """Ingest ``path`` (a file, a saved HF dataset folder, or a folder of those) for ``provider``."""
-    results: list[dict[str, Any]] = []
-    for file in list_files_task(path):
+    results: list[FileIngestResult] = []
+    for file in list_ingestible_files_task(path):
         state = ingest_file_task(file, provider, fmt, text_field, prompt_field, response_field, near_duplicates,
                                  return_state=True)
-        if state.is_completed():
-            results.append(state.result())
-            continue
-        exc = state.result(raise_on_failure=False)
-        status = "rejected" if isinstance(exc, MarketplaceError) else "failed"
-        results.append({"file": file, "status": status, "reason_code": getattr(exc, "reason_code", type(exc).__name__),
-                        "location": getattr(exc, "location", None), "error": str(exc)})
+        outcome = state.result(raise_on_failure=False)
+        results.append(outcome if isinstance(outcome, FileIngestResult) else FileIngestResult.failed(file, outcome))
     publish_ingest_summary_task(provider, results)
-    failed = [r["file"] for r in results if r["status"] == "failed"]
+    failed = [r.file for r in results if r.status == "failed"]
     if failed:
         raise RuntimeError(f"ingestion failed (not rejected) for {failed}; see the task logs")
-    return results
+    return [r.as_dict() for r in results]

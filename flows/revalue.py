@@ -1,4 +1,4 @@
-"""The ``revalue`` flow: the scheduled end-to-end run (DESIGN.md §2).
+"""The ``revalue`` flow: the scheduled end-to-end run (docs/architecture.md).
 
 ingest new provider files (inbox) → label (exact LinFiK) → train and register ALinFiK → score with the
 champion → price the period. Every stage is its own flow, run here as a subflow, and every stage is
@@ -6,7 +6,8 @@ idempotent: re-ingesting the same bytes returns the existing submission, labelin
 only when the pool changed (marketplace.revaluation), scoring only scores what the champion has not
 scored, and pricing posts per submission only the difference to what was credited before. Earlier
 credits are adjusted by new entries, never rewritten. ``label`` and ``score`` run on the task runner
-the settings name (``MKT_TASK_RUNNER`` / ``MKT_DASK_ADDRESS``, see flows.runners).
+the settings name when the run starts (``MKT_TASK_RUNNER``, ``MKT_DASK_ADDRESS``, ``MKT_MAX_WORKERS``,
+see flows.runners); ``device`` None is ``MKT_DEVICE``, resolved where each task runs.
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from prefect import flow
 
 from flows.ingest import ingest
 from flows.label import label
-from flows.price import pricing
+from flows.price import price
 from flows.runners import with_configured_runner
 from flows.score import score
 from flows.train import train
 from marketplace.revaluation import current_period
 from tasks.revalue import list_inbox_task, plan_revaluation_task
 
-__all__ = ["revaluation"]
+__all__ = ["revalue"]
 
 
 @flow(name="revalue", log_prints=False)
-def revaluation(
+def revalue(
     campaign: str,
     period: str | None = None,
     inbox: str | None = None,
@@ -39,7 +40,7 @@ def revaluation(
     promotion_floor: float = 0.5,
     audit_n: int = 100,
     force: bool = False,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Revalue ``campaign`` for ``period`` (default: the current UTC month); returns each stage's summary.
 
@@ -59,5 +60,5 @@ def revaluation(
         label_set_id = summary["label"]["label_set_id"] if "label" in summary else plan["latest_label_set_id"]
         summary["train"] = train(campaign, label_set_id, train_config or {}, promotion_floor, device)
     summary["score"] = with_configured_runner(score)(campaign, audit_n=audit_n, device=device)
-    summary["price"] = pricing(campaign, summary["period"], pricing_policy, summary["score"]["score_run_id"])
+    summary["price"] = price(campaign, summary["period"], pricing_policy, summary["score"]["score_run_id"])
     return summary

@@ -1,8 +1,8 @@
-"""The ``score`` flow: score every sample with the campaign's champion, then audit (DESIGN.md §2, §4).
+"""The ``score`` flow: score every sample with the campaign's champion, then audit (docs/valuation.md).
 
 resolve ``models:/alinfik-<campaign>@champion`` once (the concrete version is recorded on the score
 run and on every score) → plan the samples that version has not scored yet → score shards mapped
-over the task runner (threads by default, Dask when configured) → audit a random subset against exact
+over the task runner the settings name (flows.runners) → audit a random subset against exact
 LinFiK. An audit below the campaign's threshold fails the run (AuditFailedError): payouts stop.
 """
 
@@ -12,12 +12,19 @@ from typing import Any
 
 from prefect import flow, unmapped
 
-from tasks.score import audit_scores, fail_score_run, plan_scores, resolve_champion, score_shard
+from flows.runners import build_task_runner
+from tasks.score import (
+    audit_scores_task,
+    fail_score_run_task,
+    plan_scores_task,
+    resolve_champion_task,
+    score_shard_task,
+)
 
 __all__ = ["score"]
 
 
-@flow(name="score", log_prints=False)
+@flow(name="score", task_runner=build_task_runner(), log_prints=False)
 def score(
     campaign: str,
     version: str | None = None,
@@ -26,23 +33,23 @@ def score(
     audit_n: int = 100,
     audit_seed: int = 0,
     audit_labeler: str = "linfik",
-    device: str = "cpu",
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Score ``campaign`` (id or name) with its champion (or ``version``); returns a run summary."""
-    champion = resolve_champion(campaign, version)
-    plan = plan_scores(champion["campaign_id"], champion["approximator_version_id"], champion["resolved_from"],
+    champion = resolve_champion_task(campaign, version)
+    plan = plan_scores_task(champion["campaign_id"], champion["approximator_version_id"], champion["resolved_from"],
                        shard_size, first_owners_only)
     run_id = plan["score_run_id"]
     try:
-        futures = score_shard.map(
+        futures = score_shard_task.map(
             unmapped(run_id), [lo for lo, _ in plan["shards"]], [hi for _, hi in plan["shards"]],
             unmapped(champion["bundle_dir"]), unmapped(first_owners_only), unmapped(device),
         )
         shards = [f.result() for f in futures]
     except BaseException as exc:
-        fail_score_run(run_id, f"{type(exc).__name__}: {exc}")
+        fail_score_run_task(run_id, f"{type(exc).__name__}: {exc}")
         raise
-    audit = audit_scores(run_id, champion["campaign_id"], champion["label_set_id"], audit_n, audit_seed,
+    audit = audit_scores_task(run_id, champion["campaign_id"], champion["label_set_id"], audit_n, audit_seed,
                          audit_labeler, device)
     return {
         "campaign_id": champion["campaign_id"],

@@ -1,4 +1,4 @@
-"""The ``train`` flow: learn ALinFiK from a label set, register it, gate the champion (DESIGN.md §2).
+"""The ``train`` flow: learn ALinFiK from a label set, register it, gate the champion (docs/valuation.md).
 
 resolve campaign + label set → fit (embed with the shared cache, train heads, evaluate against the
 baselines on held-out labels) → publish (MLflow run + model version, alias ``candidate``, the gate
@@ -11,7 +11,12 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.train import fit_approximator, publish_approximator, record_version, resolve_training_input
+from tasks.train import (
+    fit_approximator_task,
+    publish_approximator_task,
+    record_approximator_version_task,
+    resolve_training_input_task,
+)
 
 __all__ = ["train"]
 
@@ -22,13 +27,14 @@ def train(
     label_set_id: int | None = None,
     config: dict[str, Any] | None = None,
     floor: float = 0.5,
-    device: str = "cpu",
+    device: str | None = None,
     encoder_path: str | None = None,
 ) -> dict[str, Any]:
     """Train an approximator for ``campaign`` (id or name); returns the publication summary."""
-    target = resolve_training_input(campaign, label_set_id)
-    run_dir = fit_approximator(target["campaign_id"], target["label_set_id"], config or {}, device, encoder_path)
-    publication = publish_approximator(run_dir, target["model_name"], floor, device)
-    version_row_id = record_version(target["campaign_id"], target["label_set_id"], run_dir, publication)
+    target = resolve_training_input_task(campaign, label_set_id)
+    run_dir = fit_approximator_task(target["campaign_id"], target["label_set_id"], config or {}, device, encoder_path)
+    publication = publish_approximator_task(run_dir, target["model_name"], floor, device)
+    version_row_id = record_approximator_version_task(target["campaign_id"], target["label_set_id"], run_dir,
+                                                      publication)
     return {**publication, "campaign": target["campaign_name"], "label_set_id": target["label_set_id"],
             "run_dir": run_dir, "approximator_version_id": version_row_id}

@@ -45,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("distributed_check")
 
 # The expected flow runs of one revalue with an inbox: every stage is a subflow.
-EXPECTED_FLOWS = ("revalue", "ingest", "label", "train", "score", "pricing")
+EXPECTED_FLOWS = ("revalue", "ingest", "label", "train", "score", "price")
 
 
 @dataclass

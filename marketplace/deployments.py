@@ -20,7 +20,7 @@ __all__ = ["DeploymentSpec", "default_prefect_yaml", "load_deployment_specs"]
 @dataclass(frozen=True)
 class DeploymentSpec:
     name: str
-    entrypoint: str  # "flows/revalue.py:revaluation"
+    entrypoint: str  # "flows/revalue.py:revalue"
     parameters: dict[str, Any] = field(default_factory=dict)
     crons: tuple[str, ...] = ()
     description: str = ""
@@ -54,7 +54,7 @@ def load_deployment_specs(path: Path) -> list[DeploymentSpec]:
     for i, entry in enumerate(entries):
         where = f"{path}: deployments[{i}]"
         if not isinstance(entry, dict) or not entry.get("name") or ":" not in str(entry.get("entrypoint", "")):
-            raise ConfigError(f"{where} needs a name and an entrypoint like flows/revalue.py:revaluation")
+            raise ConfigError(f"{where} needs a name and an entrypoint like flows/revalue.py:revalue")
         crons = tuple(str(s["cron"]) for s in entry.get("schedules") or [] if isinstance(s, dict) and "cron" in s)
         params = entry.get("parameters") or {}
         if not isinstance(params, dict):

@@ -1,70 +1,49 @@
-"""What every task needs at the edge: settings, a database session factory, the transient-error policy.
+"""What every task needs at the edge: settings, a session factory, the Prefect retry conditions.
 
-Tasks read :class:`~marketplace.settings.Settings` once per process and share one engine per database
-URL (engines are thread-safe; sessions are not, so each task opens its own).
+Settings, engines and sessions come from :mod:`marketplace.runtime` (one engine per database URL per
+process, shared with every other edge); which database errors deserve a retry is decided by
+:mod:`marketplace.db.transient`. This module only adapts that classifier to Prefect's
+``retry_condition_fn`` signature.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from marketplace.db.transient import is_retryable_idempotent_write_error, is_transient_db_error
+from marketplace.runtime import current_settings, session_factory
 
-from marketplace.db import create_db_engine, make_session_factory
-from marketplace.db.migrate import upgrade
-from marketplace.settings import Settings, get_settings
-
-__all__ = ["engine_for", "is_transient_db_error", "retry_on_transient_db_error", "session_factory", "task_settings"]
+__all__ = [
+    "retry_on_idempotent_write_error", "retry_on_transient_db_error", "retry_when", "session_factory", "task_settings",
+]
 
 log = logging.getLogger(__name__)
 
-# SQLSTATEs worth retrying: serialization failure, deadlock, connection trouble, admin shutdown.
-_TRANSIENT_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "08001", "57P01", "57P02", "57P03"}
+task_settings = current_settings
+
+RetryCondition = Callable[[Any, Any, Any], bool]
 
 
-def task_settings() -> Settings:
-    return get_settings()
+def retry_when(predicate: Callable[[BaseException], bool]) -> RetryCondition:
+    """A Prefect ``retry_condition_fn`` that retries a failed task run only when ``predicate(exception)``."""
+
+    def condition(task: Any, task_run: Any, state: Any) -> bool:
+        try:
+            state.result()
+        except Exception as exc:
+            retry = predicate(exc)
+            log.info("task run %s failed with %s: %s", getattr(task_run, "name", getattr(task, "name", task)),
+                     type(exc).__name__, "retrying" if retry else "not retrying")
+            return retry
+        return False
+
+    condition.__name__ = f"retry_when_{predicate.__name__}"
+    return condition
 
 
-@functools.lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """One engine per URL per process, with the schema brought up to date once."""
-    engine = create_db_engine(url)
-    upgrade(engine)
-    return engine
-
-
-def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
-    cfg = settings or task_settings()
-    cfg.ensure_home()
-    return make_session_factory(engine_for(cfg.resolved_database_url))
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """True for errors a retry can cure (lock timeouts, serialization failures, dropped connections)."""
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if sqlstate in _TRANSIENT_SQLSTATES:
-            return True
-        if isinstance(exc, OperationalError):
-            text = str(exc.orig).lower()
-            return "database is locked" in text or "database is busy" in text or "could not connect" in text
-    return False
-
-
-def retry_on_transient_db_error(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry only transient database errors, never bad input."""
-    try:
-        state.result()
-    except Exception as exc:
-        transient = is_transient_db_error(exc)
-        log.info("task %s failed with %s: %s", getattr(task, "name", task), type(exc).__name__,
-                 "retrying" if transient else "not retrying")
-        return transient
-    return False
+# Any task: only errors a fresh transaction can cure, never bad input.
+retry_on_transient_db_error = retry_when(is_transient_db_error)
+# Tasks that write idempotent rows (ingestion): also the unique-violation race of a concurrent writer.
+retry_on_idempotent_write_error = retry_when(is_retryable_idempotent_write_error)

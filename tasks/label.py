@@ -12,69 +12,66 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import select
 
-from marketplace.campaigns import get_campaign
-from marketplace.db import LabelSet, RunStatus, session_scope
+from marketplace.db import session_scope
+from marketplace.runtime import resolve_device
+from marketplace.valuation import describe_label_set, mark_label_set_failed, score_label_run
 from marketplace.valuation.config import LinFiKConfig
 from marketplace.valuation.gradients import compute_target_shards, compute_train_shard
-from marketplace.valuation.labeling import describe_label_set, mark_label_set_failed, score_label_run
 from marketplace.valuation.runs import plan_label_run, read_plan
 from tasks.common import retry_on_transient_db_error, session_factory, task_settings
 
-__all__ = ["fail_label_set", "label_summary", "plan_labels", "score_labels", "target_gradients", "train_gradients"]
+__all__ = [
+    "compute_target_gradients_task", "compute_train_gradients_task", "describe_label_set_task", "fail_label_set_task",
+    "plan_labels_task", "score_labels_task",
+]
 
 
 @task(name="plan-labels", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       retry_condition_fn=retry_on_transient_db_error)
-def plan_labels(campaign: str, n: int, config: dict[str, Any] | None, shard_size: int) -> dict[str, Any]:
+def plan_labels_task(campaign: str, n: int, config: dict[str, Any] | None, shard_size: int) -> dict[str, Any]:
     """Subsample, snapshot to the run folder, create or reuse the LabelSet (committed). ``config`` None:
     the configuration of the campaign's latest complete label set (the defaults for its first)."""
     settings = task_settings()
+    linfik = None if config is None else LinFiKConfig.model_validate(config)
     with session_scope(session_factory(settings)) as session:
-        if config is None:
-            camp = get_campaign(session, campaign)
-            latest = session.scalar(
-                select(LabelSet).where(LabelSet.campaign_id == camp.id, LabelSet.status == RunStatus.COMPLETE)
-                .order_by(LabelSet.id.desc()).limit(1)
-            )
-            config = dict(latest.config) if latest is not None else {}
-        plan = plan_label_run(session, campaign, LinFiKConfig.model_validate(config), n=n,
-                              artifacts_dir=settings.resolved_artifacts_dir, shard_size=shard_size)
+        plan = plan_label_run(session, campaign, linfik, n=n, artifacts_dir=settings.resolved_artifacts_dir,
+                              shard_size=shard_size)
     return plan.to_json()
 
 
-@task(name="target-gradients", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def target_gradients(run_dir: str, checkpoint_index: int, device: str, batch_size: int) -> int:
+@task(name="compute-target-gradients", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def compute_target_gradients_task(run_dir: str, checkpoint_index: int, device: str | None, batch_size: int) -> int:
     """Projected gradients of the campaign's target set for one checkpoint; returns rows computed."""
-    outcomes = compute_target_shards(read_plan(run_dir), checkpoint_index, device=device, batch_size=batch_size)
+    outcomes = compute_target_shards(read_plan(run_dir), checkpoint_index, device=resolve_device(device),
+                                     batch_size=batch_size)
     return sum(o.rows for o in outcomes if o.computed)
 
 
-@task(name="train-gradients", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def train_gradients(run_dir: str, checkpoint_index: int, shard_index: int, device: str,
-                    batch_size: int) -> dict[str, Any]:
+@task(name="compute-train-gradients", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def compute_train_gradients_task(run_dir: str, checkpoint_index: int, shard_index: int, device: str | None,
+                                 batch_size: int) -> dict[str, Any]:
     """Projected gradients of one train shard into the store (a no-op when the shard is done)."""
-    outcome = compute_train_shard(read_plan(run_dir), checkpoint_index, shard_index, device=device,
+    outcome = compute_train_shard(read_plan(run_dir), checkpoint_index, shard_index, device=resolve_device(device),
                                   batch_size=batch_size)
     return dataclasses.asdict(outcome)
 
 
 @task(name="score-labels", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       retry_condition_fn=retry_on_transient_db_error)
-def score_labels(label_set_id: int, device: str) -> dict[str, Any]:
+def score_labels_task(label_set_id: int, device: str | None) -> dict[str, Any]:
     """Preconditioner, query and scores; persists the Label rows and completes the LabelSet."""
     with session_scope(session_factory()) as session:
-        return dataclasses.asdict(score_label_run(session, label_set_id, device=device))
+        return dataclasses.asdict(score_label_run(session, label_set_id, device=resolve_device(device)))
 
 
-@task(name="label-summary", cache_policy=NO_CACHE)
-def label_summary(label_set_id: int) -> dict[str, Any]:
+@task(name="describe-label-set", cache_policy=NO_CACHE)
+def describe_label_set_task(label_set_id: int) -> dict[str, Any]:
     with session_scope(session_factory()) as session:
         return dataclasses.asdict(describe_label_set(session, label_set_id))
 
 
 @task(name="fail-label-set", cache_policy=NO_CACHE)
-def fail_label_set(label_set_id: int, reason: str) -> None:
+def fail_label_set_task(label_set_id: int, reason: str) -> None:
     with session_scope(session_factory()) as session:
         mark_label_set_failed(session, label_set_id, reason)

@@ -16,19 +16,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# Offline and quiet before anything imports transformers, mlflow or prefect.
-_PREFECT_HOME = tempfile.mkdtemp(prefix="mkt-prefect-home-")
-for _k, _v in {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_HOME": _PREFECT_HOME,
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_k, _v)
+from marketplace.runtime import apply_offline_env
+
+# Offline and quiet before anything imports transformers, mlflow or prefect (runtime imports none of them).
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="mkt-prefect-home-"))
+apply_offline_env()
 
 import pytest  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
@@ -91,14 +83,14 @@ def prefect_harness() -> Iterator[None]:
 
 
 @pytest.fixture
-def mkt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An isolated MKT_HOME for CLI tests (settings are read from the environment)."""
+def mkt_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated MKT_HOME for CLI and flow tests (settings are read from the environment)."""
+    from marketplace import runtime
+
     home = tmp_path / "home"
     monkeypatch.setenv("MKT_HOME", str(home))
     monkeypatch.delenv("MKT_DATABASE_URL", raising=False)
     monkeypatch.delenv("MKT_MLFLOW_TRACKING_URI", raising=False)
-    from marketplace.cli import common
-
-    common.settings.cache_clear()
-    common._engines.clear()
-    return home
+    runtime.reset()  # the settings are read again; engines of earlier homes are disposed
+    yield home
+    runtime.reset()

@@ -1,7 +1,7 @@
 """The ``marketplace`` console script.
 
-Commands live in one module per area (``marketplace/cli/*_cmd.py``), each exposing ``register(app)``.
-Every command has ``--help``; every command that reports something has ``--json``.
+Commands live in one module per command group (``marketplace/cli/<group>_cmd.py``), each exposing
+``register(app)``. Every command has ``--help``; every command that reports something has ``--json``.
 """
 
 from __future__ import annotations
@@ -11,17 +11,10 @@ import logging
 
 import typer
 
-from marketplace.cli.common import (
-    JsonOpt,
-    apply_offline_env,
-    emit,
-    handle_errors,
-    open_db,
-    print_table,
-    settings,
-)
+from marketplace.cli.common import settings
+from marketplace.runtime import apply_offline_env
 
-__all__ = ["app", "main"]
+__all__ = ["COMMAND_MODULES", "app", "main"]
 
 app = typer.Typer(
     name="marketplace",
@@ -30,20 +23,29 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 
-# Areas register their commands here; a module that is not there yet is simply skipped so that the
-# CLI works at every stage of the build-out.
+# In the order the pipeline runs them; each module registers its command (group) on the app.
 COMMAND_MODULES = (
+    "marketplace.cli.db_cmd",
+    "marketplace.cli.status_cmd",
     "marketplace.cli.ingest_cmd",
     "marketplace.cli.corpus_cmd",
     "marketplace.cli.campaign_cmd",
-    "marketplace.cli.valuation_cmd",
-    "marketplace.cli.approx_cmd",
+    "marketplace.cli.model_cmd",
+    "marketplace.cli.label_cmd",
+    "marketplace.cli.labels_cmd",
+    "marketplace.cli.train_cmd",
+    "marketplace.cli.score_cmd",
+    "marketplace.cli.scores_cmd",
+    "marketplace.cli.select_cmd",
+    "marketplace.cli.active_label_cmd",
+    "marketplace.cli.registry_cmd",
+    "marketplace.cli.price_cmd",
     "marketplace.cli.ledger_cmd",
     "marketplace.cli.report_cmd",
-    "marketplace.cli.ops_cmd",
+    "marketplace.cli.validate_cmd",
+    "marketplace.cli.revalue_cmd",
+    "marketplace.cli.serve_cmd",
     "marketplace.cli.demo_cmd",
 )
 
@@ -59,58 +61,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
         logging.getLogger(name).setLevel(level)
 
 
-@db_app.command("upgrade")
-@handle_errors
-def db_upgrade(revision: str = typer.Argument("head", help="Target revision."), as_json: bool = JsonOpt) -> None:
-    """Create or migrate the schema to REVISION (default: the latest)."""
-    from marketplace.db.migrate import current_revision, upgrade
-
-    engine, _ = open_db(upgrade=False)
-    upgrade(engine, revision)
-    emit({"database": engine.url.render_as_string(hide_password=True), "revision": current_revision(engine)},
-         as_json, lambda d: typer.echo(f"{d['database']} at revision {d['revision']}"))
-
-
-@db_app.command("downgrade")
-@handle_errors
-def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
-    """Migrate the schema down to REVISION."""
-    from marketplace.db.migrate import current_revision, downgrade
-
-    engine, _ = open_db(upgrade=False)
-    downgrade(engine, revision)
-    typer.echo(f"at revision {current_revision(engine)}")
-
-
-@app.command("status")
-@handle_errors
-def status(as_json: bool = JsonOpt) -> None:
-    """What is in the store: providers, submissions, samples, quarantine, duplicates, campaigns, ledger."""
-    from marketplace.status import collect_status
-
-    _, factory = open_db()
-    with factory() as session:
-        data = collect_status(session)
-    cfg = settings()
-    data["store"] = {
-        "home": str(cfg.home),
-        "database": cfg.resolved_database_url,
-        "mlflow": cfg.resolved_mlflow_tracking_uri,
-    }
-
-    def render(d: dict[str, dict[str, object]]) -> None:
-        for section, values in d.items():
-            print_table(section, ["what", "value"], values.items())
-
-    emit(data, as_json, render)
-
-
 for _module in COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:
-            raise
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:

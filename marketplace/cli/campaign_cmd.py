@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlalchemy.orm import Session
 
-from marketplace.cli.common import JsonOpt, emit, handle_errors, open_db, print_table, settings
+from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, print_table
 from marketplace.errors import ConfigError
+from marketplace.runtime import ingest_limits
 
 __all__ = ["register"]
 
@@ -15,7 +17,7 @@ campaign_app = typer.Typer(help="Campaigns: a target model + target data + a bud
 
 
 def _render(info: object) -> None:
-    print_table("campaign", ["field", "value"], vars(info).items())
+    print_fields("campaign", vars(info))
 
 
 @campaign_app.command("create")
@@ -35,22 +37,21 @@ def create(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a campaign: reads and normalises the target data, digests the target model."""
-    from marketplace.campaigns import create_campaign, describe_campaign
-    from marketplace.ingest import FieldMapping, IngestLimits, read_normalised_records
+    from marketplace.campaigns import CampaignInfo, create_campaign, describe_campaign
+    from marketplace.ingest import FieldMapping, read_normalised_records
     from marketplace.money import parse_amount
     from marketplace.valuation import digest_model_dir
 
     if not target_model.is_dir():
         raise ConfigError(f"--target-model {target_model} is not a folder; pass a save_pretrained checkpoint folder")
-    cfg = settings()
     try:
         mapping = FieldMapping(text_field=text_field, prompt_field=prompt_field, response_field=response_field)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ConfigError(f"field options: {exc}") from exc
-    records = read_normalised_records(target_data, mapping=mapping, limits=IngestLimits.from_settings(cfg))
+    records = read_normalised_records(target_data, mapping=mapping, limits=ingest_limits())
     model_digest = digest_model_dir(target_model)
-    _, factory = open_db()
-    with factory() as session, session.begin():
+
+    def insert(session: Session) -> CampaignInfo:
         campaign = create_campaign(
             session,
             name=name,
@@ -62,8 +63,9 @@ def create(
             audit_threshold=audit_threshold,
         )
         session.flush()
-        info = describe_campaign(session, campaign.id)
-    emit(info, as_json, _render)
+        return describe_campaign(session, campaign.id)
+
+    emit(in_session(insert, write=True), as_json, _render)
 
 
 @campaign_app.command("list")
@@ -72,18 +74,9 @@ def list_(as_json: bool = JsonOpt) -> None:
     """All campaigns."""
     from marketplace.campaigns import list_campaigns
 
-    _, factory = open_db()
-    with factory() as session:
-        infos = list_campaigns(session)
-    emit(
-        infos,
-        as_json,
-        lambda d: print_table(
-            "campaigns",
-            ["id", "name", "budget", "target samples"],
-            [(i.id, i.name, i.budget, i.n_target_samples) for i in d],
-        ),
-    )
+    emit(in_session(list_campaigns), as_json, lambda d: print_table(
+        "campaigns", ["id", "name", "budget", "target samples"],
+        [(i.id, i.name, i.budget, i.n_target_samples) for i in d]))
 
 
 @campaign_app.command("show")
@@ -92,10 +85,7 @@ def show(name: str = typer.Argument(..., help="Campaign name or id."), as_json: 
     """One campaign, with its target model and data digests."""
     from marketplace.campaigns import describe_campaign
 
-    _, factory = open_db()
-    with factory() as session:
-        info = describe_campaign(session, name)
-    emit(info, as_json, _render)
+    emit(in_session(lambda s: describe_campaign(s, name)), as_json, _render)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,9 @@
-"""Shared CLI plumbing: settings, database access, ``--json`` output and error handling.
+"""Shared CLI plumbing: settings and database access (through :mod:`marketplace.runtime`), ``--json``
+output, tables, option errors and error handling.
 
-The CLI is an *edge*: it reads the environment once (:class:`~marketplace.settings.Settings`), opens
-the database, calls core functions or runs Prefect flows, and prints. It is the only part of the
-``marketplace`` package allowed to import Prefect (lazily, inside commands that run flows).
+The CLI is an *edge*: it reads the settings once, opens the database, calls core functions or runs
+Prefect flows, and prints. It is the only part of the ``marketplace`` package allowed to import
+Prefect (lazily, inside commands that run flows); it never imports ``tasks``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -21,77 +22,91 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.errors import MarketplaceError
-from marketplace.settings import Settings, get_settings
+from marketplace import runtime
+from marketplace.errors import ConfigError, MarketplaceError
+from marketplace.settings import Settings
 
 __all__ = [
+    "CampaignArg",
     "JsonOpt",
+    "ScoredVersionOpt",
     "console",
     "emit",
     "err_console",
     "handle_errors",
+    "in_session",
     "open_db",
+    "option_error",
+    "print_fields",
     "print_table",
+    "progress",
+    "run_flow",
     "settings",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON document instead of tables.")
-
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    # MLflow prints "View run ... at: URL" to stdout with an HTTP tracking server; --json needs stdout clean.
-    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
-    # The temporary Prefect server migrates a fresh database before it answers; Prefect waits 20 s by
-    # default, which a busy 2-core machine exceeded once (a fresh `marketplace demo --small` failed).
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
+CampaignArg = typer.Argument(..., help="Campaign id or name.")
+ScoredVersionOpt = typer.Option(None, "--version", help="Model version (default: latest complete score run).")
 
 
-def apply_offline_env() -> None:
-    """Nothing is ever downloaded from a hub: pin the offline switches unless the user set them."""
-    for key, value in OFFLINE_ENV.items():
-        os.environ.setdefault(key, value)
-
-
-@functools.lru_cache(maxsize=1)
 def settings() -> Settings:
-    return get_settings()
-
-
-_engines: dict[str, Engine] = {}
+    """The settings of this process (read from the environment once, see marketplace.runtime)."""
+    return runtime.current_settings()
 
 
 def open_db(upgrade: bool = True) -> tuple[Engine, sessionmaker[Session]]:
-    """Engine and session factory for the configured database; brings the schema up to date first.
-
-    Embedded use should just work, so the schema is upgraded on first use (a no-op when current).
-    """
-    from marketplace.db import create_db_engine, make_session_factory
-    from marketplace.db.migrate import upgrade as upgrade_schema
+    """Engine and session factory for the configured database; brings the schema up to date first
+    (embedded use should just work; a no-op when current)."""
+    from marketplace.db import make_session_factory
 
     cfg = settings()
     cfg.ensure_home()
-    url = cfg.resolved_database_url
-    if url not in _engines:
-        engine = create_db_engine(url)
-        if upgrade:
-            upgrade_schema(engine)
-        _engines[url] = engine
-    engine = _engines[url]
+    engine = runtime.engine_for(cfg.resolved_database_url, upgrade=upgrade)
     return engine, make_session_factory(engine)
+
+
+def in_session(work: Callable[[Session], T], *, write: bool = False) -> T:
+    """``work(session)`` on the configured database in a session of its own; ``write``: inside one
+    transaction, committed when ``work`` returns (read-only commands leave it False)."""
+    _, factory = open_db()
+    with factory() as session:
+        if not write:
+            return work(session)
+        with session.begin():
+            return work(session)
+
+
+def run_flow(flow_obj: Any, message: str, *, task_runner: Any = None, **params: Any) -> Any:
+    """Run a Prefect flow from a command: the schema is brought up to date first (the flow's tasks open
+    their own sessions), ``message`` goes to stderr, the flow runs on ``task_runner`` when one is given
+    (else on its own default)."""
+    open_db()
+    progress(message)
+    if task_runner is not None:
+        flow_obj = flow_obj.with_options(task_runner=task_runner)
+    return flow_obj(**params)
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout carries only the ``--json`` document)."""
+    err_console.print(f"[dim]{message}[/]", highlight=False)
+
+
+def option_error(exc: Exception, what: str) -> ConfigError:
+    """A ConfigError naming the first invalid option of a pydantic ValidationError (or any ValueError)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        return ConfigError(f"invalid {what} option {where}: {first['msg']}")
+    return ConfigError(f"invalid {what} option: {exc}")
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -132,6 +147,12 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     console.print(table)
 
 
+def print_fields(title: str, fields: Mapping[str, Any] | Iterable[tuple[str, Any]],
+                 columns: Sequence[str] = ("field", "value")) -> None:
+    """A two-column table of name/value pairs (a mapping or pairs)."""
+    print_table(title, columns, fields.items() if isinstance(fields, Mapping) else fields)
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn :class:`MarketplaceError` into a one-line message on stderr and its exit code."""
 
@@ -143,7 +164,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             from rich.markup import escape
 
             # Escape: messages carry "[reason_code]" prefixes that rich would eat as markup.
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             raise typer.Exit(code=exc.exit_code) from exc
 

@@ -2,7 +2,7 @@
 
 build or reuse the demo target model → build or reuse the provider corpora → create the campaign →
 the ``revalue`` flow (ingest every provider → label → train and register → score → price) → the
-``reports`` flow (statements, buyer report) → verify the ledger → a summary table.
+``report`` flow (statements, buyer report) → verify the ledger → a summary table.
 
 Everything is reused on a second run: the model and the corpora are cached by their inputs,
 re-ingesting the same bytes returns the existing submissions, labeling and training are skipped when
@@ -18,7 +18,8 @@ from typing import Any
 
 import typer
 
-from marketplace.cli.common import JsonOpt, apply_offline_env, console, emit, handle_errors, open_db, settings
+from marketplace.cli.common import JsonOpt, console, emit, handle_errors, open_db, settings
+from marketplace.runtime import ingest_limits
 
 __all__ = ["register"]
 
@@ -52,12 +53,11 @@ def demo(
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the end-to-end demo on real data and print who gets paid what, and why."""
-    apply_offline_env()
     from marketplace.campaigns import create_campaign, get_campaign
     from marketplace.corpus import build_corpus
     from marketplace.demo import DEMO_SIZES, summarise_providers
     from marketplace.errors import NotFoundError
-    from marketplace.ingest import FieldMapping, IngestLimits, read_normalised_records
+    from marketplace.ingest import FieldMapping, read_normalised_records
     from marketplace.ledger import verify_ledger
     from marketplace.money import parse_amount
     from marketplace.revaluation import current_period
@@ -89,7 +89,7 @@ def demo(
             campaign = get_campaign(session, size.campaign)
         except NotFoundError:
             records = read_normalised_records(target_path, mapping=FieldMapping(),
-                                              limits=IngestLimits.from_settings(cfg))
+                                              limits=ingest_limits(cfg))
             campaign = create_campaign(
                 session, name=size.campaign, target_model_path=model.path,
                 target_model_digest=digest_model_dir(Path(model.path)), target_data_path=str(target_path),
@@ -99,15 +99,15 @@ def demo(
         campaign_name = campaign.name
     t0 = _stage(f"campaign {campaign_name}", t0, timings, as_json)
 
-    from flows.report import reports
-    from flows.revalue import revaluation
+    from flows.report import report as report_flow
+    from flows.revalue import revalue as revalue_flow
 
-    summary = revaluation(campaign_name, period=period, inbox=str(corpus_dir), n_labels=size.n_labels,
+    summary = revalue_flow(campaign_name, period=period, inbox=str(corpus_dir), n_labels=size.n_labels,
                           label_config=dict(size.label_config), promotion_floor=size.promotion_floor,
                           audit_n=size.audit_n)
     t0 = _stage("revalue flow: ingest → label → train → score → price", t0, timings, as_json)
     reports_dir = cfg.home / "reports" / campaign_name
-    report = reports(campaign_name, str(reports_dir), period)
+    report = report_flow(campaign_name, str(reports_dir), period)
     t0 = _stage(f"reports in {reports_dir}", t0, timings, as_json)
 
     with factory() as session:

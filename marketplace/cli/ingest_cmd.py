@@ -1,4 +1,8 @@
-"""``marketplace ingest PATH --provider NAME``: provider files into the catalog, one transaction per file."""
+"""``marketplace ingest PATH --provider NAME``: provider files into the catalog, one transaction per file.
+
+Each file goes through :func:`marketplace.ingest.ingest_one_file`, the same code path as the ``ingest``
+flow, so the ``--json`` entries are :meth:`~marketplace.ingest.FileIngestResult.as_dict`.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,18 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from marketplace.cli.common import JsonOpt, emit, err_console, handle_errors, open_db, print_table, settings
-from marketplace.errors import ConfigError, MarketplaceError
+from marketplace.cli.common import (
+    JsonOpt,
+    emit,
+    err_console,
+    handle_errors,
+    open_db,
+    option_error,
+    print_table,
+    settings,
+)
+from marketplace.errors import ConfigError, RejectedFileError
+from marketplace.runtime import ingest_parameters
 
 __all__ = ["register"]
 
@@ -40,19 +54,17 @@ def register(app: typer.Typer) -> None:
         """
         from pydantic import ValidationError as PydanticValidationError
 
-        from marketplace.ingest import DedupParams, FieldMapping, IngestLimits, ingest_file, list_ingestible
+        from marketplace.ingest import FieldMapping, IngestOptions, ingest_one_file, list_ingestible
         from marketplace.ingest.sources import FileFormat
 
         if fmt is not None and fmt.lower() not in {f.value for f in FileFormat}:
             raise ConfigError(f"--format {fmt!r} is not one of {', '.join(f.value for f in FileFormat)}")
-        cfg = settings()
         try:
             mapping = FieldMapping(text_field=text_field, prompt_field=prompt_field, response_field=response_field)
-            limits = IngestLimits.from_settings(cfg)
-            use_near = cfg.near_duplicates if near_duplicates is None else near_duplicates
-            dedup = DedupParams.from_settings(cfg) if use_near else None
+            limits, dedup = ingest_parameters(near_duplicates, settings())
+            options = IngestOptions(fmt=fmt, mapping=mapping, limits=limits, dedup_params=dedup)
         except PydanticValidationError as exc:
-            raise ConfigError(f"invalid ingestion options: {exc.errors()[0]['msg']}") from exc
+            raise option_error(exc, "ingestion") from exc
         if not path.exists() and not path.is_symlink():
             raise ConfigError(f"{path} does not exist; pass a file or a folder")
         files = list_ingestible(path)
@@ -60,31 +72,18 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"{path} holds no .jsonl/.csv/.tsv/.parquet/.gz/.zip file or saved dataset")
 
         _, factory = open_db()
-        results: list[dict[str, Any]] = []
+        results = []
         for i, file in enumerate(files, 1):
             log.info("[%d/%d] ingesting %s for %s", i, len(files), file, provider)
-            try:
-                with factory() as session, session.begin():
-                    report = ingest_file(session, file, provider, fmt=fmt, mapping=mapping, limits=limits,
-                                         dedup_params=dedup)
-                status = "existing" if report.existing else report.status
-                results.append({"file": str(file), "status": status, "submission_id": report.submission_id,
-                                "records": report.n_records, "accepted": report.n_accepted,
-                                "quarantined": report.n_quarantined,
-                                "exact_duplicates": report.n_exact_duplicates,
-                                "near_duplicates": report.n_near_duplicates, "reasons": report.reasons,
-                                "field_mapping": report.field_mapping,
-                                "copy_of_submission_id": report.copy_of_submission_id,
-                                "elapsed_s": round(report.elapsed_s, 3)})
-            except MarketplaceError as exc:
+            result = ingest_one_file(factory, file, provider, options)
+            if result.refused:
                 # escape: "[reason_code]" in the message would otherwise be eaten as rich markup
-                err_console.print(f"[bold red]rejected[/] {escape(str(file))}: {escape(str(exc))}",
+                err_console.print(f"[bold red]rejected[/] {escape(str(file))}: {escape(result.message or '')}",
                                   highlight=False, soft_wrap=True)
-                results.append({"file": str(file), "status": "rejected",
-                                "reason_code": getattr(exc, "reason_code", type(exc).__name__),
-                                "location": getattr(exc, "location", None), "error": str(exc)})
-        n_rejected = sum(r["status"] == "rejected" for r in results)
-        doc = {"provider": provider, "files": results, "n_files": len(results), "n_rejected": n_rejected}
+            results.append(result)
+        n_rejected = sum(r.status == "rejected" for r in results)
+        doc = {"provider": provider, "files": [r.as_dict() for r in results], "n_files": len(results),
+               "n_rejected": n_rejected}
 
         def render(d: dict[str, Any]) -> None:
             print_table(f"ingest for {provider}",
@@ -96,4 +95,4 @@ def register(app: typer.Typer) -> None:
 
         emit(doc, as_json, render)
         if n_rejected:
-            raise typer.Exit(code=5)
+            raise typer.Exit(code=RejectedFileError.exit_code)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from marketplace.cli.common import JsonOpt, emit, handle_errors, open_db, print_table, settings
+from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, print_table, settings
 
 __all__ = ["register"]
 
@@ -26,6 +26,19 @@ def _summary(obj: Any, files: dict[str, Path]) -> dict[str, Any]:
     return data
 
 
+def _render_statement(d: dict[str, Any]) -> None:
+    print_fields(f"statement {d['provider_name']} {d['period']} ({d['currency']})", [
+        ("opening", d["opening_minor"]), ("credits", d["credits_minor"]), ("adjustments", d["adjustments_minor"]),
+        ("closing", d["closing_minor"])], columns=("", "minor units"))
+    print_fields("files", d["files"], columns=("kind", "path"))
+
+
+def _render_buyer_report(d: dict[str, Any]) -> None:
+    print_table(f"buyer report {d['campaign_name']} {d['period']}", ["provider", "samples", "amount_minor"],
+                ((p["provider_name"], p["n_samples"], p["amount_minor"]) for p in d["providers"]))
+    print_fields("files", d["files"], columns=("kind", "path"))
+
+
 @report_app.command("provider")
 @handle_errors
 def provider(
@@ -38,18 +51,8 @@ def provider(
     """A provider's statement for a period: balances, credits and adjustments with lineage, values, samples."""
     from marketplace.reports import build_provider_statement, write_statement
 
-    _, factory = open_db()
-    with factory() as session:
-        st = build_provider_statement(session, name, period, currency=currency)
-    files = write_statement(st, _out_dir(out))
-
-    def render(d: dict[str, Any]) -> None:
-        print_table(f"statement {d['provider_name']} {d['period']} ({d['currency']})", ["", "minor units"], [
-            ("opening", d["opening_minor"]), ("credits", d["credits_minor"]),
-            ("adjustments", d["adjustments_minor"]), ("closing", d["closing_minor"])])
-        print_table("files", ["kind", "path"], d["files"].items())
-
-    emit(_summary(st, files), as_json, render)
+    st = in_session(lambda s: build_provider_statement(s, name, period, currency=currency))
+    emit(_summary(st, write_statement(st, _out_dir(out))), as_json, _render_statement)
 
 
 @report_app.command("campaign")
@@ -64,17 +67,8 @@ def campaign(
     """The buyer report: value by provider and the top-k data selected, with model and label lineage."""
     from marketplace.reports import build_buyer_report, write_buyer_report
 
-    _, factory = open_db()
-    with factory() as session:
-        rep = build_buyer_report(session, name, period, top_k=top_k)
-    files = write_buyer_report(rep, _out_dir(out))
-
-    def render(d: dict[str, Any]) -> None:
-        print_table(f"buyer report {d['campaign_name']} {d['period']}", ["provider", "samples", "amount_minor"],
-                    ((p["provider_name"], p["n_samples"], p["amount_minor"]) for p in d["providers"]))
-        print_table("files", ["kind", "path"], d["files"].items())
-
-    emit(_summary(rep, files), as_json, render)
+    rep = in_session(lambda s: build_buyer_report(s, name, period, top_k=top_k))
+    emit(_summary(rep, write_buyer_report(rep, _out_dir(out))), as_json, _render_buyer_report)
 
 
 def register(app: typer.Typer) -> None:

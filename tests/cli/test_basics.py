@@ -43,3 +43,31 @@ def test_status_json_on_empty_store(mkt_home: Path) -> None:
     assert data["catalog"]["samples"] == 0
     assert data["store"]["home"] == str(mkt_home.resolve())
     assert (mkt_home / "marketplace.db").exists()
+
+
+def test_db_downgrade_and_upgrade(mkt_home: Path) -> None:
+    up = runner.invoke(app, ["db", "upgrade", "--json"])
+    assert up.exit_code == 0, up.output
+    head = json.loads(up.stdout)["revision"]
+    assert head and "marketplace.db" in json.loads(up.stdout)["database"]
+    down = runner.invoke(app, ["db", "downgrade", "base"])
+    assert down.exit_code == 0 and "at revision None" in down.output
+    again = runner.invoke(app, ["db", "upgrade", "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["revision"] == head
+
+
+def test_each_cli_module_is_named_by_the_command_or_group_it_holds() -> None:
+    """``marketplace/cli/<name>_cmd.py`` registers the command or group ``<name>`` (underscores as dashes)
+    and nothing else, so ``marketplace X --help`` leads to ``cli/X_cmd.py``."""
+    import importlib
+
+    import typer
+
+    from marketplace.cli.app import COMMAND_MODULES
+
+    for module in COMMAND_MODULES:
+        probe = typer.Typer()
+        importlib.import_module(module).register(probe)
+        names = [c.name for c in probe.registered_commands] + [g.name for g in probe.registered_groups]
+        expected = module.rsplit(".", 1)[1].removesuffix("_cmd").replace("_", "-")
+        assert names == [expected], (module, names)

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support.ingest import distinct_texts, write_jsonl
 from typer.testing import CliRunner
 
 from marketplace.cli.app import app
+from tests.support.ingest import distinct_texts, write_jsonl
 
 runner = CliRunner()
 

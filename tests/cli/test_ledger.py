@@ -90,14 +90,14 @@ def test_help_for_every_command() -> None:
 def test_pricing_and_reports_flows(prefect_harness: None, mkt_home: Path, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.price import pricing
-    from flows.report import reports
+    from flows.price import price
+    from flows.report import report
 
     _seed(mkt_home)
-    result = pricing("cli-camp", "2026-11", {"cap_percentile": 100})
+    result = price("cli-camp", "2026-11", {"cap_percentile": 100})
     assert result["transactions_posted"] == 2 and result["superseded_by"] is None
-    assert pricing("cli-camp", "2026-11", {"cap_percentile": 100})["transactions_posted"] == 0
-    out = reports("cli-camp", str(tmp_path / "reports"))
+    assert price("cli-camp", "2026-11", {"cap_percentile": 100})["transactions_posted"] == 0
+    out = report("cli-camp", str(tmp_path / "reports"))
     assert out["period"] == "2026-11" and len(out["statements"]) == 2
     assert all(Path(p).is_file() for files in out["statements"].values() for p in files.values())
     with get_client(sync_client=True) as client:

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from tests.support.ingest import distinct_texts, write_jsonl
 
 from marketplace.errors import RejectedFileError
+from tests.support.ingest import distinct_texts, write_jsonl
 
 
 def test_ingest_flow_over_a_provider_folder(prefect_harness: None, mkt_home: Path, tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_ingest_flow_over_a_provider_folder(prefect_harness: None, mkt_home: Pat
     from sqlalchemy.exc import OperationalError
 
     from flows.ingest import ingest
-    from tasks.ingest import is_retryable_ingest_error
+    from marketplace.db.transient import is_retryable_idempotent_write_error
 
     texts = distinct_texts(9, max_chars=800)
     folder = tmp_path / "flow-provider"
@@ -29,7 +29,7 @@ def test_ingest_flow_over_a_provider_folder(prefect_harness: None, mkt_home: Pat
     results = ingest(str(folder), "flowco")
     assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
     assert results[1]["reason_code"] == "json_array_not_jsonl"
-    assert (results[0]["n_accepted"], results[2]["n_accepted"], results[2]["n_exact_duplicates"]) == (5, 6, 2)
+    assert (results[0]["accepted"], results[2]["accepted"], results[2]["exact_duplicates"]) == (5, 6, 2)
 
     async def read() -> list:  # type: ignore[type-arg]
         async with get_client() as client:
@@ -44,19 +44,49 @@ def test_ingest_flow_over_a_provider_folder(prefect_harness: None, mkt_home: Pat
         ("accepted", 5, 0), ("rejected", 0, 0), ("accepted", 6, 2)]
 
     # Retry policy: transient database errors yes, rejected files never.
-    assert not is_retryable_ingest_error(RejectedFileError("empty_file", "empty"))
-    assert is_retryable_ingest_error(OperationalError("select 1", {}, Exception("database is locked")))
+    assert not is_retryable_idempotent_write_error(RejectedFileError("empty_file", "empty"))
+    assert is_retryable_idempotent_write_error(OperationalError("select 1", {}, Exception("database is locked")))
+
+
+def test_cli_and_flow_report_the_same_shape(prefect_harness: None, mkt_home: Path, tmp_path: Path) -> None:
+    """``marketplace ingest`` and the ``ingest`` flow run one code path: same entries, file for file."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.ingest import ingest
+    from marketplace.cli.app import app
+
+    texts = distinct_texts(6, max_chars=800)
+    folder = tmp_path / "same-shape"
+    folder.mkdir()
+    write_jsonl(folder / "1.jsonl", [{"text": t} for t in texts[:4]] + [{"text": "short"}])
+    (folder / "2_bad.jsonl").write_text("[1, 2, 3]\n")
+    write_jsonl(folder / "3.jsonl", [{"text": t} for t in texts[2:]])
+
+    cli = CliRunner().invoke(app, ["ingest", str(folder), "--provider", "shapeco", "--json"])
+    assert cli.exit_code == 5, cli.output
+    by_cli = json.loads(cli.stdout)["files"]
+    by_flow = ingest(str(folder), "shapeco")  # the same bytes again: every accepted file is "existing"
+
+    assert [r["status"] for r in by_cli] == ["accepted", "rejected", "accepted"]
+    assert [r["status"] for r in by_flow] == ["existing", "rejected", "existing"]
+    for c, f in zip(by_cli, by_flow, strict=True):
+        assert set(c) == set(f)
+        assert {k: v for k, v in c.items() if k not in ("status", "elapsed_s")} == {
+            k: v for k, v in f.items() if k not in ("status", "elapsed_s")}
+    assert by_cli[0]["quarantined"] == 1 and by_cli[2]["exact_duplicates"] == 2
 
 
 @pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
 def test_serialization_failures_and_deadlocks_are_retried(sqlstate: str) -> None:
     from sqlalchemy.exc import DBAPIError
 
-    from tasks.ingest import is_retryable_ingest_error
+    from marketplace.db.transient import is_retryable_idempotent_write_error
 
     class Orig(Exception):
         pass
 
     orig = Orig("conflict")
     orig.sqlstate = sqlstate  # type: ignore[attr-defined]
-    assert is_retryable_ingest_error(DBAPIError("insert", {}, orig))
+    assert is_retryable_idempotent_write_error(DBAPIError("insert", {}, orig))

@@ -78,7 +78,7 @@ def test_cli_label_json_export_list_show(prefect_harness: None, campaign_id: int
     bad = runner.invoke(app, ["label", str(campaign_id), "--n", "5", "--preconditioner", "newton"])
     assert bad.exit_code == 2 and "preconditioner" in bad.output
     missing = runner.invoke(app, ["label", "no-such-campaign", "--n", "5", *SMALL])
-    assert missing.exit_code == 3 and "does not exist" in missing.output
+    assert missing.exit_code == 3 and "not found" in missing.output
 
 
 @pytest.mark.slow

@@ -10,12 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from tests.support.approx import build_tiny_encoder, make_labeled_campaign
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from marketplace.cli.app import app
 from marketplace.db import Campaign, Score
+from tests.support.approx import build_tiny_encoder, make_labeled_campaign
 
 torch.set_num_threads(1)
 runner = CliRunner()

@@ -1,0 +1,71 @@
+"""``marketplace label``: exact LinFiK labels for a stratified subsample of a campaign (the ``label`` flow)."""
+
+from __future__ import annotations
+
+import typer
+
+from marketplace.cli.common import CampaignArg, JsonOpt, emit, handle_errors, option_error, run_flow, settings
+from marketplace.cli.labels_cmd import render_label_set
+from marketplace.errors import ConfigError
+from marketplace.runtime import resolve_device
+
+__all__ = ["register"]
+
+
+def label(
+    campaign: str = CampaignArg,
+    n: int = typer.Option(..., "--n", help="How many samples to label (stratified by provider)."),
+    seed: int | None = typer.Option(None, "--seed", help="Subsample and projection seed (default MKT_SEED)."),
+    rank_in: int = typer.Option(64, "--rank-in", help="LoGra input-side rank per layer (capped by layer dims)."),
+    rank_out: int = typer.Option(64, "--rank-out", help="LoGra output-side rank per layer (capped by layer dims)."),
+    preconditioner: str = typer.Option("identity", "--preconditioner", help="identity, fisher or kfac."),
+    damping: float = typer.Option(0.1, "--damping", help="Damping λ as a fraction of the mean eigenvalue of H."),
+    cosine: bool = typer.Option(False, "--cosine", help="Normalise each sample gradient to unit length."),
+    weighting: str = typer.Option("sample", "--weighting",
+                                  help="sample (each sample one unit of a step) or token (scaled by its token "
+                                       "count, as in a token-averaged LM loss)."),
+    eta: float = typer.Option(1e-3, "--eta", help="SGD step size η of the campaign's target model."),
+    checkpoint: list[str] = typer.Option([], "--checkpoint", help="Extra checkpoint DIR:ETA, summed (repeatable)."),
+    module: list[str] = typer.Option([], "--module", help="fnmatch pattern of watched layers (repeatable)."),
+    max_length: int = typer.Option(256, "--max-length", help="Truncate samples to this many tokens."),
+    store_dtype: str = typer.Option("float32", "--store-dtype", help="Stored gradient dtype: float32 or float16."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Samples per forward/backward pass."),
+    shard_size: int = typer.Option(512, "--shard-size", help="Samples per shard (unit of work, storage, retry)."),
+    task_runner: str | None = typer.Option(None, "--task-runner", help="thread or dask (default MKT_TASK_RUNNER)."),
+    workers: int | None = typer.Option(None, "--workers", help="Parallel shard workers (default MKT_MAX_WORKERS)."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default MKT_DEVICE)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Exact LinFiK labels for a stratified subsample of the pool (runs the Prefect flow `label`)."""
+    from flows.runners import build_task_runner
+    from marketplace.valuation.config import DEFAULT_MODULE_PATTERNS, CheckpointSpec, LinFiKConfig, ProjectionConfig
+
+    cfg = settings()
+    runner = build_task_runner(kind=task_runner, max_workers=workers)
+    if batch_size <= 0:
+        raise ConfigError(f"--batch-size must be positive, got {batch_size}")
+    try:
+        config = LinFiKConfig(
+            projection=ProjectionConfig(rank_in=rank_in, rank_out=rank_out, seed=cfg.seed if seed is None else seed,
+                                        module_patterns=tuple(module) or DEFAULT_MODULE_PATTERNS),
+            preconditioner=preconditioner,  # type: ignore[arg-type]  # validated by pydantic
+            damping_ratio=damping, cosine=cosine, eta=eta, weighting=weighting,  # type: ignore[arg-type]
+            checkpoints=tuple(CheckpointSpec.parse(c) for c in checkpoint),
+            max_length=max_length, store_dtype=store_dtype,  # type: ignore[arg-type]
+        )
+    except ValueError as exc:  # pydantic's ValidationError too
+        raise option_error(exc, "labeling") from exc
+    dev = resolve_device(device)
+
+    from flows.label import label as label_flow
+
+    summary = run_flow(
+        label_flow, f"labeling {n} samples of campaign {campaign} ({config.preconditioner}, {config.weighting} "
+                    f"weighting, ranks {rank_out}×{rank_in}, {task_runner or cfg.task_runner} runner, {dev})",
+        task_runner=runner, campaign=campaign, n=n, config=config.model_dump(mode="json"), shard_size=shard_size,
+        batch_size=batch_size, device=dev)
+    emit(summary, as_json, render_label_set)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("label")(handle_errors(label))

@@ -1,0 +1,51 @@
+"""``marketplace price CAMPAIGN --period P``: allocate a period's budget and post it to the ledger.
+
+It runs :func:`marketplace.pricing.runner.run_pricing` directly (no Prefect server needed), the same
+core call as the ``price`` flow's task: the campaign's pricing policy (its stored ``options["pricing"]``)
+with the options given here on top.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from marketplace.cli.common import JsonOpt, emit, handle_errors, open_db, print_table
+
+__all__ = ["register"]
+
+
+def _policy_overrides(cap_percentile: float | None, reserve: float | None, share_cap: str | None,
+                      fee_bps: int | None) -> dict[str, Any]:
+    given = {"cap_percentile": cap_percentile, "reserve": reserve, "provider_share_cap": share_cap, "fee_bps": fee_bps}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def price(
+    campaign: str = typer.Argument(..., help="Campaign name or id."),
+    period: str = typer.Option(..., "--period", help="Pricing period: YYYY-MM (or YYYY, YYYY-MM-DD)."),
+    cap_percentile: float | None = typer.Option(None, "--cap-percentile", help="Outlier cap percentile (0, 100]."),
+    reserve: float | None = typer.Option(None, "--reserve", help="Values below this earn nothing (score units)."),
+    share_cap: str | None = typer.Option(None, "--share-cap", help="Largest budget share per provider, e.g. 0.25."),
+    fee_bps: int | None = typer.Option(None, "--fee-bps", help="Marketplace fee in basis points (0-10000)."),
+    score_run: int | None = typer.Option(None, "--score-run", help="Price this score run (default: latest complete)."),
+    batch_size: int = typer.Option(500, "--batch-size", min=1, help="Transactions per database transaction."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Price a campaign's period: allocate its budget over eligible samples and post one transaction per submission.
+
+    Safe to rerun: the same inputs give the same pricing run and post nothing twice; new scores post only
+    the difference to what was credited before for the period.
+    """
+    from marketplace.pricing.runner import run_pricing
+
+    _, factory = open_db()
+    outcome = run_pricing(factory, campaign, period, _policy_overrides(cap_percentile, reserve, share_cap, fee_bps),
+                          score_run_id=score_run, batch_size=batch_size)
+    emit(outcome.as_dict(), as_json,
+         lambda d: print_table(f"pricing run {d['pricing_run_id']}", ["field", "value"], d.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("price")(handle_errors(price))

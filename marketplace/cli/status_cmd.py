@@ -1,0 +1,33 @@
+"""``marketplace status``: what is in the store, and where the store is."""
+
+from __future__ import annotations
+
+import typer
+
+from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, settings
+
+__all__ = ["register"]
+
+
+@handle_errors
+def status(as_json: bool = JsonOpt) -> None:
+    """What is in the store: providers, submissions, samples, quarantine, duplicates, campaigns, ledger."""
+    from marketplace.status import collect_status
+
+    data = in_session(collect_status)
+    cfg = settings()
+    data["store"] = {
+        "home": str(cfg.home),
+        "database": cfg.resolved_database_url,
+        "mlflow": cfg.resolved_mlflow_tracking_uri,
+    }
+
+    def render(d: dict[str, dict[str, object]]) -> None:
+        for section, values in d.items():
+            print_fields(section, values, columns=("what", "value"))
+
+    emit(data, as_json, render)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)

@@ -1,0 +1,183 @@
+"""The shared edge: :class:`~marketplace.settings.Settings` turned into what every entry point needs.
+
+The CLI, the Prefect tasks and any other edge (an HTTP server) get from here, and only from here:
+
+* :func:`apply_offline_env`: the process-wide switches that keep hubs and telemetry off;
+* :func:`current_settings`: the settings of this process, read from the environment once;
+* :func:`engine_for` / :func:`session_factory`: one engine per database URL per process (engines are
+  thread-safe; sessions are not, so each unit of work opens its own), the schema brought up to date
+  once, the data folders created;
+* :func:`model_registry`: the MLflow model registry the settings name;
+* :func:`resolve_device`: the torch device to run on (``MKT_DEVICE`` when nothing is asked);
+* :func:`ingest_parameters` (:func:`ingest_limits`, :func:`dedup_params`): the ingestion parameter objects.
+
+No Prefect here, and no core module imports this one: the core takes values. This is the one module of
+the package besides ``settings.py`` that touches the process environment (it only sets defaults).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from marketplace.errors import ConfigError
+from marketplace.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from marketplace.approx.registry import MlflowRegistry
+    from marketplace.ingest import DedupParams, IngestLimits
+
+__all__ = [
+    "OFFLINE_ENV",
+    "apply_offline_env",
+    "current_settings",
+    "dedup_params",
+    "engine_for",
+    "ingest_limits",
+    "ingest_parameters",
+    "model_registry",
+    "reset",
+    "resolve_device",
+    "session_factory",
+]
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    # MLflow prints "View run ... at: URL" to stdout with an HTTP tracking server; --json needs stdout clean.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    # The temporary Prefect server migrates a fresh database before it answers; Prefect waits 20 s by
+    # default, which a busy 2-core machine exceeded once (a fresh `marketplace demo --small` failed).
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
+def apply_offline_env(environ: MutableMapping[str, str] | None = None) -> None:
+    """Nothing is ever downloaded from a hub: pin the offline switches unless the user set them.
+
+    ``environ``: the mapping to update (default: this process's environment)."""
+    target = os.environ if environ is None else environ
+    for key, value in OFFLINE_ENV.items():
+        target.setdefault(key, value)
+
+
+@functools.lru_cache(maxsize=1)
+def current_settings() -> Settings:
+    """This process's settings, read from the ``MKT_`` environment on first use (see :func:`reset`)."""
+    return get_settings()
+
+
+_LOCK = threading.Lock()
+_ENGINES: dict[str, Engine] = {}
+_UPGRADED: set[str] = set()
+
+
+def engine_for(url: str, *, upgrade: bool = True) -> Engine:
+    """The engine of ``url`` (one per URL per process); with ``upgrade`` the schema is brought to the
+    latest revision the first time (a no-op when current), so embedded use just works."""
+    from marketplace.db import create_db_engine
+    from marketplace.db.migrate import upgrade as upgrade_schema
+
+    with _LOCK:  # one engine and one migration per URL, also when tasks on a thread pool ask at once
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = create_db_engine(url)
+        if upgrade and url not in _UPGRADED:
+            upgrade_schema(engine)
+            _UPGRADED.add(url)
+        return engine
+
+
+def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
+    """Sessions on the settings' database (schema up to date, data folders created). The caller owns
+    each session and its transaction."""
+    from marketplace.db import make_session_factory
+
+    cfg = settings or current_settings()
+    cfg.ensure_home()
+    return make_session_factory(engine_for(cfg.resolved_database_url))
+
+
+def reset() -> None:
+    """Forget the cached settings and dispose every engine (tests that change the environment)."""
+    current_settings.cache_clear()
+    with _LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+        _UPGRADED.clear()
+
+
+def model_registry(settings: Settings | None = None) -> MlflowRegistry:
+    """The MLflow registry of the settings; an explicit artifact root only for local stores (a tracking
+    server decides where artifacts go unless MKT_MLFLOW_ARTIFACT_ROOT says otherwise)."""
+    from marketplace.approx.registry import MlflowRegistry
+
+    cfg = settings or current_settings()
+    uri = cfg.resolved_mlflow_tracking_uri
+    local = not uri.startswith(("http://", "https://", "databricks"))
+    root = cfg.mlflow_artifact_root or (cfg.resolved_mlflow_artifact_root if local else None)
+    return MlflowRegistry(uri, root)
+
+
+def resolve_device(requested: str | None, settings: Settings | None = None) -> str:
+    """The torch device to run on: ``requested``, or ``MKT_DEVICE`` when None.
+
+    ``auto`` is ``cuda`` when a GPU is visible, else ``cpu``; anything else must be a torch device
+    (``cpu``, ``cuda``, ``cuda:N``, ...). Asking for CUDA where there is none is a ConfigError here,
+    before any work starts, rather than a torch error half-way. Returns the canonical name."""
+    name = requested if requested is not None else (settings or current_settings()).device
+    if name == "cpu":
+        return name  # the common case needs no torch import
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {name!r} is not a torch device; pass cpu, cuda, cuda:N or auto "
+                          "(--device, or MKT_DEVICE)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name} asks for CUDA but no GPU is visible here; pass --device cpu "
+                          "(or set MKT_DEVICE=cpu / auto)")
+    return str(device)
+
+
+def ingest_limits(settings: Settings | None = None) -> IngestLimits:
+    """The ingestion limits of the settings (file sizes, text lengths, quarantine fraction, batch size)."""
+    from marketplace.ingest import IngestLimits
+
+    return IngestLimits.from_settings(settings or current_settings())
+
+
+def dedup_params(near_duplicates: bool | None = None, settings: Settings | None = None) -> DedupParams | None:
+    """The MinHash parameters of near-duplicate linking, or None when it is off (``near_duplicates``
+    None follows ``MKT_NEAR_DUPLICATES``)."""
+    from marketplace.ingest import DedupParams
+
+    cfg = settings or current_settings()
+    use_near = cfg.near_duplicates if near_duplicates is None else near_duplicates
+    return DedupParams.from_settings(cfg) if use_near else None
+
+
+def ingest_parameters(near_duplicates: bool | None = None,
+                      settings: Settings | None = None) -> tuple[IngestLimits, DedupParams | None]:
+    """Both parameter objects of an ingestion: :func:`ingest_limits` and :func:`dedup_params`.
+
+    Raises pydantic's ValidationError when the settings hold an invalid combination (the caller names
+    the options)."""
+    cfg = settings or current_settings()
+    return ingest_limits(cfg), dedup_params(near_duplicates, cfg)
