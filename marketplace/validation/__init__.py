@@ -14,6 +14,9 @@ transaction stays open while models train):
     gains = measure_gains(data, config, device="cpu", progress=None)   # minutes: providers x seeds x regimes
     result = compare_with_payouts(gains, payouts)
     write_validation(result, out_dir); validation_markdown(result)     # HTML, CSV, JSON; Markdown summary
+
+:func:`~marketplace.validation.run.validate_campaign` does exactly this; the ``marketplace validate``
+command and the ``validate`` flow both call it.
 """
 
 from marketplace.validation.compare import PayoutValidation, ProviderComparison, RegimeVerdict, compare_with_payouts
@@ -27,6 +30,7 @@ from marketplace.validation.render import (
     validation_markdown,
     write_validation,
 )
+from marketplace.validation.run import validate_campaign
 from marketplace.validation.samples import ProviderDraw, ValidationData, draw_samples, load_validation_data
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "load_validation_data",
     "mean_loss",
     "measure_gains",
+    "validate_campaign",
     "validation_csv_rows",
     "validation_html",
     "validation_markdown",

@@ -80,16 +80,16 @@ class PayoutValidation:
     currency: str
     budget_minor: int
     allocated_minor: int
+    headline: str  # the regime whose verdict is the headline
+    providers: tuple[ProviderComparison, ...]
+    verdicts: tuple[RegimeVerdict, ...]
+    loss_before: float  # L_Y of the target model, nats/token
+    n_target: int
     config_hash: str
     config: dict[str, Any]
     model_digest: str
     device: str
-    loss_before: float
-    n_target: int
     seconds: float
-    headline: str
-    providers: tuple[ProviderComparison, ...]
-    verdicts: tuple[RegimeVerdict, ...]
 
     @property
     def headline_verdict(self) -> RegimeVerdict:

@@ -1,0 +1,172 @@
+"""Label designs against the fine-tuning ground truth, on the exact gradients of a finished label run.
+
+For a campaign with a complete label set and a payout validation (``marketplace validate CAMPAIGN
+--json > gt.json``), every design below is computed from the *stored* projected gradients of the
+label run (train samples (N, D), target texts (M, D)), turned into provider payouts as a perfect
+approximator would pay them, and compared with the measured gains:
+
+    payout_p  ∝  n_payable_p × mean over p's labeled samples of clip(v(x), 0, cap)   (cap: 99th percentile)
+    misallocated = TV(payout shares, ideal shares ∝ max(gain_p, 0) × n_payable_p)
+    harmful      = payout share of providers whose measured gain is negative
+
+Designs (g = g(x) the projected gradient of x's mean token loss, ȳ = mean target gradient, η = the
+label set's step, w = T(x)/L the token factor, ḡ_pool = mean train gradient):
+
+    plain              η ⟨ȳ, g⟩                      (per sample, and × w: the shipped default)
+    cosine             η ⟨ȳ, g⟩ / ‖g‖
+    rel-pool           η ⟨ȳ − ḡ_pool, g⟩             (value beyond what the average pool sample gets)
+    perp-pool          η ⟨ȳ − (ȳ·ĉ)ĉ, g⟩, ĉ = ḡ_pool/‖ḡ_pool‖   (the common direction projected out)
+    fisher             η ⟨F⁻¹ ȳ, g⟩ per block, F = mean g gᵀ + λI, λ = 0.1 × mean eigenvalue
+    2nd-order iso c    η ⟨ȳ, g⟩ − (c η²/2) ‖g‖²         (one-step loss change with H = c I)
+    2nd-order GN c     η ⟨ȳ, g⟩ − ((c η)²/2) mean_y ⟨g_y, g⟩²   (Gauss–Newton of the target loss)
+    ... − pool qNN     the design minus its NN-th percentile over the pool (a reserve)
+
+Run:  python benchmarks/label_designs.py --home MKT_HOME --campaign NAME --ground-truth gt.json
+Writes benchmarks/results/label_designs_<campaign>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from _common import ROOT, add_demo_home_args, publish_report
+
+BLOCK_ROWS = 4096  # rows of G per matmul (bounded memory)
+
+
+def _load(home: Path, campaign: str) -> dict[str, object]:
+    os.environ["MKT_HOME"] = str(home)
+    import pandas as pd
+    from safetensors.torch import load_file
+    from sqlalchemy import func, select
+
+    from marketplace.campaigns import get_campaign
+    from marketplace.db import Label, Sample, Submission
+    from marketplace.db.eligibility import is_payable
+    from marketplace.db.label_sets import require_latest_label_set
+    from marketplace.runtime import session_factory
+
+    with session_factory()() as s:
+        camp = get_campaign(s, campaign)
+        label_set = require_latest_label_set(s, camp.id)
+        stored = dict(s.execute(select(Label.sample_id, Label.score).where(Label.label_set_id == label_set.id)).all())
+        n_payable = dict(s.execute(
+            select(Sample.provider_id, func.count()).join(Submission, Submission.id == Sample.submission_id)
+            .where(is_payable()).group_by(Sample.provider_id)).all())
+        run_dir = Path(label_set.store_uri)
+    plan = json.loads((run_dir / "plan.json").read_text())
+    if len(plan["checkpoints"]) != 1:
+        raise SystemExit("this benchmark reads single-checkpoint label runs only")
+    shards = [load_file(p) for p in sorted((run_dir / "c0" / "train").glob("shard-*.safetensors"))]
+    grads = torch.cat([sh["grads"].double() for sh in shards])
+    ids = torch.cat([sh["sample_ids"] for sh in shards]).numpy()
+    target = torch.cat([load_file(p)["grads"].double()
+                        for p in sorted((run_dir / "c0" / "target").glob("shard-*.safetensors"))])
+    samples = pd.read_parquet(run_dir / "samples.parquet").set_index("sample_id")
+    return {"G": grads, "ids": ids, "Y": target, "providers": samples.loc[ids, "provider_id"].to_numpy(),
+            "stored": np.array([stored[int(i)] for i in ids]), "eta": float(plan["checkpoints"][0]["eta"]),
+            "n_payable": n_payable, "label_set_id": label_set.id, "n_target": int(target.shape[0])}
+
+
+def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
+    G, Y, eta = d["G"], d["Y"], d["eta"]
+    assert isinstance(G, torch.Tensor) and isinstance(Y, torch.Tensor) and isinstance(eta, float)
+    ybar, pool = Y.mean(0), G.mean(0)
+    dot, dot_pool = (G @ ybar).numpy(), (G @ pool).numpy()
+    gn2 = (G * G).sum(1).numpy()
+    gn_quad = np.concatenate([((G[i:i + BLOCK_ROWS] @ Y.T) ** 2).mean(1).numpy()
+                              for i in range(0, G.shape[0], BLOCK_ROWS)])
+    plain = eta * dot
+    stored = np.asarray(d["stored"])
+    # the stored labels are plain × w when the label set weights tokens (w = 1 otherwise)
+    w = np.divide(stored, plain, out=np.ones_like(plain), where=np.abs(plain) > 1e-15)
+    c_hat = pool / pool.norm()
+    perp = (G @ (ybar - (ybar @ c_hat) * c_hat)).numpy()
+    fisher_q = torch.zeros_like(ybar)
+    n_blocks = 16 if G.shape[1] % 16 == 0 else 1
+    size = G.shape[1] // n_blocks
+    for b in range(n_blocks):
+        sl = slice(b * size, (b + 1) * size)
+        F = G[:, sl].T @ G[:, sl] / G.shape[0]
+        lam = 0.1 * torch.diagonal(F).mean()
+        fisher_q[sl] = torch.linalg.solve(F + lam * torch.eye(size, dtype=F.dtype), ybar[sl])
+    out: dict[str, np.ndarray] = {
+        "plain (per sample)": plain,
+        "plain × w (shipped default)": plain * w,
+        "cosine × w": plain / np.sqrt(gn2) * w,
+        "rel-pool × w": eta * (dot - dot_pool) * w,
+        "perp-pool × w": eta * perp * w,
+        "fisher × w": eta * (G @ fisher_q).numpy() * w,
+    }
+    for c in (10, 100, 300):
+        out[f"2nd-order iso c={c} × w"] = (plain - 0.5 * c * eta * eta * gn2) * w
+    for c in (10, 30):
+        out[f"2nd-order GN c={c} × w"] = (plain - 0.5 * (c * eta) ** 2 * gn_quad) * w
+    for key in ("plain × w (shipped default)", "cosine × w", "fisher × w"):
+        for q in (75, 90, 95):
+            out[f"{key} − pool q{q}"] = out[key] - np.percentile(out[key], q)
+    return out
+
+
+def _ground_truth(path: Path) -> dict[str, object]:
+    doc = json.loads(path.read_text())
+    return doc.get("result", doc)
+
+
+def _shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
+    pay = np.clip(values, 0.0, max(float(np.percentile(values, 99)), 0.0))
+    per = np.array([pay[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
+    total = per * n
+    return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_demo_home_args(ap)
+    ap.add_argument("--ground-truth", type=Path, required=True, help="JSON of `marketplace validate CAMPAIGN --json`.")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    home = args.home or ROOT / ".marketplace"
+    data = _load(home, args.campaign)
+    gt = _ground_truth(args.ground_truth)
+    rows = [p for p in gt["providers"] if p["gain"].get("adamw") is not None]  # type: ignore[index, union-attr]
+    pids = [int(p["provider_id"]) for p in rows]
+    names = [str(p["provider_name"]) for p in rows]
+    n = np.array([data["n_payable"].get(p, 0) for p in pids], dtype=np.float64)  # type: ignore[union-attr]
+
+    from marketplace.validation.shares import harmful_share, ideal_shares, total_variation
+
+    regimes = ("adamw", "sgd")
+    gains = {r: np.array([p["gain"][r] for p in rows], dtype=np.float64) for r in regimes}
+    ideal = {r: ideal_shares(gains[r], n) for r in regimes}
+    verdict: Callable[[np.ndarray, str], tuple[str, str]] = lambda s, r: (
+        "n/a" if ideal[r] is None else f"{total_variation(s, ideal[r]):.3f}", f"{harmful_share(s, gains[r]):.3f}")
+    lines = [
+        f"# Label designs on `{args.campaign}` (label set {data['label_set_id']}: {len(data['ids'])} samples, "  # type: ignore[arg-type]
+        f"{data['n_target']} target texts)", "",
+        "Measured gains per sample (fine-tuning ground truth, `marketplace validate`), ×1e-4 nats/token:", "",
+        "| provider | payable | AdamW | SGD |", "|---|---:|---:|---:|",
+    ]
+    for i, name in enumerate(names):
+        sd = rows[i]["gain_sd"]
+        lines.append(f"| {name} | {int(n[i])} | {gains['adamw'][i] * 1e4:+.2f} ± {sd['adamw'] * 1e4:.2f} | "
+                     f"{gains['sgd'][i] * 1e4:+.2f} ± {sd['sgd'] * 1e4:.2f} |")
+    lines += ["", "Payout shares a perfect approximator of each design would pay, and their verdicts:", "",
+              "| design | misallocated (AdamW) | harmful (AdamW) | misallocated (SGD) | harmful (SGD) | "
+              + " | ".join(names) + " |", "|---|---:|---:|---:|---:|" + "---:|" * len(names)]
+    for name, values in _designs(data).items():
+        s = _shares(values, data["providers"], pids, n)  # type: ignore[arg-type]
+        (ma, ha), (ms, hs) = verdict(s, "adamw"), verdict(s, "sgd")
+        lines.append(f"| {name} | {ma} | {ha} | {ms} | {hs} | " + " | ".join(f"{x:.2f}" for x in s) + " |")
+    out = args.out or ROOT / "benchmarks" / "results" / f"label_designs_{args.campaign}.md"
+    publish_report(lines, out)
+
+
+if __name__ == "__main__":
+    main()
