@@ -5,7 +5,9 @@ For a campaign with a complete label set and a payout validation (``marketplace 
 label run (train samples (N, D), target texts (M, D)), turned into provider payouts as a perfect
 approximator would pay them, and compared with the measured gains:
 
-    payout_p  ∝  n_payable_p × mean over p's labeled samples of clip(v(x), 0, cap)   (cap: 99th percentile)
+    per sample:  payout_p ∝ n_payable_p × mean over p's labeled samples of clip(v(x), 0, cap)   (cap: 99th pct)
+    netted:      payout_p ∝ n_payable_p × max(mean over p's labeled samples of v(x), 0)
+                 (a provider's samples add up, negative ones included, as a fine-tuning step on them would)
     misallocated = TV(payout shares, ideal shares ∝ max(gain_p, 0) × n_payable_p)
     harmful      = payout share of providers whose measured gain is negative
 
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,12 @@ def _shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.nd
     return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
 
 
+def _netted_shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
+    per = np.array([values[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
+    total = np.maximum(per, 0.0) * n
+    return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_demo_home_args(ap)
@@ -145,8 +152,11 @@ def main() -> None:
     regimes = ("adamw", "sgd")
     gains = {r: np.array([p["gain"][r] for p in rows], dtype=np.float64) for r in regimes}
     ideal = {r: ideal_shares(gains[r], n) for r in regimes}
-    verdict: Callable[[np.ndarray, str], tuple[str, str]] = lambda s, r: (
-        "n/a" if ideal[r] is None else f"{total_variation(s, ideal[r]):.3f}", f"{harmful_share(s, gains[r]):.3f}")
+    def verdict(s: np.ndarray, r: str) -> tuple[str, str]:
+        ideal_r = ideal[r]
+        tv = "nothing paid" if s.sum() == 0 else "n/a" if ideal_r is None else f"{total_variation(s, ideal_r):.3f}"
+        return tv, f"{harmful_share(s, gains[r]):.3f}"
+
     lines = [
         f"# Label designs on `{args.campaign}` (label set {data['label_set_id']}: {len(data['ids'])} samples, "  # type: ignore[arg-type]
         f"{data['n_target']} target texts)", "",
@@ -160,10 +170,15 @@ def main() -> None:
     lines += ["", "Payout shares a perfect approximator of each design would pay, and their verdicts:", "",
               "| design | misallocated (AdamW) | harmful (AdamW) | misallocated (SGD) | harmful (SGD) | "
               + " | ".join(names) + " |", "|---|---:|---:|---:|---:|" + "---:|" * len(names)]
-    for name, values in _designs(data).items():
-        s = _shares(values, data["providers"], pids, n)  # type: ignore[arg-type]
-        (ma, ha), (ms, hs) = verdict(s, "adamw"), verdict(s, "sgd")
-        lines.append(f"| {name} | {ma} | {ha} | {ms} | {hs} | " + " | ".join(f"{x:.2f}" for x in s) + " |")
+    designs = _designs(data)
+    for pricing, share_fn in (("per sample", _shares), ("netted per provider", _netted_shares)):
+        for name, values in designs.items():
+            if pricing != "per sample" and " − pool q" in name:
+                continue  # a reserve shifts every provider's mean alike: netting makes it redundant
+            s = share_fn(values, data["providers"], pids, n)  # type: ignore[arg-type]
+            (ma, ha), (ms, hs) = verdict(s, "adamw"), verdict(s, "sgd")
+            cells = " | ".join(f"{x:.2f}" for x in s)
+            lines.append(f"| {name}, {pricing} | {ma} | {ha} | {ms} | {hs} | {cells} |")
     out = args.out or ROOT / "benchmarks" / "results" / f"label_designs_{args.campaign}.md"
     publish_report(lines, out)
 
