@@ -2,8 +2,14 @@
 value share, payout).
 
 The demo itself is wiring (``marketplace demo`` runs the Prefect flows); what lives here is what a test
-can check without running it: the two sizes, and the summary computed from the catalog and the latest
-pricing run.
+can check without running it: the two sizes, where each runs (:func:`demo_settings`, :func:`require_own_pool`),
+and the summary computed from the catalog and the latest pricing run.
+
+The catalog is one market: every campaign of a database values every payable sample in it. The two
+sizes therefore never share a database: the default demo runs in ``MKT_HOME``, the small one in a home
+of its own, ``MKT_HOME/demo-small`` (only the model cache is shared, safe since each model folder is keyed
+by its inputs). A database named by ``MKT_DATABASE_URL`` is shared by both: the demo then refuses to run
+one size where the other's campaign is (docs/architecture.md, "The demo's model and stores").
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from marketplace.db import Provider, Sample, Submission
+from marketplace.db import Campaign, Provider, Sample, Submission
 from marketplace.db.eligibility import is_first_owner
+from marketplace.errors import ConfigError
 from marketplace.money import Money
 from marketplace.reports.buyer import build_buyer_report
+from marketplace.settings import Settings
 
-__all__ = ["DEMO_SIZES", "DemoSize", "ProviderSummaryRow", "summarise_providers"]
+__all__ = ["DEMO_SIZES", "DemoSize", "ProviderSummaryRow", "demo_settings", "require_own_pool",
+           "summarise_providers"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,29 @@ DEMO_SIZES = {
     "small": DemoSize(name="small", campaign="demo-python-docs-small", corpus_small=True, n_labels=600,
                       audit_n=60, model_train_steps=400, promotion_floor=0.2, audit_threshold=0.2),
 }
+
+
+def demo_settings(cfg: Settings, size: DemoSize) -> Settings:
+    """The settings the demo of ``size`` runs on: ``cfg`` for the default size; for any other, the home
+    ``<home>/demo-<size>`` (its own SQLite catalog, MLflow store, artifacts and Prefect runs) with the
+    model cache of ``cfg``. A database or MLflow server named explicitly stays shared (see
+    :func:`require_own_pool`)."""
+    if size.name == "default":
+        return cfg
+    return cfg.model_copy(update={"home": cfg.home / f"demo-{size.name}", "models_dir": cfg.resolved_models_dir})
+
+
+def require_own_pool(session: Session, size: DemoSize) -> None:
+    """Raise ConfigError when another demo size's campaign is in this database: its providers'
+    submissions would be in this size's pool (and this size's in its), mixing samples, statements and
+    payouts."""
+    others = [s.campaign for s in DEMO_SIZES.values() if s.name != size.name]
+    present = sorted(session.scalars(select(Campaign.name).where(Campaign.name.in_(others))))
+    if present:
+        raise ConfigError(
+            f"this database already holds the demo campaign(s) {', '.join(present)} of another size: their "
+            f"providers' submissions would enter the pool of {size.campaign} (one catalog is one market); run "
+            "this demo against another database (unset MKT_DATABASE_URL, or choose a new MKT_HOME)")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ The CLI, the Prefect tasks and any other edge (an HTTP server) get from here, an
 
 * :func:`apply_offline_env`: the process-wide switches that keep hubs and telemetry off;
 * :func:`current_settings`: the settings of this process, read from the environment once;
+* :func:`require_store`: the one check that a store exists, for commands that only read;
 * :func:`engine_for` / :func:`session_factory`: one engine per database URL per process (engines are
   thread-safe; sessions are not, so each unit of work opens its own), the schema brought up to date
   once, the data folders created;
@@ -21,6 +22,7 @@ import functools
 import os
 import threading
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -42,6 +44,7 @@ __all__ = [
     "ingest_limits",
     "ingest_parameters",
     "model_registry",
+    "require_store",
     "reset",
     "resolve_device",
     "session_factory",
@@ -98,6 +101,33 @@ def engine_for(url: str, *, upgrade: bool = True) -> Engine:
             upgrade_schema(engine)
             _UPGRADED.add(url)
         return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a file-backed SQLite URL (absolute), else None (a server, ``:memory:``)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def require_store(settings: Settings | None = None) -> None:
+    """Raise ConfigError when the settings' SQLite database file does not exist, saying where it looked and
+    how to point at a store: read-only commands call this instead of creating an empty home."""
+    cfg = settings or current_settings()
+    path = sqlite_file(cfg.resolved_database_url)
+    if path is None or path.exists():
+        return
+    if cfg.database_url is not None:
+        raise ConfigError(f"no marketplace database at {path} (named by MKT_DATABASE_URL); point MKT_DATABASE_URL "
+                          "at an existing database, or create it with `marketplace db upgrade`")
+    raise ConfigError(
+        f"no marketplace home at {cfg.home} (home {cfg.home_origin}): nothing was created; run from the folder "
+        "that holds your .marketplace, set MKT_HOME to its absolute path, or start one with `marketplace demo` "
+        "or `marketplace db upgrade`")
 
 
 def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:

@@ -4,7 +4,11 @@ Core functions never read ``os.environ``: the CLI and the flows build a :class:`
 hand plain values (or small frozen parameter objects) to the core.
 
 Embedded defaults put everything under one data folder, ``MKT_HOME`` (default ``./.marketplace``):
-the SQLite database, the MLflow store (SQLite backend + artifact folder) and artifacts.
+the SQLite database, the MLflow store (SQLite backend + artifact folder) and artifacts. The home is
+resolved to an absolute path once, when the settings are read (a relative ``MKT_HOME`` and the default
+are relative to the folder the process started in); :attr:`Settings.home_origin` says which it was.
+Only commands that put data in create the home (``ensure_home``); read-only ones require it
+(:func:`marketplace.runtime.require_store`).
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def home_origin(self) -> str:
+        """How the home was chosen, for every command that states it."""
+        if "home" in self.model_fields_set:
+            return "set by MKT_HOME"
+        return "the default ./.marketplace of the folder the command ran in; set MKT_HOME to choose another"
 
     @property
     def resolved_database_url(self) -> str:

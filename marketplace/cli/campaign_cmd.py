@@ -65,7 +65,7 @@ def create(
         session.flush()
         return describe_campaign(session, campaign.id)
 
-    emit(in_session(insert, write=True), as_json, _render)
+    emit(in_session(insert, write=True, create_home=True), as_json, _render)
 
 
 @campaign_app.command("list")

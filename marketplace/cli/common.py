@@ -61,21 +61,27 @@ def settings() -> Settings:
     return runtime.current_settings()
 
 
-def open_db(upgrade: bool = True) -> tuple[Engine, sessionmaker[Session]]:
+def open_db(upgrade: bool = True, *, create_home: bool = True) -> tuple[Engine, sessionmaker[Session]]:
     """Engine and session factory for the configured database; brings the schema up to date first
-    (embedded use should just work; a no-op when current)."""
+    (embedded use should just work; a no-op when current). ``create_home``: create the home when absent
+    (commands that put data in); else a missing store is a ConfigError saying where it looked
+    (:func:`marketplace.runtime.require_store`), and nothing is created."""
     from marketplace.db import make_session_factory
 
     cfg = settings()
-    cfg.ensure_home()
+    if create_home:
+        cfg.ensure_home()
+    else:
+        runtime.require_store(cfg)
     engine = runtime.engine_for(cfg.resolved_database_url, upgrade=upgrade)
     return engine, make_session_factory(engine)
 
 
-def in_session(work: Callable[[Session], T], *, write: bool = False) -> T:
+def in_session(work: Callable[[Session], T], *, write: bool = False, create_home: bool = False) -> T:
     """``work(session)`` on the configured database in a session of its own; ``write``: inside one
-    transaction, committed when ``work`` returns (read-only commands leave it False)."""
-    _, factory = open_db()
+    transaction, committed when ``work`` returns (read-only commands leave it False). The store must exist
+    unless ``create_home`` (only commands that start one, such as ``campaign create``, pass it)."""
+    _, factory = open_db(create_home=create_home)
     with factory() as session:
         if not write:
             return work(session)

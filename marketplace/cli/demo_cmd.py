@@ -4,9 +4,13 @@ build or reuse the demo target model → build or reuse the provider corpora →
 the ``revalue`` flow (ingest every provider → label → train and register → score → price) → the
 ``report`` flow (statements, buyer report) → verify the ledger → a summary table.
 
-Everything is reused on a second run: the model and the corpora are cached by their inputs,
-re-ingesting the same bytes returns the existing submissions, labeling and training are skipped when
-the pool did not change, scoring is incremental and pricing is idempotent.
+Everything is reused on a second run: the model and the corpora are cached by their inputs (a model
+folder is named by them and never overwritten; an existing campaign keeps the model it was created
+with), re-ingesting the same bytes returns the existing submissions, labeling and training are skipped
+when the pool did not change, scoring is incremental and pricing is idempotent.
+
+Each size runs in its own store (marketplace.demo.demo_settings): ``--small`` in ``MKT_HOME/demo-small``,
+so the two demos' providers never share a pool.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 
 import typer
 
+from marketplace import runtime
 from marketplace.cli.common import JsonOpt, console, emit, handle_errors, open_db, settings
 from marketplace.runtime import ingest_limits
+from marketplace.settings import Settings
 
 __all__ = ["register"]
 
@@ -35,6 +41,14 @@ def _keep_prefect_runs(home: Path) -> Path | None:
         return None
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
     return Path(os.environ["PREFECT_HOME"])
+
+
+def _use_store(store: Settings) -> None:
+    """Run the rest of this process (the flows and their tasks read the settings from the environment)
+    on ``store``'s home and model cache."""
+    os.environ["MKT_HOME"] = str(store.home)
+    os.environ["MKT_MODELS_DIR"] = str(store.resolved_models_dir)
+    runtime.reset()
 
 
 def _stage(name: str, t0: float, timings: dict[str, float], as_json: bool) -> float:
@@ -55,34 +69,67 @@ def demo(
     """Run the end-to-end demo on real data and print who gets paid what, and why."""
     from marketplace.campaigns import create_campaign, get_campaign
     from marketplace.corpus import build_corpus
-    from marketplace.demo import DEMO_SIZES, summarise_providers
-    from marketplace.errors import NotFoundError
+    from marketplace.demo import DEMO_SIZES, demo_settings, require_own_pool, summarise_providers
+    from marketplace.errors import ManifestMismatchError, NotFoundError
     from marketplace.ingest import FieldMapping, read_normalised_records
     from marketplace.ledger import verify_ledger
     from marketplace.money import parse_amount
     from marketplace.revaluation import current_period
     from marketplace.valuation import digest_model_dir
-    from marketplace.valuation.demo_model import DemoModelConfig, build_demo_model
+    from marketplace.valuation.demo_model import DemoModelConfig, build_keyed_demo_model
 
     size = DEMO_SIZES["small" if small else "default"]
-    cfg = settings()
+    base = settings()
+    cfg = demo_settings(base, size)
+    if cfg is not base:
+        _use_store(cfg)
     cfg.ensure_home()
     prefect_home = _keep_prefect_runs(cfg.home)
     period = period or current_period()
     root = cfg.home / "demo" / size.name
     timings: dict[str, float] = {}
     started = t0 = time.perf_counter()
+    if not as_json:
+        console.print(f"home: {base.home} ({base.home_origin})"
+                      + (f"; the {size.name} demo runs in {cfg.home}" if cfg is not base else ""), highlight=False)
 
-    # Both sizes train the model alike, so they share one folder (and one build).
-    model = build_demo_model(cfg.resolved_models_dir / f"demo-{size.model_train_steps}steps-seed{seed}",
-                             DemoModelConfig(train_steps=size.model_train_steps), seed=seed)
-    t0 = _stage(f"target model {'reused' if model.cached else 'built'}: {model.path}", t0, timings, as_json)
+    _, factory = open_db()
+    with factory() as session:
+        require_own_pool(session, size)
+        try:
+            existing = get_campaign(session, size.campaign)
+            pinned: tuple[str, str] | None = (existing.target_model_path, existing.target_model_digest)
+        except NotFoundError:
+            pinned = None
+
+    model_text: dict[str, Any]
+    if pinned is not None:  # the campaign keeps the model it was created with
+        model_path, model_digest = pinned
+        found = digest_model_dir(Path(model_path))
+        if found != model_digest:
+            raise ManifestMismatchError(
+                f"the target model of campaign {size.campaign} in {model_path} changed (digest {found[:12]}, "
+                f"campaign pinned {model_digest[:12]}); it cannot be repaired in place: restore that folder, or "
+                "run the demo with a new MKT_HOME")
+        model_text = {"model": model_path, "digest": model_digest, "built": "earlier (the campaign's model)"}
+        t0 = _stage(f"target model of campaign {size.campaign}: {model_path}", t0, timings, as_json)
+    else:
+        model = build_keyed_demo_model(cfg.resolved_models_dir, DemoModelConfig(train_steps=size.model_train_steps),
+                                       seed=seed)
+        model_path, model_digest = model.path, digest_model_dir(Path(model.path))
+        model_text = {"model": model_path, "digest": model_digest, "built": "reused" if model.cached else "now",
+                      "text_digest": model.text_digest,
+                      "text_sources": [t["name"] for t in model.text_sources if t["available"]],
+                      "missing_packages": model.missing_packages}
+        t0 = _stage(f"target model {'reused' if model.cached else 'built'}: {model_path} (training text "
+                    f"{model.text_digest[:12]} from {', '.join(model_text['text_sources'])}"
+                    + (f"; apt-get install {' '.join(model.missing_packages)} adds more" if model.missing_packages
+                       else "") + ")", t0, timings, as_json)
 
     corpus_dir = root / "corpus"
     manifest = build_corpus(corpus_dir, seed=seed, small=size.corpus_small)
     t0 = _stage(f"provider corpora in {corpus_dir} ({manifest.total_records} records)", t0, timings, as_json)
 
-    _, factory = open_db()
     target_path = corpus_dir / "target" / "target.jsonl"
     with factory() as session, session.begin():
         try:
@@ -91,8 +138,8 @@ def demo(
             records = read_normalised_records(target_path, mapping=FieldMapping(),
                                               limits=ingest_limits(cfg))
             campaign = create_campaign(
-                session, name=size.campaign, target_model_path=model.path,
-                target_model_digest=digest_model_dir(Path(model.path)), target_data_path=str(target_path),
+                session, name=size.campaign, target_model_path=model_path,
+                target_model_digest=model_digest, target_data_path=str(target_path),
                 target_records=records, budget=parse_amount(size.budget, size.currency),
                 audit_threshold=size.audit_threshold,
             )
@@ -129,8 +176,10 @@ def demo(
         "score": summary["score"],
         "price": summary["price"],
         "reports": report,
+        "target_model": model_text,
         "where": {
-            "home": str(cfg.home),
+            "home": f"{base.home} ({base.home_origin})",
+            "store": str(cfg.home),
             "reports": str(reports_dir),
             "mlflow": cfg.resolved_mlflow_tracking_uri,
             "mlflow_ui": f"mlflow ui --backend-store-uri {cfg.resolved_mlflow_tracking_uri} --port 5000",

@@ -11,13 +11,16 @@ __all__ = ["register"]
 
 @handle_errors
 def status(as_json: bool = JsonOpt) -> None:
-    """What is in the store: providers, submissions, samples, quarantine, duplicates, campaigns, ledger."""
+    """What is in the store: providers, submissions, samples, quarantine, duplicates, campaigns, ledger.
+
+    Never creates a store: a missing home is an error saying where it looked (MKT_HOME)."""
     from marketplace.status import collect_status
 
     data = in_session(collect_status)
     cfg = settings()
     data["store"] = {
         "home": str(cfg.home),
+        "home set": cfg.home_origin,
         "database": cfg.resolved_database_url,
         "mlflow": cfg.resolved_mlflow_tracking_uri,
     }

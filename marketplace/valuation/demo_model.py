@@ -2,7 +2,9 @@
 
 Steps (all deterministic for a seed on one machine):
 
-1. text: :func:`marketplace.corpus.general_text` records (every source installed here);
+1. text: :func:`marketplace.corpus.general_text` records of the default sources (each reads a fixed list
+   of files; a missing one is named with the Debian package that installs it, in the log and the
+   manifest's ``text_sources``);
 2. tokenizer: byte-level BPE trained with ``tokenizers`` on that text, wrapped as a
    ``PreTrainedTokenizerFast`` (``<|endoftext|>`` is BOS, EOS, padding and unknown token);
 3. model: GPT-2 (default; ``Conv1D`` layers) or Llama-style (``nn.Linear``) from a config, dropout 0,
@@ -13,6 +15,12 @@ Steps (all deterministic for a seed on one machine):
    determinism);
 5. ``save_pretrained`` of both, then ``demo_manifest.json`` last: a folder with a manifest whose
    config, seed and text digest match is reused as is (a second call returns in milliseconds).
+
+A built model is never overwritten: campaigns pin its digest. A folder holding a model built from other
+inputs is refused, and :func:`build_keyed_demo_model` (what ``marketplace demo`` uses) names the folder
+after everything the model is built from (:func:`demo_model_key`: recipe version, config, seed and
+training-text digest), so new inputs give a new folder beside the old one (docs/architecture.md,
+"The demo's model and stores").
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,17 +39,31 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketplace.corpus import general_text
+from marketplace.corpus import default_sources, general_text
+from marketplace.corpus.sources import TextSource
 from marketplace.errors import ConfigError
 from marketplace.valuation.config import stable_hash
 
-__all__ = ["MANIFEST_NAME", "DemoModelConfig", "DemoModelResult", "build_demo_model"]
+__all__ = [
+    "MANIFEST_NAME",
+    "RECIPE_VERSION",
+    "DemoModelConfig",
+    "DemoModelResult",
+    "build_demo_model",
+    "build_keyed_demo_model",
+    "demo_model_folder",
+    "demo_model_key",
+    "training_text",
+]
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "demo_manifest.json"
 FORMAT = "marketplace-demo-model/1"
 SPECIAL = "<|endoftext|>"
+#: Bump when a change to this module makes the same config, seed and text give another model: the
+#: keyed folder name changes with it, so models built by the old code are kept, not replaced.
+RECIPE_VERSION = 1
 
 
 class DemoModelConfig(BaseModel):
@@ -80,6 +103,13 @@ class DemoModelResult(BaseModel):
     final_eval_loss: float
     build_seconds: float
     manifest: dict[str, Any]
+    #: per default source: name, whether it was read, and the Debian packages missing for it ([] when
+    #: the caller gave the text)
+    text_sources: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def missing_packages(self) -> list[str]:
+        return sorted({p for s in self.text_sources for p in s["missing_packages"]})
 
 
 def _train_tokenizer(paragraphs: list[str], vocab_size: int, context: int) -> Any:
@@ -160,20 +190,65 @@ def _text_digest(paragraphs: list[str]) -> str:
     return h.hexdigest()
 
 
+def training_text(cfg: DemoModelConfig, seed: int = 0,
+                  sources: Sequence[TextSource] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """The demo model's training text (:func:`general_text` of ``sources``, default
+    :func:`default_sources`) and, per source, whether it was read and which Debian packages it lacks."""
+    chosen = list(sources if sources is not None else default_sources())
+    info: list[dict[str, Any]] = [
+        {"name": s.name, "available": s.available(), "missing_packages": s.missing()} for s in chosen
+    ]
+    for item in info:
+        for package in item["missing_packages"]:
+            log.warning("demo model text: source %s lacks files of the Debian package %s "
+                        "(apt-get install %s adds them; the model is then built anew in its own folder)",
+                        item["name"], package, package)
+    return general_text(cfg.text_chars, seed=seed, sources=chosen), info
+
+
+def demo_model_key(cfg: DemoModelConfig, seed: int, text_digest: str) -> str:
+    """sha256 of everything a demo model is built from: recipe version, config, seed, training-text digest."""
+    return stable_hash({"format": FORMAT, "recipe": RECIPE_VERSION, "config": cfg.model_dump(mode="json"),
+                        "seed": seed, "text_digest": text_digest})
+
+
+def demo_model_folder(models_dir: Path, cfg: DemoModelConfig, seed: int, text_digest: str) -> Path:
+    """``MODELS_DIR/demo-<steps>steps-seed<seed>-<key12>``: one folder per set of inputs."""
+    key = demo_model_key(cfg, seed, text_digest)
+    return Path(models_dir).expanduser().resolve() / f"demo-{cfg.train_steps}steps-seed{seed}-{key[:12]}"
+
+
+def build_keyed_demo_model(
+    models_dir: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0,
+    sources: Sequence[TextSource] | None = None,
+) -> DemoModelResult:
+    """Build (or reuse) the demo model in :func:`demo_model_folder` under ``models_dir``: other inputs
+    (a changed source, config or seed) build into a new folder; no built model is touched."""
+    cfg = cfg or DemoModelConfig()
+    paragraphs, info = training_text(cfg, seed, sources)
+    out = demo_model_folder(models_dir, cfg, seed, _text_digest(paragraphs))
+    return build_demo_model(out, cfg, seed=seed, paragraphs=paragraphs, text_sources=info)
+
+
 def build_demo_model(
-    out: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0, paragraphs: list[str] | None = None
+    out: Path, cfg: DemoModelConfig | None = None, *, seed: int = 0, paragraphs: list[str] | None = None,
+    text_sources: list[dict[str, Any]] | None = None,
 ) -> DemoModelResult:
     """Build (or reuse) the demo target model in ``out``. CPU only; a few minutes at the defaults.
 
-    ``paragraphs`` replaces :func:`general_text` as the training text (tests pass a small fixed text).
+    ``paragraphs`` replaces :func:`training_text` as the training text (tests pass a small fixed text);
+    ``text_sources`` is its description for the manifest. A folder holding a model built from other
+    inputs is refused, never overwritten (:func:`build_keyed_demo_model` picks a folder per input).
     """
     cfg = cfg or DemoModelConfig()
     out = Path(out).expanduser().resolve()
     t0 = time.perf_counter()
     if paragraphs is None:
-        paragraphs = general_text(cfg.text_chars, seed=seed)
+        paragraphs, text_sources = training_text(cfg, seed)
+    text_sources = text_sources or []
     if not paragraphs:
-        raise ConfigError("no general text available to train the demo model on")
+        raise ConfigError("no general text available to train the demo model on; install the Debian packages "
+                          "its sources name (marketplace corpus sources) or use a standard CPython build")
     digest = _text_digest(paragraphs)
     existing = _read_manifest(out)
     if existing and existing["config"] == cfg.model_dump(mode="json") and existing["seed"] == seed \
@@ -183,8 +258,15 @@ def build_demo_model(
                                n_parameters=existing["n_parameters"], text_digest=digest,
                                initial_eval_loss=existing["initial_eval_loss"],
                                final_eval_loss=existing["final_eval_loss"],
-                               build_seconds=time.perf_counter() - t0, manifest=existing)
-    if out.exists() and existing is None and any(out.iterdir()):
+                               build_seconds=time.perf_counter() - t0, manifest=existing,
+                               text_sources=existing.get("text_sources", text_sources))
+    if existing is not None:
+        raise ConfigError(
+            f"{out} holds a demo model built from other inputs (config {existing.get('config_hash', '?')[:12]}, "
+            f"seed {existing.get('seed')}, text {str(existing.get('text_digest'))[:12]}; now config "
+            f"{cfg.config_hash()[:12]}, seed {seed}, text {digest[:12]}); a built model is never overwritten "
+            "(campaigns pin its digest): build into another folder")
+    if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not a demo model folder; choose an empty or new folder")
 
     log.info("building demo model: %s, %d paragraphs (%d chars)", cfg.arch, len(paragraphs),
@@ -213,6 +295,8 @@ def build_demo_model(
         "seed": seed,
         "text_digest": digest,
         "text_paragraphs": len(paragraphs),
+        "text_sources": text_sources,
+        "recipe": RECIPE_VERSION,
         "train_tokens": len(train_stream),
         "n_parameters": n_params,
         "initial_eval_loss": initial,
@@ -224,7 +308,7 @@ def build_demo_model(
     log.info("demo model saved to %s: %d parameters, held-out loss %.3f → %.3f", out, n_params, initial, final)
     return DemoModelResult(path=str(out), cached=False, arch=cfg.arch, n_parameters=n_params, text_digest=digest,
                            initial_eval_loss=initial, final_eval_loss=final,
-                           build_seconds=build_seconds, manifest=manifest)
+                           build_seconds=build_seconds, manifest=manifest, text_sources=text_sources)
 
 
 def _token_streams(tokenizer: Any, paragraphs: list[str], eos_id: int,
@@ -275,8 +359,8 @@ def _train(model: Any, train_stream: torch.Tensor, seq_len: int, cfg: DemoModelC
 
 
 def _save(out: Path, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> None:
-    """Model, tokenizer, then the manifest, in a side folder that replaces ``out`` at the end: a folder
-    with a manifest is complete."""
+    """Model, tokenizer, then the manifest, in a side folder renamed to ``out`` at the end: a folder
+    with a manifest is complete. An existing ``out`` is only ever an empty folder here (never a model)."""
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -284,5 +368,5 @@ def _save(out: Path, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> No
     tokenizer.save_pretrained(tmp)
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     if out.exists():
-        shutil.rmtree(out)
-    tmp.replace(out)
+        out.rmdir()  # empty (checked by the caller); a model that appeared meanwhile makes this fail
+    tmp.rename(out)

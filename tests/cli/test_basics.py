@@ -37,6 +37,7 @@ def test_every_command_has_help(path: list[str]) -> None:
 
 
 def test_status_json_on_empty_store(mkt_home: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0  # status itself never creates a store
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

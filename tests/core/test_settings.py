@@ -40,3 +40,15 @@ def test_env_example_lists_every_setting() -> None:
     expected = {f"MKT_{name.upper()}" for name in Settings.model_fields}
     assert expected - listed == set(), f"missing from infra/.env.example: {sorted(expected - listed)}"
     assert listed - expected == set(), f"unknown settings in infra/.env.example: {sorted(listed - expected)}"
+
+
+def test_home_is_absolute_once_and_says_how_it_was_chosen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MKT_HOME", raising=False)
+    default = Settings()
+    assert default.home == tmp_path / ".marketplace" and "default ./.marketplace" in default.home_origin
+    monkeypatch.setenv("MKT_HOME", "rel")
+    chosen = Settings()
+    monkeypatch.chdir("/")
+    assert chosen.home == tmp_path / "rel" and chosen.home_origin == "set by MKT_HOME"
+    assert not default.home.exists() and not chosen.home.exists()  # reading settings creates nothing

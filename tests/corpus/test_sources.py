@@ -198,6 +198,21 @@ def test_missing_dictionary_is_unavailable(tmp_path: Path) -> None:
     assert not jargon.available()
     assert not WordNetSource(directory=tmp_path).available()
     assert not FortunesSource(directory=tmp_path).available()
+    assert jargon.missing() == ["dict-jargon"] and FortunesSource(directory=tmp_path).missing() == [
+        "fortunes-min", "fortunes"]
+
+
+def test_fortunes_read_only_the_listed_files(tmp_path: Path) -> None:
+    """Another package's fortune file in the same folder (fortunes-debian-hints) changes nothing; a
+    listed file that is absent is named by the package that installs it."""
+    quote = "A listed quotation, long enough to be one record of the fortunes source here."
+    for name in ("fortunes", "debian-hints"):
+        (tmp_path / name).write_text(f"{quote} ({name})\n%\n", encoding="utf-8")
+        (tmp_path / f"{name}.dat").write_bytes(b"table")
+    source = FortunesSource(directory=tmp_path)
+    assert [p.name for p in source.files()] == ["fortunes"]
+    assert [r.text for r in source.load()] == [f"{quote} (fortunes)"]
+    assert source.available() and source.missing() == ["fortunes-min", "fortunes"]
 
 
 def test_wordnet_line_parsing() -> None:

@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from marketplace.corpus import python_docs_paragraphs
+from marketplace.corpus.sources import FortunesSource
 from marketplace.errors import ConfigError, NotFoundError
-from marketplace.valuation.demo_model import MANIFEST_NAME, DemoModelConfig, build_demo_model
+from marketplace.valuation.demo_model import (
+    MANIFEST_NAME,
+    DemoModelConfig,
+    build_demo_model,
+    build_keyed_demo_model,
+)
 from marketplace.valuation.target_model import digest_model_dir, load_target_model
 
 TINY = DemoModelConfig(n_layer=1, d_model=32, n_head=2, context=64, vocab_size=320, text_chars=10_000,
@@ -31,15 +37,52 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path: Path, text: list[
     assert a.final_eval_loss < a.initial_eval_loss - 0.5  # training did something
 
 
-def test_second_build_is_cached_and_a_changed_config_rebuilds(tmp_path: Path, text: list[str]) -> None:
+def test_second_build_is_cached_and_a_changed_config_never_overwrites(tmp_path: Path, text: list[str]) -> None:
     first = build_demo_model(tmp_path / "m", TINY, seed=0, paragraphs=text)
     digest = digest_model_dir(first.path)
     again = build_demo_model(tmp_path / "m", TINY, seed=0, paragraphs=text)
     assert again.cached and again.build_seconds < 1.0 and digest_model_dir(again.path) == digest
     manifest = json.loads((tmp_path / "m" / MANIFEST_NAME).read_text())
     assert manifest["config"] == TINY.model_dump(mode="json") and manifest["seed"] == 0
-    changed = build_demo_model(tmp_path / "m", TINY.model_copy(update={"train_steps": 5}), seed=0, paragraphs=text)
-    assert not changed.cached and digest_model_dir(changed.path) != digest
+    with pytest.raises(ConfigError, match="never overwritten"):
+        build_demo_model(tmp_path / "m", TINY.model_copy(update={"train_steps": 5}), seed=0, paragraphs=text)
+    with pytest.raises(ConfigError, match="never overwritten"):
+        build_demo_model(tmp_path / "m", TINY, seed=0, paragraphs=text[1:])
+    assert digest_model_dir(first.path) == digest
+
+
+def _fortune_file(folder: Path, name: str, quotes: list[str]) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text("\n%\n".join(quotes) + "\n%\n", encoding="utf-8")
+    (folder / f"{name}.dat").write_bytes(b"table")
+
+
+def test_a_changed_source_builds_a_new_folder_and_keeps_the_old_model(tmp_path: Path, text: list[str]) -> None:
+    """A source that changes between two builds (here: a fortune file added to a listed package) gives a
+    new keyed folder; the first model stays byte for byte and loads with its digest. A file no source
+    lists (another package's) changes nothing."""
+    fortunes = tmp_path / "fortunes"
+    quotes = [p for p in text if 80 <= len(p) <= 1500]
+    _fortune_file(fortunes, "one", quotes[:60])
+    source = FortunesSource(directory=fortunes, files_by_package=(("pkg-one", ("one",)), ("pkg-two", ("two",))))
+    assert source.missing() == ["pkg-two"]
+    models = tmp_path / "models"
+    first = build_keyed_demo_model(models, TINY, seed=0, sources=[source])
+    assert not first.cached and first.missing_packages == ["pkg-two"]
+    assert Path(first.path).parent == models and Path(first.path).name.startswith("demo-25steps-seed0-")
+    first_digest = digest_model_dir(first.path)
+
+    _fortune_file(fortunes, "debian-hints", quotes[60:90])  # installed by an unrelated package: not listed
+    same = build_keyed_demo_model(models, TINY, seed=0, sources=[source])
+    assert same.cached and same.path == first.path
+
+    _fortune_file(fortunes, "two", quotes[60:120])
+    second = build_keyed_demo_model(models, TINY, seed=0, sources=[source])
+    assert not second.cached and second.path != first.path and second.missing_packages == []
+    assert second.text_digest != first.text_digest
+    assert digest_model_dir(first.path) == first_digest
+    assert load_target_model(first.path).digest == first_digest
+    assert sorted(p.name for p in models.iterdir()) == sorted([Path(first.path).name, Path(second.path).name])
 
 
 def test_global_rng_is_untouched(tmp_path: Path, text: list[str]) -> None:

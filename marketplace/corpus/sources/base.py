@@ -46,6 +46,10 @@ class TextSource(abc.ABC):
     def records_of(self, unit: Any) -> list[SourceRecord]:
         """Clean one raw entry into records (none when it is unusable, several when it is long)."""
 
+    def missing(self) -> list[str]:
+        """The Debian packages to install for this source's data to be complete ([] when it is)."""
+        return [self.package] if self.package and not self.available() else []
+
     def load(self) -> list[SourceRecord]:
         """Every clean record of the source, in a fixed order."""
         return [record for unit in self.units() for record in self.records_of(unit)]
