@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from marketplace.db import Campaign, TargetSample
 from marketplace.db.lookup import find_by_name_or_id
 from marketplace.errors import ConflictError, NotFoundError, ValidationError
+from marketplace.ledger.limits import check_budget_minor
 from marketplace.money import Money
 
 __all__ = [
@@ -86,12 +87,12 @@ def create_campaign(
     """Insert a campaign and its target samples. Caller commits.
 
     Raises ConflictError when the name is taken, ValidationError for an empty target set, a negative
-    budget or an audit threshold outside [-1, 1].
+    budget or one too large to post for every period (:func:`marketplace.ledger.limits.check_budget_minor`),
+    or an audit threshold outside [-1, 1].
     """
     if not name.strip():
         raise ValidationError("campaign name is empty; pass a name such as 'python-docs-2026'")
-    if budget.amount_minor < 0:
-        raise ValidationError(f"budget must not be negative, got {budget}")
+    check_budget_minor(budget.amount_minor, budget.currency)
     if not -1.0 <= audit_threshold <= 1.0:
         raise ValidationError(f"audit threshold {audit_threshold} is not a correlation in [-1, 1]")
     if not target_records:

@@ -26,13 +26,21 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision."), as_
 
 @db_app.command("downgrade")
 @handle_errors
-def downgrade(revision: str = typer.Argument(..., help="Target revision, or 'base'.")) -> None:
-    """Migrate the schema down to REVISION."""
+def downgrade(
+    revision: str = typer.Argument(..., help="Target revision, or 'base'."),
+    drop_books: bool = typer.Option(
+        False, "--drop-books",
+        help="Allow a downgrade past the ledger's migration to drop posted transactions and pricing runs."),
+) -> None:
+    """Migrate the schema down to REVISION.
+
+    Refused, saying what would be lost, when it would drop books that hold money, unless --drop-books.
+    """
     from marketplace.db.migrate import current_revision
     from marketplace.db.migrate import downgrade as downgrade_schema
 
     engine, _ = open_db(upgrade=False)
-    downgrade_schema(engine, revision)
+    downgrade_schema(engine, revision, drop_books=drop_books)
     typer.echo(f"at revision {current_revision(engine)}")
 
 

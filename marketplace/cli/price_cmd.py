@@ -31,6 +31,9 @@ def price(
     fee_bps: int | None = typer.Option(None, "--fee-bps", help="Marketplace fee in basis points (0-10000)."),
     score_run: int | None = typer.Option(None, "--score-run", help="Price this score run (default: latest complete)."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Transactions per database transaction."),
+    override_audit: str | None = typer.Option(
+        None, "--override-audit", metavar="REASON",
+        help="Pay a score run whose audit was skipped (never one that failed); REASON is recorded on the run."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Price a campaign's period: allocate its budget over eligible samples and post one transaction per submission.
@@ -42,7 +45,7 @@ def price(
 
     _, factory = open_db()
     outcome = run_pricing(factory, campaign, period, _policy_overrides(cap_percentile, reserve, share_cap, fee_bps),
-                          score_run_id=score_run, batch_size=batch_size)
+                          score_run_id=score_run, batch_size=batch_size, audit_override=override_audit)
     emit(outcome.as_dict(), as_json,
          lambda d: print_table(f"pricing run {d['pricing_run_id']}", ["field", "value"], d.items()))
 

@@ -17,6 +17,9 @@ SQL). The same "seal" design runs on both engines because SQLite has no deferred
   transition table, one query per batch, with ``plan_cache_mode = force_custom_plan`` so that a plan
   cached while the tables were small never turns into a sequential scan per row later);
 - BEFORE UPDATE / DELETE triggers refuse any change to entries, transactions and allocations;
+- (migration ``0006_books_hardening``) an insert reusing the primary or unique key of a posted row is
+  refused (SQLite ``REPLACE`` / ``INSERT OR ...`` would delete it without a DELETE trigger); pricing
+  runs are frozen once complete or superseded and never deleted;
 - ``amount_minor > 0``; on SQLite also ``typeof(amount_minor) = 'integer'`` (so 1.5 is refused).
 - PostgreSQL additionally runs a ``DEFERRABLE INITIALLY DEFERRED`` constraint trigger (one per header)
   that re-checks each transaction's balance at COMMIT, and stores ``amount_minor`` as NUMERIC with
@@ -152,6 +155,8 @@ class PricingRun(Base):
                                                      default=PricingRunStatus.ALLOCATED)
     created_at: Mapped[dt.datetime] = created_at_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Why this run was priced without a passed audit (``marketplace price --override-audit``); None: audited.
+    audit_override: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Allocation(Base):
@@ -217,6 +222,9 @@ class JournalTransaction(Base):
     provider_id: Mapped[int | None] = foreign_id("providers.id", nullable=True, index=True)
     memo: Mapped[str | None] = mapped_column(Text, nullable=True)
     posted_at: Mapped[dt.datetime] = created_at_column()
+    # sha256 of id, body_sha256 and posted_at (marketplace.ledger.posting.seal_sha256): the columns the body
+    # cannot cover. Migration 0006 sealed the rows posted before it.
+    seal_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class JournalEntry(Base):

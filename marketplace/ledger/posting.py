@@ -39,9 +39,10 @@ from marketplace.db.base import utcnow
 from marketplace.db.engine import is_postgres
 from marketplace.errors import ConflictError, ValidationError
 from marketplace.ledger.accounts import AccountRef, ensure_accounts, lock_accounts
+from marketplace.ledger.limits import MAX_STORED_MINOR
 from marketplace.money import minor_digits
 
-__all__ = ["EntryRequest", "PostResult", "TransactionRequest", "canonical_body", "post_transactions"]
+__all__ = ["EntryRequest", "PostResult", "TransactionRequest", "canonical_body", "post_transactions", "seal_sha256"]
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,10 @@ class TransactionRequest:
         debits = credits = 0
         for e in self.entries:
             amt = e.amount_minor
-            if isinstance(amt, bool) or not isinstance(amt, int) or amt <= 0:
+            if isinstance(amt, bool) or not isinstance(amt, int) or amt <= 0 or amt > MAX_STORED_MINOR:
                 raise ValidationError(
                     f"transaction {key!r}: entry on {e.account.code} has amount {amt!r}; amounts are positive "
-                    "integers of minor units (use the side, debit or credit, for direction)"
+                    f"integers of minor units up to {MAX_STORED_MINOR} (use the side, debit or credit, for direction)"
                 )
             if e.account.currency != self.currency:
                 raise ValidationError(
@@ -120,6 +121,13 @@ def canonical_body(req: TransactionRequest) -> str:
         "entries": [list(e) for e in entries],
     }
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def seal_sha256(transaction_id: int, body_sha256: str, posted_at: dt.datetime) -> str:
+    """The seal of a stored transaction row: what ``ledger verify`` checks the id and ``posted_at`` against
+    (the canonical body covers every other column). Migration 0006 holds a copy for the rows it sealed."""
+    stamp = posted_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return hashlib.sha256(f"{int(transaction_id)}|{body_sha256}|{stamp}".encode()).hexdigest()
 
 
 def _sha256(body: str) -> str:
@@ -195,7 +203,7 @@ def _write(session: Session, todo: list[_Prepared], account_ids: dict[AccountRef
             "id": tid, "idempotency_key": r.idempotency_key, "body_sha256": p.sha, "body": p.body, "kind": r.kind,
             "currency": r.currency, "campaign_id": r.campaign_id, "period": r.period,
             "pricing_run_id": r.pricing_run_id, "submission_id": r.submission_id, "provider_id": r.provider_id,
-            "memo": r.memo, "posted_at": now,
+            "memo": r.memo, "posted_at": now, "seal_sha256": seal_sha256(tid, p.sha, now),
         })
         p.result = PostResult(r.idempotency_key, tid, created=True)
     if is_postgres(session):
@@ -221,12 +229,12 @@ _PG_ENTRY_INSERT = text(
 )
 _PG_HEADER_INSERT = text(
     "INSERT INTO journal_transactions (id, idempotency_key, body_sha256, body, kind, currency, campaign_id, period, "
-    "pricing_run_id, submission_id, provider_id, memo, posted_at) "
+    "pricing_run_id, submission_id, provider_id, memo, posted_at, seal_sha256) "
     "SELECT x.id, x.idempotency_key, x.body_sha256, x.body, x.kind, x.currency, x.campaign_id, x.period, "
-    "x.pricing_run_id, x.submission_id, x.provider_id, x.memo, x.posted_at "
+    "x.pricing_run_id, x.submission_id, x.provider_id, x.memo, x.posted_at, x.seal_sha256 "
     "FROM json_to_recordset(CAST(:rows AS JSON)) AS x(id BIGINT, idempotency_key VARCHAR, body_sha256 VARCHAR, "
     "body TEXT, kind VARCHAR, currency VARCHAR, campaign_id BIGINT, period VARCHAR, pricing_run_id BIGINT, "
-    "submission_id BIGINT, provider_id BIGINT, memo TEXT, posted_at TIMESTAMPTZ)"
+    "submission_id BIGINT, provider_id BIGINT, memo TEXT, posted_at TIMESTAMPTZ, seal_sha256 VARCHAR)"
 )
 
 

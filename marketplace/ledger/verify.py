@@ -5,7 +5,10 @@ Checks (docs/pricing-and-ledger.md):
 1. ``unbalanced``: every transaction has >= 2 entries and debits = credits.
 2. ``books``: over all entries, debits = credits per currency (the books total zero).
 3. ``duplicate_key``: no idempotency key is used twice.
-4. ``body``: each transaction's stored body hashes to its ``body_sha256`` and lists exactly its entries.
+4. ``body``: each transaction's stored body hashes to its ``body_sha256``; every stored column (key, kind,
+   currency, campaign, period, pricing run, submission, provider, memo) equals the body's field, the body
+   lists exactly its entries (account code, currency and kind, side, amount), and ``seal_sha256`` covers
+   its id and ``posted_at``.
 5. ``stored_balance``: each account's stored debit/credit totals equal a replay of the journal.
 6. ``allocation``: for each (campaign, period), the latest *complete* pricing run R is the truth: each
    submission's net credits for that period equal R's allocation (payable = allocation - fee, fees = fee,
@@ -16,6 +19,7 @@ Checks (docs/pricing-and-ledger.md):
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -31,6 +35,7 @@ from marketplace.db.ledger import PricingRun, PricingRunStatus
 from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.ledger.balances import credited_by_submission, replay_totals, side_total, signed_amount, stored_totals
 from marketplace.ledger.fees import fee_minor, stored_fee_bps
+from marketplace.ledger.posting import seal_sha256
 
 __all__ = ["VerifyReport", "Violation", "verify_ledger"]
 
@@ -98,7 +103,19 @@ def _check_keys(session: Session, out: list[Violation]) -> None:
         out.append(Violation("duplicate_key", f"idempotency key {key!r} is used by {n} transactions"))
 
 
+# Stored column -> field of the canonical body (marketplace.ledger.posting.canonical_body) it must equal.
+_BODY_FIELDS = {"idempotency_key": "key", "kind": "kind", "currency": "currency", "campaign_id": "campaign_id",
+                "period": "period", "pricing_run_id": "pricing_run_id", "submission_id": "submission_id",
+                "provider_id": "provider_id", "memo": "memo"}
+
+
+def _stored_value(value: object) -> object:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
 def _check_bodies(session: Session, out: list[Violation]) -> None:
+    """Every stored column of a transaction against what was hashed: the body (its fields and entries:
+    account code, currency and kind, side, amount) and the seal (id and posted_at)."""
     entries: dict[int, list[list[object]]] = defaultdict(list)
     for tid, code, cur, kind, side, amt in session.execute(
         select(JournalEntry.transaction_id, LedgerAccount.code, LedgerAccount.currency, LedgerAccount.kind,
@@ -106,20 +123,32 @@ def _check_bodies(session: Session, out: list[Violation]) -> None:
                                                                    LedgerAccount.id == JournalEntry.account_id)
     ):
         entries[int(tid)].append([code, cur, AccountKind(kind).value, EntrySide(side).value, int(amt)])
-    for tid, key, body, sha in session.execute(
-        select(JournalTransaction.id, JournalTransaction.idempotency_key, JournalTransaction.body,
-               JournalTransaction.body_sha256)
+    columns = [getattr(JournalTransaction, c) for c in _BODY_FIELDS]
+    for row in session.execute(
+        select(JournalTransaction.id, JournalTransaction.body, JournalTransaction.body_sha256,
+               JournalTransaction.posted_at, JournalTransaction.seal_sha256, *columns)
     ):
+        tid, body, sha, posted_at, seal = row[:5]
+        stored = dict(zip(_BODY_FIELDS, row[5:], strict=True))
+        key = stored["idempotency_key"]
         if hashlib.sha256(body.encode()).hexdigest() != sha:
             out.append(Violation("body", f"transaction {tid} ({key}): body does not hash to its body_sha256"))
             continue
         try:
-            listed = json.loads(body)["entries"]
+            data = json.loads(body)
+            listed = data["entries"]
         except (ValueError, KeyError, TypeError):
             out.append(Violation("body", f"transaction {tid} ({key}): body is not a posting request"))
             continue
+        differ = [c for c, f in _BODY_FIELDS.items() if _stored_value(stored[c]) != data.get(f)]
+        if differ:
+            out.append(Violation("body", f"transaction {tid} ({key}): stored {', '.join(differ)} differ from the "
+                                         "hashed body"))
         if sorted(listed) != sorted(entries.get(int(tid), [])):
             out.append(Violation("body", f"transaction {tid} ({key}): entries differ from the hashed body"))
+        if seal != seal_sha256(tid, sha, posted_at):
+            out.append(Violation("body", f"transaction {tid} ({key}): id or posted_at differ from the row's seal "
+                                         "(seal_sha256)"))
 
 
 def _check_stored(session: Session, out: list[Violation]) -> None:

@@ -1,11 +1,13 @@
 """What a pricing run prices: the chosen score run (audited) and the scores of the payable samples.
 
 The score run is the campaign's *latest complete* one (highest id; its approximator version is the
-champion that scored it) unless the caller names one. Guardrail: a score run whose audit failed
-(``audit["passed"] is False``, or ``audit["spearman"]`` below the campaign's ``audit_threshold``)
-stops the payout. The scores are those of payable samples (:func:`marketplace.db.eligibility.is_payable`)
-by the chosen run's approximator version, in any complete score run of that version up to the chosen
-one (scoring is incremental: a run scores only what the version had not scored before).
+champion that scored it) unless the caller names one. Guardrail (:func:`check_audit`): a score run is
+paid only when its audit passed; a failed audit (``audit["passed"] is False``, or ``audit["spearman"]``
+below the campaign's ``audit_threshold``) stops the payout, and a skipped or missing audit needs an
+operator override that the pricing run records. The scores are those of payable samples
+(:func:`marketplace.db.eligibility.is_payable`) by the chosen run's approximator version, in any
+complete score run of that version up to the chosen one (scoring is incremental: a run scores only
+what the version had not scored before).
 """
 
 from __future__ import annotations
@@ -61,17 +63,31 @@ def choose_score_run(session: Session, campaign: Campaign, score_run_id: int | N
     return found
 
 
-def check_audit(campaign: Campaign, score_run: ScoreRun) -> None:
-    """Raise AuditFailedError when the score run's audit failed or agrees less than the campaign requires."""
+def check_audit(campaign: Campaign, score_run: ScoreRun, override: str | None = None) -> bool:
+    """The audit guardrail of payouts (its one home). Returns True when ``override`` was needed (and used).
+
+    A score run is paid when its audit passed (``audit["passed"] is True`` and its Spearman, when stored,
+    meets the campaign's ``audit_threshold``). A failed audit always stops the payout. A run without a
+    passed audit (skipped, ``passed`` null, or never audited) is paid only with ``override``: the
+    operator's reason, which the caller records on the pricing run.
+    """
     audit = score_run.audit or {}
     spearman = audit.get("spearman")
-    if audit.get("passed") is False or (
-        isinstance(spearman, int | float) and float(spearman) < float(campaign.audit_threshold)
-    ):
+    passed = audit.get("passed")
+    if passed is False or (isinstance(spearman, int | float) and float(spearman) < float(campaign.audit_threshold)):
         raise AuditFailedError(
             f"score run {score_run.id} failed its audit (spearman={spearman!r}, threshold "
             f"{campaign.audit_threshold}): payouts are stopped. Label more data, retrain and rescore, then price again"
         )
+    if passed is True:
+        return False
+    if override is not None and override.strip():
+        return True
+    why = audit.get("reason") or "no audit was recorded"
+    raise AuditFailedError(
+        f"score run {score_run.id} has no passed audit ({why}): payouts need one. Rescore with a larger "
+        "--audit-n, or price with --override-audit REASON to pay anyway (the reason is recorded on the pricing run)"
+    )
 
 
 def load_eligible_scores(session: Session, score_run: ScoreRun) -> EligibleScores:

@@ -55,6 +55,7 @@ class PricingOutcome:
     n_submissions: int
     n_posted: int
     superseded_by: int | None
+    audit_override: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON document of ``marketplace price --json`` and of the ``price`` flow."""
@@ -96,14 +97,17 @@ def run_pricing(
     score_run_id: int | None = None,
     batch_size: int = 500,
     hook: Hook | None = None,
+    audit_override: str | None = None,
 ) -> PricingOutcome:
     """Create (or find) the pricing run of ``campaign``'s ``period`` and post it to completion.
 
     ``policy``: overrides of the campaign's pricing policy (see
     :func:`~marketplace.pricing.policy.campaign_policy`); None prices with the campaign's own policy.
+    ``audit_override``: the operator's reason to pay a score run without a passed audit (recorded on the run).
     """
     run, created = run_in_transaction(
-        factory, lambda s: create_pricing_run(s, campaign, period, policy, score_run_id=score_run_id)
+        factory, lambda s: create_pricing_run(s, campaign, period, policy, score_run_id=score_run_id,
+                                              audit_override=audit_override)
     )
     if hook is not None:
         hook("allocated", 0)
@@ -123,4 +127,5 @@ def _outcome(session: Session, run_id: int, created: bool, n_posted: int, supers
         budget_minor=run.budget_minor, allocated_minor=run.allocated_minor,
         unallocated_minor=run.unallocated_minor, n_eligible=run.n_eligible, n_paid=run.n_paid,
         n_submissions=run.n_submissions, n_posted=n_posted, superseded_by=superseded_by,
+        audit_override=run.audit_override,
     )

@@ -20,9 +20,10 @@ from marketplace.campaigns import get_campaign
 from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingRunStatus, utcnow
 from marketplace.db.engine import insert_on_conflict_do_nothing
 from marketplace.errors import NotFoundError
+from marketplace.ledger.limits import check_budget_minor
 from marketplace.pricing.allocation import AllocationResult, allocate_budget
 from marketplace.pricing.eligible import check_audit, choose_score_run, load_eligible_scores
-from marketplace.pricing.period import validate_period
+from marketplace.pricing.period import check_campaign_period
 from marketplace.pricing.policy import PolicyOverrides, campaign_policy
 
 __all__ = ["create_pricing_run"]
@@ -44,14 +45,18 @@ def create_pricing_run(
     policy: PolicyOverrides = None,
     *,
     score_run_id: int | None = None,
+    audit_override: str | None = None,
 ) -> tuple[PricingRun, bool]:
     """Get or create the pricing run (and its allocations) of ``campaign``'s ``period``. Returns (run, created).
 
     ``policy``: overrides of the campaign's pricing policy (a mapping of fields, or a whole
     :class:`~marketplace.pricing.policy.PricingPolicy`); None prices with the campaign's own policy.
+    ``audit_override``: the operator's reason to pay a score run without a passed audit
+    (:func:`~marketplace.pricing.eligible.check_audit`); stored on the run when it was needed.
     """
-    period = validate_period(period)
     camp = get_campaign(session, campaign)
+    period = check_campaign_period(session, camp.id, period)
+    check_budget_minor(camp.budget_minor, camp.currency)
     pricing_policy = campaign_policy(camp.options, policy)
     score_run = choose_score_run(session, camp, score_run_id)
     key: dict[str, object] = {"campaign_id": camp.id, "period": period, "score_run_id": score_run.id,
@@ -59,7 +64,7 @@ def create_pricing_run(
     existing = _find_run(session, key)
     if existing is not None:
         return existing, False
-    check_audit(camp, score_run)
+    overridden = check_audit(camp, score_run, audit_override)
     version = session.get(ApproximatorVersion, score_run.approximator_version_id)
     if version is None:  # the foreign key makes this impossible; keep a real error anyway
         raise NotFoundError(f"approximator version {score_run.approximator_version_id} of score run {score_run.id}")
@@ -74,6 +79,7 @@ def create_pricing_run(
         "n_paid": int((result.amounts_minor > 0).sum()), "n_submissions": len(result.per_submission),
         "allocated_minor": result.allocated_minor, "unallocated_minor": result.unallocated_minor,
         "status": PricingRunStatus.ALLOCATED, "created_at": utcnow(),
+        "audit_override": audit_override.strip() if overridden and audit_override else None,
     }
     stmt = insert_on_conflict_do_nothing(session, PricingRun, _RUN_KEY).values(**row).returning(PricingRun.id)
     run_id = session.execute(stmt).scalar_one_or_none()
