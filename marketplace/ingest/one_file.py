@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from marketplace.db.retry import run_in_transaction
 from marketplace.errors import MarketplaceError
 from marketplace.ingest.ingest import IngestReport, ingest_file
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
 from marketplace.ingest.sources import FileFormat
-from marketplace.db.retry import run_in_transaction
 
 __all__ = ["FileIngestResult", "IngestOptions", "IngestStatus", "ingest_one_file", "summary_rows"]
 

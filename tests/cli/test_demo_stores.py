@@ -42,7 +42,8 @@ def test_default_demo_refuses_a_home_holding_the_small_demo(demo_env: Path) -> N
     assert not (demo_env / "models").exists() or not any((demo_env / "models").iterdir())
 
 
-def test_small_demo_refuses_a_shared_database_holding_the_default_one(demo_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_demo_refuses_a_shared_database_holding_the_default_one(demo_env: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """With a shared database (MKT_DATABASE_URL) the small demo is refused where the default one is."""
     monkeypatch.setenv("MKT_DATABASE_URL", f"sqlite:///{demo_env / 'shared.db'}")
     runtime.reset()
