@@ -24,6 +24,9 @@ def label(
     weighting: str = typer.Option("sample", "--weighting",
                                   help="sample (each sample one unit of a step) or token (scaled by its token "
                                        "count, as in a token-averaged LM loss)."),
+    reference: str = typer.Option("none", "--reference",
+                                  help="none (plain LinFiK) or pool (the target gradient minus the mean gradient "
+                                       "of the labeled samples: value relative to an average pool sample)."),
     eta: float = typer.Option(1e-3, "--eta", help="SGD step size η of the campaign's target model."),
     checkpoint: list[str] = typer.Option([], "--checkpoint", help="Extra checkpoint DIR:ETA, summed (repeatable)."),
     module: list[str] = typer.Option([], "--module", help="fnmatch pattern of watched layers (repeatable)."),
@@ -50,6 +53,7 @@ def label(
                                         module_patterns=tuple(module) or DEFAULT_MODULE_PATTERNS),
             preconditioner=preconditioner,  # type: ignore[arg-type]  # validated by pydantic
             damping_ratio=damping, cosine=cosine, eta=eta, weighting=weighting,  # type: ignore[arg-type]
+            reference=reference,  # type: ignore[arg-type]  # validated by pydantic
             checkpoints=tuple(CheckpointSpec.parse(c) for c in checkpoint),
             max_length=max_length, store_dtype=store_dtype,  # type: ignore[arg-type]
         )
@@ -61,7 +65,8 @@ def label(
 
     summary = run_flow(
         label_flow, f"labeling {n} samples of campaign {campaign} ({config.preconditioner}, {config.weighting} "
-                    f"weighting, ranks {rank_out}×{rank_in}, {task_runner or cfg.task_runner} runner, {dev})",
+                    f"weighting, {config.reference} reference, ranks {rank_out}×{rank_in}, "
+                    f"{task_runner or cfg.task_runner} runner, {dev})",
         task_runner=runner, campaign=campaign, n=n, config=config.model_dump(mode="json"), shard_size=shard_size,
         batch_size=batch_size, device=dev)
     emit(summary, as_json, render_label_set)

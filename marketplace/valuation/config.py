@@ -21,6 +21,7 @@ __all__ = [
     "LinFiKConfig",
     "Preconditioner",
     "ProjectionConfig",
+    "Reference",
     "StoreDtype",
     "Weighting",
     "stable_hash",
@@ -28,6 +29,7 @@ __all__ = [
 
 Preconditioner = Literal["identity", "fisher", "kfac"]
 Weighting = Literal["sample", "token"]
+Reference = Literal["none", "pool"]
 StoreDtype = Literal["float32", "float16"]
 
 # The attention and MLP projections of every block: GPT-2 (Conv1D) and Llama-style (nn.Linear) names.
@@ -146,6 +148,17 @@ class LinFiKConfig(_Frozen):
     max_length: int = Field(default=256, ge=2, le=1_000_000)
     store_dtype: StoreDtype = "float32"
     weighting: Weighting = "sample"
+    reference: Reference = "none"
+    """What the target gradient is measured against. ``none`` (the default): plain LinFiK,
+    η⟨H⁻¹ḡ_Y, g(x)⟩. ``pool``: η⟨H⁻¹(ḡ_Y − ḡ_pool), g(x)⟩ per checkpoint, ḡ_pool being the mean
+    projected gradient of the label set's own train samples (the labeled subsample, a stratified sample
+    of the market's payable pool). Plain LinFiK is positive for most texts, because every text's
+    gradient shares a generic language-modelling direction; the pool reference takes out the part of
+    ḡ_Y that the average pool sample already moves along. Positive then means that a step on x lowers
+    the target loss more than a step on an average pool sample would; the labels sum over the labeled
+    samples to about η N ⟨H⁻¹(ḡ_Y − ḡ_pool), ḡ_pool⟩. Needs every train shard before any score (as a
+    Fisher or K-FAC preconditioner does). ``none`` leaves the config hash as it was before the option
+    existed."""
 
     @property
     def seed(self) -> int:
@@ -155,8 +168,9 @@ class LinFiKConfig(_Frozen):
         return stable_hash(self.summary())
 
     def needs_train_statistics(self) -> bool:
-        """True when H depends on the labeled train gradients (so scores need every shard first)."""
-        return self.preconditioner != "identity"
+        """True when the query depends on the labeled train gradients (H, or the pool reference ḡ_pool),
+        so scores need every train shard first."""
+        return self.preconditioner != "identity" or self.reference != "none"
 
     def summary(self) -> dict[str, Any]:
         """The JSON form stored on label sets. Options added later are left out at their defaults, so a
@@ -164,4 +178,6 @@ class LinFiKConfig(_Frozen):
         d = self.model_dump(mode="json")
         if d["weighting"] == "sample":
             del d["weighting"]
+        if d["reference"] == "none":
+            del d["reference"]
         return d

@@ -43,8 +43,8 @@ def label_sample_ids(
     """Exact LinFiK of the given samples for a campaign (same definition and projection as its labels).
 
     When nothing is cached yet, the query of the newest finished label set with this config is
-    reused; failing that, identity preconditioning computes ḡ_Y here, while ``fisher``/``kfac``
-    (which need a label set's train statistics) raise NotFoundError. Returns {sample id: score}.
+    reused; failing that, identity preconditioning computes ḡ_Y here, while ``fisher``/``kfac`` and
+    the ``pool`` reference (which need a label set's train statistics) raise NotFoundError. Returns {sample id: score}.
     """
     camp = get_campaign(session, campaign)
     checkpoints = resolve_checkpoints(camp, config)

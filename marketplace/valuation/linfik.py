@@ -7,6 +7,9 @@ the per-checkpoint *query* q_c = η_c H_c⁻¹ ḡ_Y,c is built once (:func:`bui
 sample is one dot product per checkpoint (:func:`score_against_query`). Positive = the step on x
 lowers the target loss = valuable. With the default η = 1e-3 the score is in nats/token of predicted
 target-loss drop.
+
+With ``reference="pool"`` (LinFiKConfig.reference) ḡ_Y,c is replaced by ḡ_Y,c − ḡ_pool,c, the mean
+projected gradient of the labeled train samples: q_c = η_c H_c⁻¹ (ḡ_Y,c − ḡ_pool,c).
 """
 
 from __future__ import annotations
@@ -49,13 +52,22 @@ def build_query(
     damping_ratio: float = 0.1,
     gram: GramSource | None = None,
     kfac: KFACStats | None = None,
+    reference_mean: torch.Tensor | None = None,
 ) -> LinFiKQuery:
-    """q = η · H⁻¹ ḡ_Y, block-diagonal over the watched layers.
+    """q = η · H⁻¹ ḡ_Y (or η · H⁻¹ (ḡ_Y − ḡ_ref) with ``reference_mean``), block-diagonal over the
+    watched layers.
 
     ``target_mean`` (D,) is ḡ_Y. ``gram`` (fisher) yields each layer's train Gram sum on demand, so
     only one d_l × d_l matrix is in memory at a time; ``kfac`` holds the train K-FAC sums.
+    ``reference_mean`` (D,): ḡ_ref, subtracted from ḡ_Y before H⁻¹ (the pool reference, the mean
+    labeled train gradient); None for plain LinFiK.
     """
     g = target_mean.to(torch.float64)
+    if reference_mean is not None:
+        if reference_mean.shape != g.shape:
+            raise ValueError(f"reference mean {tuple(reference_mean.shape)} and target mean {tuple(g.shape)} "
+                             "differ in shape; both must come from the same projection")
+        g = g - reference_mean.to(device=g.device, dtype=torch.float64)
     if preconditioner == "identity":
         q = g
     elif preconditioner == "fisher":

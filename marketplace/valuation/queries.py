@@ -5,8 +5,9 @@ The scoring step writes ``query-c{c}.safetensors`` into its run folder (:func:`s
 metadata names the config hash, target data, model and projection digests, η and the
 preconditioner, and :func:`load_query` refuses a file whose metadata differs from what the caller
 expects. :func:`find_or_build_query` reuses the query of the newest complete label set with the same
-configuration whose file fits, and otherwise computes ḡ_Y itself (identity preconditioning only: a
-Fisher or K-FAC query needs a label set's train statistics).
+configuration (same config hash: preconditioner, reference and the rest) whose file fits, and otherwise
+computes ḡ_Y itself (identity preconditioning without a reference only: a Fisher or K-FAC query, and a
+pool-referenced one, need a label set's train statistics).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def find_or_build_query(
 ) -> LinFiKQuery:
     """Checkpoint ``c``'s query: that of the newest complete label set with this config whose file
     matches ``expected`` (older ones are tried in turn), else built here from the target rows
-    (``targets``: text, prompt_chars) with identity preconditioning."""
+    (``targets``: text, prompt_chars) with identity preconditioning and no reference."""
     for label_set in complete_label_sets(session, campaign_id, config_hash=config.config_hash()):
         path = Path(label_set.store_uri) / f"query-c{c}.safetensors"
         if path.exists():
@@ -86,9 +87,11 @@ def find_or_build_query(
             except ManifestMismatchError:
                 continue
     if config.needs_train_statistics():
+        needs = (f"the {config.preconditioner} preconditioner" if config.preconditioner != "identity"
+                 else f"the {config.reference} reference")
         raise NotFoundError(
             f"no finished label set of campaign {campaign_id} with config {config.config_hash()[:12]} "
-            f"({config.preconditioner} preconditioner needs its train statistics); run `marketplace label` first"
+            f"({needs} needs its train statistics); run `marketplace label` first"
         )
     g = compute_text_gradients(model, projection, [t.text for t in targets], [t.prompt_chars for t in targets],
                                max_length=config.max_length, batch_size=batch_size).grads

@@ -2,7 +2,8 @@
 sample, the Label rows, and the label set marked complete.
 
 For each checkpoint c: ḡ_Y,c from the target store, q_c = η_c H_c⁻¹ ḡ_Y,c (the preconditioner from the
-train store's statistics where it needs them), saved to the run folder for later exact labels
+train store's statistics where it needs them; with ``reference="pool"`` ḡ_Y,c − ḡ_pool,c, the train
+store's mean, in place of ḡ_Y,c), saved to the run folder for later exact labels
 (marketplace.valuation.queries); then every train shard's gradients are scored against q_c and the
 checkpoints' scores summed. With ``weighting="token"`` each checkpoint's score is multiplied by the
 sample's T(x)/L (:func:`token_weights`). Sessions: the caller owns them; nothing here commits.
@@ -120,7 +121,8 @@ def _score_checkpoint(plan: LabelRunPlan, c: int, device: str | torch.device) ->
 
 def _build_query(plan: LabelRunPlan, c: int, train: GradientStore, target_store: GradientStore,
                  projection: Any) -> LinFiKQuery:
-    """q_c = η_c H_c⁻¹ ḡ_Y,c, H_c from the train store's statistics where the preconditioner needs them."""
+    """q_c = η_c H_c⁻¹ ḡ_Y,c, H_c from the train store's statistics where the preconditioner needs them;
+    with ``reference="pool"``, ḡ_Y,c − ḡ_pool,c in place of ḡ_Y,c (ḡ_pool,c the train store's mean)."""
     config = plan.linfik_config
 
     def gram(_idx: int, columns: slice) -> tuple[torch.Tensor, int]:
@@ -131,6 +133,7 @@ def _build_query(plan: LabelRunPlan, c: int, train: GradientStore, target_store:
         damping_ratio=config.damping_ratio,
         gram=gram if config.preconditioner == "fisher" else None,
         kfac=train.kfac_stats() if config.preconditioner == "kfac" else None,
+        reference_mean=train.mean_gradient() if config.reference == "pool" else None,
     )
 
 
