@@ -17,8 +17,9 @@ __all__ = ["register"]
 
 
 def _policy_overrides(cap_percentile: float | None, reserve: float | None, share_cap: str | None,
-                      fee_bps: int | None) -> dict[str, Any]:
-    given = {"cap_percentile": cap_percentile, "reserve": reserve, "provider_share_cap": share_cap, "fee_bps": fee_bps}
+                      fee_bps: int | None, netting: str | None = None) -> dict[str, Any]:
+    given = {"cap_percentile": cap_percentile, "reserve": reserve, "provider_share_cap": share_cap, "fee_bps": fee_bps,
+             "netting": netting}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -29,6 +30,10 @@ def price(
     reserve: float | None = typer.Option(None, "--reserve", help="Values below this earn nothing (score units)."),
     share_cap: str | None = typer.Option(None, "--share-cap", help="Largest budget share per provider, e.g. 0.25."),
     fee_bps: int | None = typer.Option(None, "--fee-bps", help="Marketplace fee in basis points (0-10000)."),
+    netting: str | None = typer.Option(
+        None, "--netting", metavar="sample|provider",
+        help="'provider': net each provider's negative scores against its positive ones (a provider whose "
+             "scores net to <= 0 earns nothing); default: the campaign's, else 'sample'."),
     score_run: int | None = typer.Option(None, "--score-run", help="Price this score run (default: latest complete)."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Transactions per database transaction."),
     override_audit: str | None = typer.Option(
@@ -44,7 +49,8 @@ def price(
     from marketplace.pricing.runner import run_pricing
 
     _, factory = open_db()
-    outcome = run_pricing(factory, campaign, period, _policy_overrides(cap_percentile, reserve, share_cap, fee_bps),
+    overrides = _policy_overrides(cap_percentile, reserve, share_cap, fee_bps, netting)
+    outcome = run_pricing(factory, campaign, period, overrides,
                           score_run_id=score_run, batch_size=batch_size, audit_override=override_audit)
     emit(outcome.as_dict(), as_json,
          lambda d: print_table(f"pricing run {d['pricing_run_id']}", ["field", "value"], d.items()))

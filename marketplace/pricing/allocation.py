@@ -20,6 +20,19 @@ Pure functions, no database. Money is integer minor units; no float ever touches
    leftover units go one each to the largest fractional parts, ties broken by ascending sample id.
    When every v is 0 (or B = 0) nothing is paid and the whole budget stays unallocated.
 
+**Provider netting** (``policy.netting == "provider"``; tests/pricing/test_netting.py): between steps 1
+and 3, each provider p's values are scaled to its *net* value ``N_p = sum_{i in p} v_i - sum_{i in p,
+s_i < 0} min(-s_i, cap)``: its negative scores, clipped at the same cap, are netted against its paid
+values (so a positive score below the reserve adds nothing, as it earns nothing). ``N_p <= 0`` values
+every sample of p at 0; otherwise ``v_i' = v_i * N_p / sum_{j in p} v_j``, so netting only ever lowers a
+value. The debits share the values' common scale, so ``N_p`` and ``sum v_j`` are exact ints and the
+quota of sample i is the exact fraction ``B * N_p * w_i / (sum_p w * sum_q N_q)`` (with the share cap,
+water-filling runs over the N_p). Allocation then proceeds as below. Netting is per account: splitting
+a provider's samples over two accounts can only raise their exact total share (a netted-out account
+no longer drags the other down), exactly as with the share cap. With ``cap_percentile < 100`` adding
+low-scoring samples can lower the cap (an order statistic), in both modes, which shrinks everyone's
+capped values; the tests therefore check "adding negative samples never gains" with the cap at 100.
+
 **Properties** (tests/pricing/test_allocation.py checks each with Hypothesis):
 
 - the amounts sum to exactly B (or B - unallocated, with the share cap), none is negative;
@@ -65,6 +78,7 @@ __all__ = [
     "compute_cap",
     "compute_values",
     "exact_weights",
+    "net_provider_weights",
     "validate_scores",
 ]
 
@@ -78,7 +92,9 @@ class AllocationResult:
     """Per-sample payouts (arrays sorted by ascending sample id) and their totals.
 
     ``sample_ids``, ``submission_ids``, ``provider_ids``: (N,) int64; ``scores``, ``values``: (N,)
-    float64 (score units); ``amounts_minor``: (N,) int64 minor units, exact.
+    float64 (score units; under provider netting ``values`` are the netted v', rounded to float64 for
+    the record, while the allocation itself used them exactly); ``amounts_minor``: (N,) int64 minor
+    units, exact.
     """
 
     budget_minor: int
@@ -158,6 +174,59 @@ def exact_weights(values: NDArray[np.float64]) -> NDArray[np.object_]:
     shift = e - e.min()
     weights[positive] = np.left_shift(m.astype(object), shift.astype(object))
     return weights
+
+
+def net_provider_weights(
+    values: NDArray[np.float64], scores: NDArray[np.float64], cap: float, provider_index: NDArray[np.int64],
+    n_providers: int,
+) -> tuple[NDArray[np.object_], list[int], list[int]]:
+    """Exact inputs of provider netting: (weights (N,), per-provider sum of weights, per-provider net).
+
+    ``values`` (N,) from :func:`compute_values`, ``scores`` (N,) and ``cap`` as it returned them,
+    ``provider_index`` (N,) in 0..n_providers-1 (all present). A negative score's debit is
+    ``min(-s, max(cap, 0))``, on the same common scale as the weights, so both per-provider lists are
+    exact ints: net = max(sum of weights - sum of debits, 0).
+    """
+    n = values.size
+    debits = np.where(scores < 0.0, np.minimum(-scores, max(cap, 0.0)), 0.0)  # exact: negation and min
+    both = exact_weights(np.concatenate([values, debits]).astype(np.float64))
+    weights, debit_weights = both[:n], both[n:]
+    sums = _group_sums(weights, provider_index, n_providers)
+    debit_sums = _group_sums(debit_weights, provider_index, n_providers)
+    nets = [s - d if s > d else 0 for s, d in zip(sums, debit_sums, strict=True)]
+    return weights, sums, nets
+
+
+def _allocate_netted(
+    budget_minor: int, scores: NDArray[np.float64], providers: NDArray[np.int64], values: NDArray[np.float64],
+    cap: float, policy: PricingPolicy,
+) -> tuple[NDArray[np.int64], int, tuple[int, ...], NDArray[np.float64]]:
+    """Provider netting (module docstring): (amounts (N,), target total, capped provider ids, netted values (N,))."""
+    uniq_prov, prov_index = np.unique(providers, return_inverse=True)
+    n_prov = uniq_prov.size
+    weights, sums, nets = net_provider_weights(values, scores, cap, prov_index, n_prov)
+    ratio = np.array([nets[p] / sums[p] if sums[p] else 0.0 for p in range(n_prov)], dtype=np.float64)
+    netted = values * ratio[prov_index]  # for the record only; the quotas below are exact
+    netted = np.where(netted > 0.0, netted, 0.0)
+    total_net = sum(nets)
+    if total_net == 0:
+        return np.zeros(values.size, dtype=np.int64), 0, (), netted
+    capped_ids: tuple[int, ...] = ()
+    if policy.provider_share_cap is None:
+        target = budget_minor
+        group_num = [budget_minor * nets[p] for p in range(n_prov)]
+        group_den = [sums[p] * total_net for p in range(n_prov)]
+    else:
+        cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget_minor)
+        capped, left, value_left, target = _water_fill(nets, budget_minor, cap_minor)
+        group_num = [cap_minor if capped[p] else left * nets[p] for p in range(n_prov)]
+        group_den = [sums[p] if capped[p] else value_left * sums[p] for p in range(n_prov)]
+        capped_ids = tuple(int(uniq_prov[p]) for p in range(n_prov) if capped[p])
+    group_den = [d if d > 0 else 1 for d in group_den]  # providers netted to 0: numerator 0 anyway
+    numerators = np.array(group_num, dtype=object)[prov_index]
+    denominators = np.array(group_den, dtype=object)[prov_index]
+    amounts = apportion_largest_remainder(weights, numerators, denominators, target)
+    return amounts, target, capped_ids, netted
 
 
 def _group_sums(weights: NDArray[np.object_], group_index: NDArray[np.int64], n_groups: int) -> list[int]:
@@ -280,7 +349,9 @@ def allocate_budget(
     total_weight = int(sum(weights.tolist()))
 
     capped_ids: tuple[int, ...] = ()
-    if total_weight == 0 or budget_minor == 0:
+    if policy.netting == "provider":
+        amounts, target, capped_ids, values = _allocate_netted(budget_minor, sc, prov, values, cap, policy)
+    elif total_weight == 0 or budget_minor == 0:
         amounts = np.zeros(n, dtype=np.int64)
         target = 0
     elif policy.provider_share_cap is None:

@@ -14,6 +14,10 @@ Fields and what they do (docs/pricing-and-ledger.md; the allocation itself is in
 - ``fee_bps`` (0..10000): the marketplace fee in basis points of each submission's allocation,
   ``floor(alloc * fee_bps / 10000)`` (rounded in the provider's favour, see
   :mod:`marketplace.ledger.fees`), credited to ``marketplace:fees``.
+- ``netting`` (``"sample"`` or ``"provider"``, default ``"sample"``): ``"provider"`` nets each
+  provider's negative scores against its positive ones before allocating (see allocation.py). At
+  its default the field is left out of :meth:`PricingPolicy.canonical_json`, so policies that do not
+  use it keep the hash they had before the field existed.
 
 A campaign's policy (:func:`campaign_policy`) is its stored ``options["pricing"]`` over these defaults,
 with a run's explicit overrides on top: ``marketplace price``, the ``price`` flow and the ``revalue``
@@ -26,7 +30,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
@@ -48,6 +52,14 @@ class PricingPolicy(BaseModel):
         default=None, gt=0, le=1, description="Largest fraction of the budget one provider may receive."
     )
     fee_bps: int = Field(default=0, ge=0, le=10_000, description="Marketplace fee in basis points.")
+    netting: Literal["sample", "provider"] = Field(
+        default="sample",
+        description=(
+            "'sample': each sample is valued on its own, negative scores count as 0. 'provider': a provider's "
+            "values are scaled to the net sum of its scores (negatives included, both tails clipped at the cap); "
+            "a provider whose scores net to <= 0 earns nothing."
+        ),
+    )
 
     @field_validator("cap_percentile", "reserve", mode="after")
     @classmethod
@@ -57,7 +69,11 @@ class PricingPolicy(BaseModel):
         return value
 
     def canonical_json(self) -> str:
-        """Sorted-key JSON of every field (Decimal as its exact string): what the hash covers."""
+        """Sorted-key JSON of every field (Decimal as its exact string): what the hash covers.
+
+        ``netting`` appears only when it is not ``"sample"``: the default policy hashes as it did before
+        the field was added, so existing pricing runs keep their identity.
+        """
         data: dict[str, Any] = {
             "cap_percentile": repr(float(self.cap_percentile)),
             "reserve": repr(float(self.reserve)),
@@ -65,6 +81,8 @@ class PricingPolicy(BaseModel):
             "fee_bps": self.fee_bps,
             "version": 1,
         }
+        if self.netting != "sample":
+            data["netting"] = self.netting
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -89,7 +107,7 @@ def parse_policy(data: Mapping[str, Any] | None) -> PricingPolicy:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ValidationError(
             f"invalid pricing policy ({problems}); valid fields: cap_percentile in (0, 100], reserve >= 0, "
-            "provider_share_cap in (0, 1] or null, fee_bps in [0, 10000]"
+            "provider_share_cap in (0, 1] or null, fee_bps in [0, 10000], netting 'sample' or 'provider'"
         ) from exc
 
 
