@@ -90,24 +90,53 @@ _UPGRADED: set[str] = set()
 def engine_for(url: str, *, upgrade: bool = True) -> Engine:
     """The engine of ``url`` (one per URL per process); with ``upgrade`` the schema is brought to the
     latest revision the first time (a no-op when current), so embedded use just works."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
     from marketplace.db import create_db_engine
     from marketplace.db.migrate import upgrade as upgrade_schema
 
     with _LOCK:  # one engine and one migration per URL, also when tasks on a thread pool ask at once
         engine = _ENGINES.get(url)
         if engine is None:
-            engine = _ENGINES[url] = create_db_engine(url)
+            try:
+                engine = _ENGINES[url] = create_db_engine(url)
+            except (ArgumentError, ValueError) as exc:
+                raise database_error(url, exc) from None
         if upgrade and url not in _UPGRADED:
-            upgrade_schema(engine)
+            try:
+                upgrade_schema(engine)
+            except DBAPIError as exc:
+                raise database_error(url, exc) from None
             _UPGRADED.add(url)
         return engine
+
+
+def database_error(url: str, exc: BaseException) -> ConfigError:
+    """A database that cannot be parsed or reached, as a one-line ConfigError whose URL and text carry no
+    password (:func:`marketplace.settings.redact_secrets`)."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    from marketplace.settings import redact_secrets
+
+    if isinstance(exc, ArgumentError | ValueError) and not isinstance(exc, DBAPIError):
+        return ConfigError(f"the database URL {redact_secrets(url)!r} is not valid ({redact_secrets(str(exc))}); "
+                           "set MKT_DATABASE_URL to a SQLAlchemy URL such as "
+                           "postgresql+psycopg://USER@HOST:5432/DB (percent-encode special characters)")
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return ConfigError(f"cannot use the database at {redact_secrets(url)}: "
+                       f"{redact_secrets(' '.join(line.strip() for line in reason[:2]))}; "
+                       "start the server or fix MKT_DATABASE_URL (host, port, user, password, database)")
 
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a file-backed SQLite URL (absolute), else None (a server, ``:memory:``)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise database_error(url, exc) from None
     database = parsed.database or ""
     if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
         return None

@@ -13,13 +13,14 @@ Only commands that put data in create the home (``ensure_home``); read-only ones
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "redact_secrets", "redact_url"]
 
 
 class Settings(BaseSettings):
@@ -109,3 +110,24 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Read settings from the environment; keyword overrides win (used by the CLI and tests)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+# scheme://user:password@host — the password runs to the last "@" of the authority (it may hold "@").
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):[^/\s]*@")
+# ?password=... / &token=... in a query string, or password=... in a libpq key=value string.
+_SECRET_QUERY = re.compile(r"(?P<head>\b(?:password|passwd|pwd|pass|token|access_token|secret|api_key|apikey)=)"
+                           r"[^&#\s'\"]*", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with the password of every URL in it (userinfo or a secret query parameter) replaced by
+    ``***``: the one redaction for anything shown (status, error messages, logs). Database and MLflow
+    URLs alike; the user name, host, port and path stay, so the message still says where it looked."""
+    text = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:{REDACTED}@", text)
+    return _SECRET_QUERY.sub(lambda m: f"{m['head']}{REDACTED}", text)
+
+
+def redact_url(url: str | None) -> str | None:
+    """A database or MLflow URL fit to show: :func:`redact_secrets` of it (None stays None)."""
+    return None if url is None else redact_secrets(str(url))

@@ -21,6 +21,7 @@ from marketplace.ingest import (
     list_ingestible,
     summary_rows,
 )
+from marketplace.reports.md_safe import md_escape, md_table_rows
 from marketplace.runtime import ingest_parameters
 from tasks.artifacts import artifact_key
 from tasks.common import retry_on_idempotent_write_error, session_factory, task_settings
@@ -51,7 +52,7 @@ def ingest_file_task(path: str, provider: str, fmt: str | None = None, text_fiel
 def publish_ingest_summary_task(provider: str, results: list[FileIngestResult]) -> str:
     """A table artifact: accepted / quarantined / duplicate counts (or the rejection) per file."""
     artifact_id = create_table_artifact(
-        table=summary_rows(results), key=artifact_key("ingest", provider),
-        description=f"Ingestion of {len(results)} file(s) for provider {provider!r}",
+        table=md_table_rows(summary_rows(results)), key=artifact_key("ingest", provider),
+        description=f"Ingestion of {len(results)} file(s) for provider {md_escape(provider)}",
     )
     return str(artifact_id)

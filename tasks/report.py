@@ -22,6 +22,7 @@ from marketplace.reports import (
     statement_artifact_rows,
     statement_markdown,
 )
+from marketplace.reports.md_safe import md_escape, md_table_rows
 from tasks.artifacts import artifact_key
 from tasks.common import retry_on_transient_db_error, session_factory
 
@@ -42,10 +43,10 @@ def write_provider_statement_task(provider_id: int, period: str, out_dir: str) -
     with session_scope(session_factory()) as session:
         st, files = produce_statement(session, provider_id, period, Path(out_dir))
     create_markdown_artifact(markdown=statement_markdown(st), key=artifact_key("statement", provider_id, period),
-                             description=f"Statement of provider {provider_id} for {period}")
-    create_table_artifact(table=statement_artifact_rows(st),
+                             description=f"Statement of provider {provider_id} for {md_escape(period)}")
+    create_table_artifact(table=md_table_rows(statement_artifact_rows(st)),
                           key=artifact_key("statement-submissions", provider_id, period),
-                          description=f"Value per submission, provider {provider_id}, {period}")
+                          description=f"Value per submission, provider {provider_id}, {md_escape(period)}")
     return {k: str(p) for k, p in files.items()}
 
 
@@ -57,7 +58,9 @@ def write_buyer_report_task(campaign: str, period: str | None, out_dir: str, top
         rep, files = produce_buyer_report(session, campaign, period, Path(out_dir), top_k=top_k)
     create_markdown_artifact(markdown=buyer_report_markdown(rep),
                              key=artifact_key("buyer", rep.campaign_id, rep.period),
-                             description=f"Buyer report, campaign {rep.campaign_name}, {rep.period}")
-    create_table_artifact(table=buyer_artifact_rows(rep), key=artifact_key("buyer-top", rep.campaign_id, rep.period),
+                             description=f"Buyer report, campaign {md_escape(rep.campaign_name)}, "
+                                         f"{md_escape(rep.period)}")
+    create_table_artifact(table=md_table_rows(buyer_artifact_rows(rep)),
+                          key=artifact_key("buyer-top", rep.campaign_id, rep.period),
                           description=f"Top {len(rep.top_samples)} samples selected")
     return {"period": rep.period, "files": {k: str(p) for k, p in files.items()}}

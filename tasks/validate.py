@@ -10,6 +10,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from marketplace.reports.md_safe import md_escape
 from marketplace.runtime import resolve_device
 from marketplace.validation import ValidationConfig, validate_campaign, validation_markdown
 from tasks.artifacts import artifact_key
@@ -31,5 +32,6 @@ def validate_payouts_task(campaign: str, config: dict[str, Any], out_dir: str, p
     )
     create_markdown_artifact(markdown=validation_markdown(result),
                              key=artifact_key("validation", result.campaign_id, result.period),
-                             description=f"Payout validation, campaign {result.campaign_name}, {result.period}")
+                             description=f"Payout validation, campaign {md_escape(result.campaign_name)}, "
+                                         f"{md_escape(result.period)}")
     return {"result": result.to_dict(), "files": {k: str(p) for k, p in files.items()}}

@@ -232,6 +232,8 @@ def load_encoder(
 def _load_encoder(ref: EncoderRef | None, embed: EmbedConfig | None, device: str) -> TextEncoder:
     from transformers import AutoModel, AutoTokenizer
 
+    from marketplace.valuation.target_model import check_checkpoint_folder, load_pretrained
+
     ref = ref or default_encoder_ref()
     embed = embed or EmbedConfig()
     path = resolve_encoder_path(ref)
@@ -241,11 +243,9 @@ def _load_encoder(ref: EncoderRef | None, embed: EmbedConfig | None, device: str
             f"encoder folder {path} hashes to {actual[:12]}, but {ref.digest[:12]} is expected; "
             "install the encoder this model was trained with or retrain the approximator"
         )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot load an encoder from {path}: {exc}") from exc
+    check_checkpoint_folder(path, weights=True)
+    tokenizer = load_pretrained(AutoTokenizer, path, "encoder tokenizer")
+    model = load_pretrained(AutoModel, path, "encoder", use_safetensors=True)
     model.eval()
     if embed.layer >= 0:
         _truncate_blocks(model, embed.layer, path)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from marketplace.db import ApproximatorVersion, Provider, RunStatus, Sample, Score, ScoreRun
 from marketplace.db.eligibility import is_first_owner
 from marketplace.errors import ConfigError, NotFoundError, ValidationError
+from marketplace.reports.csv_safe import write_frame
 
 __all__ = ["ExportResult", "export_scores", "output_format", "resolve_scored_version", "select_top"]
 
@@ -117,7 +118,7 @@ class _Writer:
                 self._pq = pq.ParquetWriter(self._tmp, table.schema)
             self._pq.write_table(table)
         elif self.fmt == "csv":
-            df.to_csv(self._tmp, mode="a", header=self.n_rows == 0, index=False)
+            write_frame(self._tmp, df, header=self.n_rows == 0, append=True)
         else:
             # json.dumps writes floats with repr (exact round trip); pandas' writer stops at 15 digits.
             clean = df.astype(object).where(df.notna(), None)

@@ -37,6 +37,7 @@ from marketplace.approx.publish import CANDIDATE, CHAMPION, LoggedLike
 from marketplace.approx.registry_pyfunc import AlinfikPyfunc
 from marketplace.approx.training import TrainingOutcome
 from marketplace.errors import ConfigError, ConflictError, NotFoundError
+from marketplace.settings import redact_secrets
 
 __all__ = [
     "CANDIDATE",
@@ -276,7 +277,8 @@ class MlflowRegistry:
         try:
             versions = self.client.search_model_versions(f"name = '{model_name}'")
         except MlflowException as exc:  # pragma: no cover - store unreachable
-            raise ConfigError(f"cannot list {model_name} in MLflow at {self.tracking_uri}: {exc}") from exc
+            raise ConfigError(
+                redact_secrets(f"cannot list {model_name} in MLflow at {self.tracking_uri}: {exc}")) from exc
         # Search results do not carry aliases on every store; take them from the registered model.
         by_version: dict[str, list[str]] = {}
         for alias, version in self.aliases(model_name).items():

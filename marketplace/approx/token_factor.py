@@ -56,10 +56,9 @@ def _digest_tokenizer(folder: Path) -> str:
 def _load_fast_tokenizer(folder: Path) -> Any:
     from transformers import AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"cannot load a tokenizer from {folder}: {exc}") from exc
+    from marketplace.valuation.target_model import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer, folder, "tokenizer")
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"the tokenizer in {folder} is not a fast tokenizer; prompt masking needs offsets")
     return tokenizer
@@ -79,7 +78,7 @@ class TokenFactor:
         """From a target model folder (its tokenizer and config.json; the weights are not loaded)."""
         from transformers import AutoConfig
 
-        from marketplace.valuation.target_model import context_length_of
+        from marketplace.valuation.target_model import check_checkpoint_folder, context_length_of, load_pretrained
 
         folder = Path(model_dir).expanduser().resolve()
         if not folder.is_dir():
@@ -89,10 +88,8 @@ class TokenFactor:
             )
         if max_length < 2:
             raise ValidationError(f"max_length must be at least 2, got {max_length}")
-        try:
-            config = AutoConfig.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"cannot read the model config in {folder}: {exc}") from exc
+        check_checkpoint_folder(folder, weights=False)
+        config = load_pretrained(AutoConfig, folder, "model config")
         return cls(_load_fast_tokenizer(folder), int(max_length), min(int(max_length), context_length_of(config)),
                    _digest_tokenizer(folder))
 

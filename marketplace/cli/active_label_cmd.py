@@ -19,10 +19,12 @@ def _write_ids(out: Path, rows: list[dict[str, Any]]) -> None:
     """``.csv`` / ``.jsonl``: every column; any other name: one sample id per line."""
     import pandas as pd
 
+    from marketplace.reports.csv_safe import write_frame
+
     out.parent.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows, columns=_COLUMNS)
     if out.suffix == ".csv":
-        df.to_csv(out, index=False)
+        write_frame(out, df)
     elif out.suffix == ".jsonl":
         df.to_json(out, orient="records", lines=True)
     else:

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace import runtime
@@ -160,17 +161,25 @@ def print_fields(title: str, fields: Mapping[str, Any] | Iterable[tuple[str, Any
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn :class:`MarketplaceError` into a one-line message on stderr and its exit code."""
+    """Turn :class:`MarketplaceError` (and a database that cannot be reached) into a one-line message on
+    stderr, with no password in it, and its exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except MarketplaceError as exc:
+        except (MarketplaceError, OperationalError, InterfaceError) as caught:
             from rich.markup import escape
 
-            # Escape: messages carry "[reason_code]" prefixes that rich would eat as markup.
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            from marketplace.settings import redact_secrets
+
+            # A database that goes away mid-command is a one-line error too, never a traceback.
+            exc = caught if isinstance(caught, MarketplaceError) else runtime.database_error(
+                settings().resolved_database_url, caught)
+            # Escape: messages carry "[reason_code]" prefixes that rich would eat as markup; no message
+            # shows a password (URLs in it are redacted).
+            err_console.print(f"[bold red]error:[/] {escape(redact_secrets(str(exc)))}", highlight=False,
+                              soft_wrap=True)
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             raise typer.Exit(code=exc.exit_code) from exc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from marketplace.cli.common import JsonOpt, emit, handle_errors, open_db
+from marketplace.settings import redact_url
 
 __all__ = ["register"]
 
@@ -20,7 +21,8 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision."), as_
 
     engine, _ = open_db(upgrade=False)
     upgrade_schema(engine, revision)
-    emit({"database": engine.url.render_as_string(hide_password=True), "revision": current_revision(engine)},
+    shown = redact_url(engine.url.render_as_string(hide_password=False))
+    emit({"database": shown, "revision": current_revision(engine)},
          as_json, lambda d: typer.echo(f"{d['database']} at revision {d['revision']}"))
 
 

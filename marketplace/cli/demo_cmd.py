@@ -25,7 +25,7 @@ import typer
 from marketplace import runtime
 from marketplace.cli.common import JsonOpt, console, emit, handle_errors, open_db, settings
 from marketplace.runtime import ingest_limits
-from marketplace.settings import Settings
+from marketplace.settings import Settings, redact_url
 
 __all__ = ["register"]
 
@@ -181,8 +181,8 @@ def demo(
             "home": f"{base.home} ({base.home_origin})",
             "store": str(cfg.home),
             "reports": str(reports_dir),
-            "mlflow": cfg.resolved_mlflow_tracking_uri,
-            "mlflow_ui": f"mlflow ui --backend-store-uri {cfg.resolved_mlflow_tracking_uri} --port 5000",
+            "mlflow": redact_url(cfg.resolved_mlflow_tracking_uri),
+            "mlflow_ui": f"mlflow ui --backend-store-uri {redact_url(cfg.resolved_mlflow_tracking_uri)} --port 5000",
             "prefect_ui": (f"PREFECT_HOME={prefect_home} prefect server start  # then open http://127.0.0.1:4200"
                            if prefect_home else f"the UI of the Prefect server at {os.environ['PREFECT_API_URL']}"),
         },

@@ -14,6 +14,7 @@ def status(as_json: bool = JsonOpt) -> None:
     """What is in the store: providers, submissions, samples, quarantine, duplicates, campaigns, ledger.
 
     Never creates a store: a missing home is an error saying where it looked (MKT_HOME)."""
+    from marketplace.settings import redact_url
     from marketplace.status import collect_status
 
     data = in_session(collect_status)
@@ -21,8 +22,8 @@ def status(as_json: bool = JsonOpt) -> None:
     data["store"] = {
         "home": str(cfg.home),
         "home set": cfg.home_origin,
-        "database": cfg.resolved_database_url,
-        "mlflow": cfg.resolved_mlflow_tracking_uri,
+        "database": redact_url(cfg.resolved_database_url),
+        "mlflow": redact_url(cfg.resolved_mlflow_tracking_uri),
     }
 
     def render(d: dict[str, dict[str, object]]) -> None:

@@ -1,7 +1,8 @@
 """Render statements and buyer reports: self-contained HTML (inline CSS, base64 PNG plots), CSV, Markdown.
 
 Every piece of provider-supplied text (names, file names, sample excerpts) goes through ``html.escape``
-in HTML and through :func:`~marketplace.reports.csv_safe.sanitize_cell` in CSV.
+in HTML, through :func:`~marketplace.reports.csv_safe.sanitize_cell` in CSV and through
+:func:`~marketplace.reports.md_safe.md_escape` in Markdown.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from marketplace.money import Money, minor_digits
 from marketplace.reports.buyer import BuyerReport
 from marketplace.reports.csv_safe import write_csv
+from marketplace.reports.md_safe import md_escape
 from marketplace.reports.plots import balance_history_png, value_distribution_png
 from marketplace.reports.statements import ProviderStatement
 
@@ -119,20 +121,17 @@ def statement_html(st: ProviderStatement) -> str:
     return _page(f"Statement {st.provider_name} {st.period}", body)
 
 
-def _md(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-
-
 def statement_markdown(st: ProviderStatement) -> str:
     cur = st.currency
     lines = [
-        f"# Statement: {_md(st.provider_name)}, period {_md(st.period)}", "",
+        f"# Statement: {md_escape(st.provider_name)}, period {md_escape(st.period)}", "",
         "| | amount |", "|---|---:|",
         f"| opening | {_money(st.opening_minor, cur)} |", f"| credits | {_money(st.credits_minor, cur)} |",
         f"| adjustments | {_money(st.adjustments_minor, cur)} |", f"| closing | {_money(st.closing_minor, cur)} |",
         "", "| submission | file | amount |", "|---|---|---:|",
     ]
-    lines += [f"| {s.submission_id} | {_md(s.filename)} | {_money(s.amount_minor, cur)} |" for s in st.submissions]
+    lines += [f"| {s.submission_id} | {md_escape(s.filename)} | {_money(s.amount_minor, cur)} |"
+              for s in st.submissions]
     return "\n".join(lines) + "\n"
 
 
@@ -198,10 +197,12 @@ def buyer_report_html(rep: BuyerReport) -> str:
 
 def buyer_report_markdown(rep: BuyerReport) -> str:
     cur = rep.currency
-    lines = [f"# Buyer report: {_md(rep.campaign_name)}, period {_md(rep.period)}", "",
-             f"Pricing run {rep.pricing_run_id}, model {_md(rep.model_version)}, label set {rep.label_set_id}.", "",
+    lines = [f"# Buyer report: {md_escape(rep.campaign_name)}, period {md_escape(rep.period)}", "",
+             f"Pricing run {rep.pricing_run_id}, model {md_escape(rep.model_version)}, "
+             f"label set {rep.label_set_id}.", "",
              "| provider | samples | amount |", "|---|---:|---:|"]
-    lines += [f"| {_md(p.provider_name)} | {p.n_samples} | {_money(p.amount_minor, cur)} |" for p in rep.providers]
+    lines += [f"| {md_escape(p.provider_name)} | {p.n_samples} | {_money(p.amount_minor, cur)} |"
+              for p in rep.providers]
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,7 @@
 
 Provider names are provider-supplied: they go through ``html.escape`` in HTML, through
 :func:`~marketplace.reports.csv_safe.sanitize_cell` in CSV (no cell can become a formula), and through
-``html.escape`` plus pipe/newline neutralising in Markdown (Markdown renders raw HTML).
+:func:`~marketplace.reports.md_safe.md_escape` in Markdown (HTML and Markdown metacharacters escaped).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from marketplace.money import Money
 from marketplace.reports.csv_safe import write_csv
+from marketplace.reports.md_safe import md_escape
 from marketplace.validation.compare import PayoutValidation, ProviderComparison, RegimeVerdict
 
 __all__ = ["validation_csv_rows", "validation_html", "validation_markdown", "write_validation"]
@@ -118,30 +119,25 @@ def validation_html(v: PayoutValidation) -> str:
             f"<style>{_STYLE}</style></head><body>{body}</body></html>\n")
 
 
-def _md_cell(text: object) -> str:
-    """Markdown-safe text: HTML escaped (Markdown renders raw HTML), no table-breaking pipe or newline."""
-    return html.escape(str(text)).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
 def validation_markdown(v: PayoutValidation) -> str:
     """A short summary (headline verdict, every regime, providers by payout) for an artifact or a log."""
     head = v.headline_verdict
     lines = [
-        f"# Payout validation: {_md_cell(v.campaign_name)}, pricing run {v.pricing_run_id} ({_md_cell(v.period)})",
+        f"# Payout validation: {md_escape(v.campaign_name)}, pricing run {v.pricing_run_id} ({md_escape(v.period)})",
         "",
-        f"**{_md_cell(head.regime)}** ({_md_cell(head.description)}): {_verdict_line(head)}.",
+        f"**{md_escape(head.regime)}** ({md_escape(head.description)}): {_verdict_line(head)}.",
         "",
         "| regime | misallocated | harmful | harmful beyond 1 sd | paid to gains ~0 |",
         "|---|---:|---:|---:|---:|",
     ]
-    lines += [f"| {_md_cell(r.regime)} | {_pct(r.misallocated_share)} | {_pct(r.harmful_share)} | "
+    lines += [f"| {md_escape(r.regime)} | {_pct(r.misallocated_share)} | {_pct(r.harmful_share)} | "
               f"{_pct(r.clearly_harmful_share)} | {_pct(r.uncertain_share)} |" for r in v.verdicts]
-    lines += [f"\n{_md_cell(r.regime)}: {_md_cell(r.note)}" for r in v.verdicts if r.note]
-    lines += ["", f"| provider | payout share | gain/sample ({_md_cell(v.headline)}) | ideal share |",
+    lines += [f"\n{md_escape(r.regime)}: {md_escape(r.note)}" for r in v.verdicts if r.note]
+    lines += ["", f"| provider | payout share | gain/sample ({md_escape(v.headline)}) | ideal share |",
               "|---|---:|---:|---:|"]
     for p in sorted(v.providers, key=lambda p: (-p.amount_minor, p.provider_id)):
         noise = " (~0)" if p.within_noise[v.headline] else ""
-        lines.append(f"| {_md_cell(p.provider_name)} | {_pct(p.payout_share)} | {_gain(p.gain[v.headline])}{noise} | "
+        lines.append(f"| {md_escape(p.provider_name)} | {_pct(p.payout_share)} | {_gain(p.gain[v.headline])}{noise} | "
                      f"{_pct(p.ideal_share[v.headline])} |")
     return "\n".join(lines) + "\n"
 

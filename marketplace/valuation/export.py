@@ -7,7 +7,6 @@ failed export never leaves a half-written file under the requested name.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.db import Label, LabelSet, Provider, Sample
 from marketplace.errors import ConfigError, NotFoundError
+from marketplace.reports.csv_safe import write_csv
 
 __all__ = ["EXPORT_FORMATS", "export_labels"]
 
@@ -61,12 +61,10 @@ def export_labels(session: Session, label_set_id: int, out: Path) -> dict[str, A
                 fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk)
                 n += len(chunk)
     elif fmt == "csv":
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-            writer.writeheader()
-            for chunk in _rows(session, label_set_id):
-                writer.writerows(chunk)
-                n += len(chunk)
+        write_csv(tmp, COLUMNS, [])
+        for chunk in _rows(session, label_set_id):
+            write_csv(tmp, None, ([r[c] for c in COLUMNS] for r in chunk), append=True)
+            n += len(chunk)
     else:
         schema = pa.schema([("sample_id", pa.int64()), ("provider_id", pa.int64()), ("provider", pa.string()),
                             ("text", pa.large_string()), ("score", pa.float64())])

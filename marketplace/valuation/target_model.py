@@ -11,6 +11,7 @@ code stamps it on campaigns and the label sets carry it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -25,8 +26,10 @@ from marketplace.errors import ConfigError, NotFoundError
 __all__ = [
     "DIGEST_FILE_PATTERNS",
     "TargetModel",
+    "check_checkpoint_folder",
     "context_length_of",
     "digest_model_dir",
+    "load_pretrained",
     "load_target_model",
     "load_target_model_cached",
 ]
@@ -137,6 +140,48 @@ def _check_device(device: torch.device | str) -> torch.device:
         raise ConfigError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from exc
 
 
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+
+
+def check_checkpoint_folder(folder: Path, *, weights: bool) -> None:
+    """Refuse what must not or cannot be loaded, before transformers sees it: a config.json that is not
+    JSON, a folder that declares its own code (``auto_map``: never run, and not silently swapped for a
+    built-in class), and (``weights``) a folder without safetensors weights, such as one holding only a
+    pickled ``pytorch_model.bin`` (unpickling runs code, so such weights are never read)."""
+    for config in (folder / "config.json", folder / "tokenizer_config.json"):
+        if not config.is_file():
+            continue
+        try:
+            data = json.loads(config.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{config} is not valid JSON ({' '.join(str(exc).split())}); "
+                              "save the model again with model.save_pretrained(DIR)") from exc
+        if isinstance(data, dict) and data.get("auto_map"):
+            raise ConfigError(f"{config} declares its own code (auto_map), which is never run; save the model "
+                              "with a built-in transformers architecture (model.save_pretrained(DIR))")
+    if weights and not any(folder.glob("*.safetensors")):
+        pickled = sorted({p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern)})
+        if pickled:
+            raise ConfigError(
+                f"{folder} holds only pickled weights ({', '.join(pickled[:3])}), which are never loaded "
+                "(unpickling can run code); convert them to safetensors where you trust them: load the model "
+                "and save it with model.save_pretrained(DIR)")
+        raise ConfigError(f"{folder} has no *.safetensors weights; save the model with model.save_pretrained(DIR)")
+
+
+def load_pretrained(loader: Any, folder: Path, what: str, **kwargs: Any) -> Any:
+    """The one way a model, tokenizer or config is read from a (buyer-supplied) folder: offline, never
+    remote code, safetensors only for weights (pass ``use_safetensors=True``). Anything a corrupt file
+    raises becomes one ConfigError naming the folder and the fix."""
+    try:
+        return loader.from_pretrained(folder, local_files_only=True, trust_remote_code=False, **kwargs)
+    except Exception as exc:  # a truncated or hostile file can raise anything; the caller gets one line
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ConfigError(f"cannot load the {what} from {folder}: {reason}. The folder needs config.json, "
+                          "*.safetensors weights and tokenizer files saved with save_pretrained; "
+                          "code shipped with a model is never run") from exc
+
+
 def load_target_model(
     path: str | Path, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
 ) -> TargetModel:
@@ -147,18 +192,13 @@ def load_target_model(
     dev = _check_device(device)
     folder = Path(path).expanduser().resolve()
     digest = digest_model_dir(folder)
-    try:
-        with _load_lock:
-            # the import too: transformers' lazy module can fail when two threads resolve it at once
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+    check_checkpoint_folder(folder, weights=True)
+    with _load_lock:
+        # the import too: transformers' lazy module can fail when two threads resolve it at once
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(
-            f"cannot load a causal LM and tokenizer from {folder}: {exc}. "
-            "The folder needs config.json, weights and tokenizer files saved with save_pretrained."
-        ) from exc
+        model: Any = load_pretrained(AutoModelForCausalLM, folder, "causal LM", dtype=dtype, use_safetensors=True)
+        tokenizer = load_pretrained(AutoTokenizer, folder, "tokenizer")
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(
             f"the tokenizer in {folder} is not a fast tokenizer; prompt masking needs offsets. "
