@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -14,84 +13,32 @@ from hypothesis import strategies as st
 from marketplace.errors import ValidationError
 from marketplace.pricing import PricingPolicy, allocate_budget, parse_policy
 from marketplace.pricing.allocation import compute_cap
+from tests.support.pricing import (
+    budgets,
+    hamilton,
+    oracle_cap,
+    oracle_values,
+    policies,
+    pools,
+    water_fill,
+    wide_scores,
+)
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-finite_scores = st.floats(allow_nan=False, allow_infinity=False, width=64)
-wide_scores = st.one_of(
-    finite_scores,
-    st.sampled_from([0.0, -0.0, 1e-300, 1e300, 5e-324, 1.7976931348623157e308, 1.0, 2.0, -1.0]),
-)
-budgets = st.one_of(st.integers(0, 10**12), st.sampled_from([0, 1, 2, 7, 10**12, 10**12 - 1]))
-policies = st.builds(
-    PricingPolicy,
-    cap_percentile=st.sampled_from([100.0, 99.0, 90.0, 50.0, 12.5]),
-    reserve=st.sampled_from([0.0, 0.5, 1e-12]),
-    provider_share_cap=st.sampled_from([None, None, Decimal("0.5"), Decimal("0.25"), Decimal("1")]),
-)
-
-
-@st.composite
-def pools(draw: st.DrawFn, min_size: int = 0, max_size: int = 40) -> dict[str, list]:
-    n = draw(st.integers(min_size, max_size))
-    ids = draw(st.lists(st.integers(1, 10_000), min_size=n, max_size=n, unique=True))
-    scores = draw(st.lists(wide_scores, min_size=n, max_size=n))
-    providers = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
-    submissions = [p * 100 + draw(st.integers(0, 2)) for p in providers]
-    return {"ids": ids, "scores": scores, "subs": submissions, "provs": providers}
-
 
 def slow_reference(budget: int, pool: dict[str, list], policy: PricingPolicy) -> dict[int, int]:
     """The obvious implementation: Fractions everywhere, a Python loop, explicit sort keys."""
     rows = sorted(zip(pool["ids"], pool["scores"], pool["provs"], strict=True))
     if not rows:
         return {}
-    ordered = sorted(s for _, s, _ in rows)
-    rank = min(max(math.ceil(Fraction(policy.cap_percentile) * len(rows) / 100), 1), len(rows))
-    cap = max(ordered[rank - 1], 0.0)
-    vals = {}
-    for sid, s, _ in rows:
-        v = min(max(s, 0.0), cap)
-        vals[sid] = Fraction(0) if v < policy.reserve or v <= 0 else Fraction(v)
-    total = sum(vals.values())
-    if total == 0 or budget == 0:
+    vals = oracle_values(rows, oracle_cap([s for _, s, _ in rows], policy), policy)
+    if sum(vals.values()) == 0 or budget == 0:
         return {sid: 0 for sid, _, _ in rows}
-    quotas: dict[int, Fraction] = {}
-    target = budget
-    if policy.provider_share_cap is None:
-        quotas = {sid: budget * v / total for sid, v in vals.items()}
-    else:
-        cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget)
-        prov_of = {sid: p for sid, _, p in rows}
-        pv: dict[int, Fraction] = {}
-        for sid, v in vals.items():
-            pv[prov_of[sid]] = pv.get(prov_of[sid], Fraction(0)) + v
-        active = {p for p, v in pv.items() if v > 0}
-        capped: set[int] = set()
-        left = Fraction(budget)
-        while active:
-            lam = left / sum(pv[p] for p in active)
-            over = {p for p in active if lam * pv[p] > cap_minor}
-            if not over:
-                break
-            capped |= over
-            left -= cap_minor * len(over)
-            active -= over
-        if not active:
-            target = cap_minor * len(capped)
-        for sid, v in vals.items():
-            p = prov_of[sid]
-            if p in capped:
-                quotas[sid] = cap_minor * v / pv[p]
-            elif v > 0:
-                quotas[sid] = left * v / sum(pv[q] for q in active)
-            else:
-                quotas[sid] = Fraction(0)
-    out = {sid: math.floor(q) for sid, q in quotas.items()}
-    seats = target - sum(out.values())
-    for sid in sorted(quotas, key=lambda s: (-(quotas[s] - math.floor(quotas[s])), s))[:seats]:
-        out[sid] += 1
-    return out
+    prov_of = {sid: p for sid, _, p in rows}
+    pv: dict[int, Fraction] = {}
+    for sid, v in vals.items():
+        pv[prov_of[sid]] = pv.get(prov_of[sid], Fraction(0)) + v
+    return hamilton(*water_fill(vals, prov_of, pv, budget, policy))
 
 
 @FAST

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -20,8 +19,8 @@ from marketplace.errors import ValidationError
 from marketplace.pricing import PricingPolicy, allocate_budget, campaign_policy, parse_policy
 from marketplace.pricing.allocation import AllocationResult
 from marketplace.pricing.runner import run_pricing
-from tests.pricing.test_allocation import budgets, pools, wide_scores
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
+from tests.support.pricing import budgets, hamilton, oracle_cap, oracle_values, pools, water_fill, wide_scores
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -37,66 +36,21 @@ netting_policies = st.builds(
 )
 
 
-def _cap(scores: list[float], policy: PricingPolicy) -> float:
-    ordered = sorted(scores)
-    rank = min(max(math.ceil(Fraction(policy.cap_percentile) * len(ordered) / 100), 1), len(ordered))
-    return max(ordered[rank - 1], 0.0)
-
-
 def netted_quotas(budget: int, pool: dict[str, list], policy: PricingPolicy) -> tuple[dict[int, Fraction], int]:
     """The obvious implementation of netting: Fractions everywhere. Returns (exact quotas by sample id, target)."""
     rows = sorted(zip(pool["ids"], pool["scores"], pool["provs"], strict=True))
     if not rows:
         return {}, 0
-    cap = _cap([s for _, s, _ in rows], policy)
-    vals: dict[int, Fraction] = {}
+    cap = oracle_cap([s for _, s, _ in rows], policy)
+    vals = oracle_values(rows, cap, policy)
     prov_of = {sid: p for sid, _, p in rows}
-    value_sum: dict[int, Fraction] = {}
     net: dict[int, Fraction] = {}
     for sid, s, p in rows:
-        v = min(max(s, 0.0), cap)
-        vals[sid] = Fraction(0) if v < policy.reserve or v <= 0 else Fraction(v)
-        value_sum[p] = value_sum.get(p, Fraction(0)) + vals[sid]
         net[p] = net.get(p, Fraction(0)) + vals[sid] - (Fraction(min(-s, cap)) if s < 0 else 0)
-    netted = {sid: vals[sid] * net[prov_of[sid]] / value_sum[prov_of[sid]] if net[prov_of[sid]] > 0 else Fraction(0)
-              for sid in vals}
-    pv = {p: max(n, Fraction(0)) for p, n in net.items()}
-    total = sum(pv.values())
-    if total == 0 or budget == 0:
+    pv = {p: max(x, Fraction(0)) for p, x in net.items()}
+    if sum(pv.values()) == 0 or budget == 0:
         return {sid: Fraction(0) for sid in vals}, 0
-    if policy.provider_share_cap is None:
-        return {sid: budget * v / total for sid, v in netted.items()}, budget
-    cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget)
-    active = {p for p, v in pv.items() if v > 0}
-    capped: set[int] = set()
-    left = Fraction(budget)
-    while active:
-        lam = left / sum(pv[p] for p in active)
-        over = {p for p in active if lam * pv[p] > cap_minor}
-        if not over:
-            break
-        capped |= over
-        left -= cap_minor * len(over)
-        active -= over
-    target = budget if active else cap_minor * len(capped)
-    quotas = {}
-    for sid, v in netted.items():
-        p = prov_of[sid]
-        if p in capped:
-            quotas[sid] = cap_minor * v / pv[p]
-        elif v > 0:
-            quotas[sid] = left * v / sum(pv[q] for q in active)
-        else:
-            quotas[sid] = Fraction(0)
-    return quotas, target
-
-
-def hamilton(quotas: dict[int, Fraction], target: int) -> dict[int, int]:
-    out = {sid: math.floor(q) for sid, q in quotas.items()}
-    seats = target - sum(out.values())
-    for sid in sorted(quotas, key=lambda s: (-(quotas[s] - math.floor(quotas[s])), s))[:seats]:
-        out[sid] += 1
-    return out
+    return water_fill(vals, prov_of, pv, budget, policy)
 
 
 def _alloc(budget: int, pool: dict[str, list], policy: PricingPolicy) -> AllocationResult:

@@ -6,13 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.db import Campaign, Sample
 from marketplace.errors import ConfigError
-from marketplace.pricing import PricingPolicy
-from marketplace.pricing.runner import run_pricing
 from marketplace.validation import (
     ProviderDraw,
     RegimeConfig,
@@ -27,8 +23,8 @@ from marketplace.validation import (
 )
 from marketplace.valuation.target_model import load_target_model
 from marketplace.valuation.tokenization import encode_texts
-from tests.support.catalog import make_score_run
-from tests.support.models import build_tiny_model, seed_campaign, texts
+from tests.support.models import build_tiny_model, texts
+from tests.support.validation import seed_scored_campaign
 
 FAST = ValidationConfig(
     per_provider=6, seeds=(0, 1), max_length=48, headline="adamw",
@@ -79,13 +75,7 @@ def test_copies_of_the_target_gain_more_than_garbage(model_dir: Path) -> None:
 
 
 def test_validation_end_to_end(session_factory: sessionmaker[Session], model_dir: Path, tmp_path: Path) -> None:
-    with session_factory() as s, s.begin():
-        camp_id = seed_campaign(s, model_dir, per_provider=(5, 4, 3), n_target=4)
-        camp = s.get(Campaign, camp_id)
-        assert camp is not None
-        first = s.scalars(select(Sample.id).where(Sample.duplicate_of_id.is_(None)).order_by(Sample.id)).all()
-        make_score_run(s, camp, {sid: float(i % 3) for i, sid in enumerate(first)})
-    run_pricing(session_factory, camp_id, "2026-10", PricingPolicy(cap_percentile=100))
+    camp_id = seed_scored_campaign(session_factory, model_dir, priced=True)
     cfg = FAST.model_copy(update={"per_provider": 3, "seeds": (0,), "regimes": FAST.regimes[:1],
                                   "headline": "sgd"})
     with session_factory() as s:
