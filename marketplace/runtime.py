@@ -8,7 +8,9 @@ The CLI, the Prefect tasks and any other edge (an HTTP server) get from here, an
 * :func:`engine_for` / :func:`session_factory`: one engine per database URL per process (engines are
   thread-safe; sessions are not, so each unit of work opens its own), the schema brought up to date
   once, the data folders created;
-* :func:`model_registry`: the MLflow model registry the settings name;
+* :func:`use_prefect_home`: where Prefect records flow runs when no server is named (``$MKT_HOME/prefect``);
+* :func:`model_registry`: the MLflow model registry the settings name (a fresh embedded store keeps
+  even its default experiment's artifacts under ``MKT_HOME``);
 * :func:`resolve_device`: the torch device to run on (``MKT_DEVICE`` when nothing is asked);
 * :func:`ingest_parameters` (:func:`ingest_limits`, :func:`dedup_params`): the ingestion parameter objects.
 
@@ -48,6 +50,7 @@ __all__ = [
     "reset",
     "resolve_device",
     "session_factory",
+    "use_prefect_home",
 ]
 
 OFFLINE_ENV = {
@@ -179,6 +182,38 @@ def reset() -> None:
         _UPGRADED.clear()
 
 
+def use_prefect_home(settings: Settings | None = None,
+                     environ: MutableMapping[str, str] | None = None) -> Path | None:
+    """Record this process's Prefect runs under ``$MKT_HOME/prefect``; returns that folder, or None when
+    ``PREFECT_API_URL`` names a server (the runs are there).
+
+    Without a server each process runs its flows against a temporary local one whose database lives in
+    ``PREFECT_HOME`` (default ``~/.prefect``): every command (demo, revalue, serve, label...) must point
+    at the same folder, or ``prefect server start`` shows only some of the runs. A ``PREFECT_HOME`` the
+    user set wins. Call it before Prefect is imported (Prefect reads its settings once)."""
+    target = os.environ if environ is None else environ
+    if target.get("PREFECT_API_URL"):
+        return None
+    cfg = settings or current_settings()
+    target.setdefault("PREFECT_HOME", str(cfg.home / "prefect"))
+    return Path(target["PREFECT_HOME"])
+
+
+def _init_local_mlflow_store(uri: str, artifact_root: str) -> None:
+    """Create a fresh SQLite MLflow store with ``artifact_root`` as its default artifact root.
+
+    MLflow creates its ``Default`` experiment when it creates the database, with the artifact location
+    ``./mlruns/0`` of whatever folder the process ran in; created here first, it lies under MKT_HOME
+    like everything else. An existing store is left as it is."""
+    path = sqlite_file(uri)
+    if path is None or path.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    SqlAlchemyStore(uri, artifact_root).engine.dispose()
+
+
 def model_registry(settings: Settings | None = None) -> MlflowRegistry:
     """The MLflow registry of the settings; an explicit artifact root only for local stores (a tracking
     server decides where artifacts go unless MKT_MLFLOW_ARTIFACT_ROOT says otherwise)."""
@@ -188,6 +223,8 @@ def model_registry(settings: Settings | None = None) -> MlflowRegistry:
     uri = cfg.resolved_mlflow_tracking_uri
     local = not uri.startswith(("http://", "https://", "databricks"))
     root = cfg.mlflow_artifact_root or (cfg.resolved_mlflow_artifact_root if local else None)
+    if local and root is not None and uri.startswith("sqlite:"):
+        _init_local_mlflow_store(uri, root)
     return MlflowRegistry(uri, root)
 
 

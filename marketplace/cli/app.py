@@ -12,7 +12,8 @@ import logging
 import typer
 
 from marketplace.cli.common import settings
-from marketplace.runtime import apply_offline_env
+from marketplace.cli.noise import quiet_known_noise
+from marketplace.runtime import apply_offline_env, use_prefect_home
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
@@ -29,6 +30,7 @@ COMMAND_MODULES = (
     "marketplace.cli.db_cmd",
     "marketplace.cli.status_cmd",
     "marketplace.cli.ingest_cmd",
+    "marketplace.cli.submissions_cmd",
     "marketplace.cli.corpus_cmd",
     "marketplace.cli.campaign_cmd",
     "marketplace.cli.model_cmd",
@@ -53,12 +55,15 @@ COMMAND_MODULES = (
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
     apply_offline_env()
+    # Before any command imports Prefect: every command records its runs in one place.
+    use_prefect_home(settings())
     level = logging.DEBUG if verbose else getattr(logging, settings().log_level.upper(), logging.INFO)
     # Our own progress at INFO; third-party chatter (alembic, mlflow, httpx...) only when verbose.
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("marketplace", "flows", "tasks"):
         logging.getLogger(name).setLevel(level)
+    quiet_known_noise(verbose)
 
 
 for _module in COMMAND_MODULES:

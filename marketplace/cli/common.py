@@ -36,11 +36,13 @@ __all__ = [
     "err_console",
     "handle_errors",
     "in_session",
+    "money",
     "open_db",
     "option_error",
     "print_fields",
     "print_table",
     "progress",
+    "stdout_console",
     "run_flow",
     "settings",
 ]
@@ -51,6 +53,10 @@ T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
+
+# Width of output that goes to a file or a pipe: wide enough that no table cell is ever cut with "…"
+# (rich would otherwise squeeze everything into 80 columns); lines are only as long as their content.
+PIPE_WIDTH = 100_000
 
 JsonOpt = typer.Option(False, "--json", help="Print a machine-readable JSON document instead of tables.")
 CampaignArg = typer.Argument(..., help="Campaign id or name.")
@@ -145,13 +151,29 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None] | None = None) 
         console.print_json(json.dumps(_to_jsonable(data), default=str))
 
 
-def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def stdout_console() -> Console:
+    """The console for stdout: the terminal's own; when stdout is a file or a pipe, one so wide that no
+    cell is truncated or wrapped (a log or ``| grep`` sees every name and path whole)."""
+    return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def money(amount_minor: int, currency: str) -> str:
+    """Integer minor units as people read them: major units with the currency (``1,062.07 EUR``)."""
+    from marketplace.money import Money
+
+    return str(Money(int(amount_minor), currency))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+                right: Iterable[str] = ()) -> None:
+    """A table on stdout; the columns named in ``right`` (numbers, money) are right-aligned."""
+    align_right = set(right)
     table = Table(title=title)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, justify="right" if col in align_right else "left")
     for row in rows:
         table.add_row(*(str(v) for v in row))
-    console.print(table)
+    stdout_console().print(table)
 
 
 def print_fields(title: str, fields: Mapping[str, Any] | Iterable[tuple[str, Any]],

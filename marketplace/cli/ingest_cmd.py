@@ -24,6 +24,7 @@ from marketplace.cli.common import (
     settings,
 )
 from marketplace.errors import ConfigError, RejectedFileError
+from marketplace.names import display_name, validate_name
 from marketplace.runtime import ingest_parameters
 
 __all__ = ["register"]
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
         from marketplace.ingest import FieldMapping, IngestOptions, ingest_one_file, list_ingestible
         from marketplace.ingest.sources import FileFormat
 
+        provider = validate_name(provider, "provider")  # before any work: a bad name is a one-line error
         if fmt is not None and fmt.lower() not in {f.value for f in FileFormat}:
             raise ConfigError(f"--format {fmt!r} is not one of {', '.join(f.value for f in FileFormat)}")
         try:
@@ -74,7 +76,7 @@ def register(app: typer.Typer) -> None:
         _, factory = open_db()
         results = []
         for i, file in enumerate(files, 1):
-            log.info("[%d/%d] ingesting %s for %s", i, len(files), file, provider)
+            log.info("[%d/%d] ingesting %s for %s", i, len(files), display_name(str(file)), display_name(provider))
             result = ingest_one_file(factory, file, provider, options)
             if result.refused:
                 # escape: "[reason_code]" in the message would otherwise be eaten as rich markup

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from marketplace.cli.common import JsonOpt, emit, handle_errors, open_db, print_table
+from marketplace.cli.common import JsonOpt, emit, handle_errors, money, open_db, print_table
 
 __all__ = ["register"]
 
@@ -25,7 +25,8 @@ def _policy_overrides(cap_percentile: float | None, reserve: float | None, share
 
 def price(
     campaign: str = typer.Argument(..., help="Campaign name or id."),
-    period: str = typer.Option(..., "--period", help="Pricing period: YYYY-MM (or YYYY, YYYY-MM-DD)."),
+    period: str | None = typer.Option(None, "--period", help="Pricing period: YYYY-MM (or YYYY, YYYY-MM-DD); "
+                                      "default: the current UTC month, as `marketplace revalue` and the demo."),
     cap_percentile: float | None = typer.Option(None, "--cap-percentile", help="Outlier cap percentile (0, 100]."),
     reserve: float | None = typer.Option(None, "--reserve", help="Values below this earn nothing (score units)."),
     share_cap: str | None = typer.Option(None, "--share-cap", help="Largest budget share per provider, e.g. 0.25."),
@@ -33,7 +34,7 @@ def price(
     netting: str | None = typer.Option(
         None, "--netting", metavar="sample|provider",
         help="'provider': net each provider's negative scores against its positive ones (a provider whose "
-             "scores net to <= 0 earns nothing); default: the campaign's, else 'sample'."),
+             "scores net to <= 0 earns nothing); default: the campaign's, else 'provider'."),
     score_run: int | None = typer.Option(None, "--score-run", help="Price this score run (default: latest complete)."),
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Transactions per database transaction."),
     override_audit: str | None = typer.Option(
@@ -47,13 +48,21 @@ def price(
     the difference to what was credited before for the period.
     """
     from marketplace.pricing.runner import run_pricing
+    from marketplace.revaluation import current_period
 
+    period = period or current_period()
     _, factory = open_db()
     overrides = _policy_overrides(cap_percentile, reserve, share_cap, fee_bps, netting)
     outcome = run_pricing(factory, campaign, period, overrides,
                           score_run_id=score_run, batch_size=batch_size, audit_override=override_audit)
-    emit(outcome.as_dict(), as_json,
-         lambda d: print_table(f"pricing run {d['pricing_run_id']}", ["field", "value"], d.items()))
+    emit(outcome.as_dict(), as_json, _render)
+
+
+def _render(d: dict[str, Any]) -> None:
+    """The run's fields, money in major units with the currency (``--json`` keeps minor units)."""
+    cur = d["currency"]
+    rows = [(k.removesuffix("_minor"), money(v, cur) if k.endswith("_minor") else v) for k, v in d.items()]
+    print_table(f"pricing run {d['pricing_run_id']} of {d['campaign']}, period {d['period']}", ["field", "value"], rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,16 @@ from typing import Any
 
 import typer
 
-from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, print_table, settings
+from marketplace.cli.common import (
+    JsonOpt,
+    emit,
+    handle_errors,
+    in_session,
+    money,
+    print_fields,
+    print_table,
+    settings,
+)
 
 __all__ = ["register"]
 
@@ -22,20 +31,32 @@ def _out_dir(out: Path | None) -> Path:
 def _summary(obj: Any, files: dict[str, Path]) -> dict[str, Any]:
     data = dataclasses.asdict(obj)
     data.pop("values", None)  # every sample's value: in the plot, too long for a summary
+    data.pop("balance_history", None)
+    if hasattr(obj, "notes"):
+        data["notes"] = obj.notes
     data["files"] = {k: str(p) for k, p in files.items()}
     return data
 
 
 def _render_statement(d: dict[str, Any]) -> None:
-    print_fields(f"statement {d['provider_name']} {d['period']} ({d['currency']})", [
-        ("opening", d["opening_minor"]), ("credits", d["credits_minor"]), ("adjustments", d["adjustments_minor"]),
-        ("closing", d["closing_minor"])], columns=("", "minor units"))
+    cur = d["currency"]
+    print_fields(f"statement of {d['provider_name']} (provider {d['provider_id']}), period {d['period']}", [
+        ("opening balance", money(d["opening_minor"], cur)), ("credits", money(d["credits_minor"], cur)),
+        ("adjustments", money(d["adjustments_minor"], cur)), ("closing balance", money(d["closing_minor"], cur))],
+        columns=("", "amount"))
+    for note in d["notes"]:
+        print(f"note: {note}")
     print_fields("files", d["files"], columns=("kind", "path"))
 
 
 def _render_buyer_report(d: dict[str, Any]) -> None:
-    print_table(f"buyer report {d['campaign_name']} {d['period']}", ["provider", "samples", "amount_minor"],
-                ((p["provider_name"], p["n_samples"], p["amount_minor"]) for p in d["providers"]))
+    cur = d["currency"]
+    print_table(f"buyer report {d['campaign_name']} (campaign {d['campaign_id']}), period {d['period']}",
+                ["provider", "id", "samples", "paid samples", "amount"],
+                [(p["provider_name"], p["provider_id"], p["n_samples"], p["n_paid"], money(p["amount_minor"], cur))
+                 for p in d["providers"]], right=("id", "samples", "paid samples", "amount"))
+    for u in d["unpaid"]:
+        print(f"paid nothing: {u['provider_name']}: {u['reason']}")
     print_fields("files", d["files"], columns=("kind", "path"))
 
 
@@ -43,15 +64,24 @@ def _render_buyer_report(d: dict[str, Any]) -> None:
 @handle_errors
 def provider(
     name: str = typer.Argument(..., help="Provider name or id."),
-    period: str = typer.Option(..., "--period", help="Statement period, e.g. 2026-11."),
+    period: str | None = typer.Option(None, "--period", help="Statement period, e.g. 2026-11 (default: the latest "
+                                      "period with postings to this provider)."),
     currency: str | None = typer.Option(None, "--currency", help="Needed only for providers paid in several."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default $MKT_HOME/artifacts/reports)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """A provider's statement for a period: balances, credits and adjustments with lineage, values, samples."""
-    from marketplace.reports import build_provider_statement, write_statement
+    from sqlalchemy.orm import Session
 
-    st = in_session(lambda s: build_provider_statement(s, name, period, currency=currency))
+    from marketplace.reports import ProviderStatement, build_provider_statement, write_statement
+    from marketplace.reports.statements import require_postings
+
+    def build(s: Session) -> ProviderStatement:
+        if period is not None:
+            require_postings(s, name, period)
+        return build_provider_statement(s, name, period, currency=currency)
+
+    st = in_session(build)
     emit(_summary(st, write_statement(st, _out_dir(out))), as_json, _render_statement)
 
 
@@ -59,7 +89,8 @@ def provider(
 @handle_errors
 def campaign(
     name: str = typer.Argument(..., help="Campaign name or id."),
-    period: str | None = typer.Option(None, "--period", help="Period (default: the latest priced)."),
+    period: str | None = typer.Option(None, "--period", help="Period (default: the latest priced; an unpriced "
+                                      "period lists the priced ones)."),
     top_k: int = typer.Option(20, "--top-k", min=1, help="How many top samples to list."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default $MKT_HOME/artifacts/reports)."),
     as_json: bool = JsonOpt,

@@ -12,7 +12,8 @@ from typing import Any
 
 import typer
 
-from marketplace.cli.common import JsonOpt, emit, handle_errors, print_table, run_flow
+from marketplace.cli.common import JsonOpt, emit, handle_errors, money, print_table, run_flow
+from marketplace.demo import DEMO_SIZES
 from marketplace.runtime import resolve_device
 
 __all__ = ["register"]
@@ -23,8 +24,10 @@ def revalue(
     campaign: str = typer.Argument(..., help="Campaign name or id."),
     period: str | None = typer.Option(None, "--period", help="Pricing period (YYYY, YYYY-MM or YYYY-MM-DD); "
                                       "default: the current UTC month."),
-    inbox: Path | None = typer.Option(None, "--inbox", help="Folder with one sub-folder per provider to ingest first."),
-    n_labels: int = typer.Option(2000, "--n-labels", min=1, help="Samples to label exactly when relabeling."),
+    inbox: Path | None = typer.Option(None, "--inbox", help="Folder with one sub-folder per provider (named by the "
+                                      "provider) to ingest first; see README, 'For operators'."),
+    n_labels: int = typer.Option(DEMO_SIZES["default"].n_labels, "--n-labels", min=1,
+                                 help="Samples to label exactly when relabeling (default: the demo's)."),
     force: bool = typer.Option(False, "--force", help="Relabel and retrain even if the pool did not change."),
     device: str | None = typer.Option(None, "--device",
                                       help="cpu, cuda, cuda:N or auto for labeling, training and scoring "
@@ -43,15 +46,42 @@ def revalue(
                        campaign=campaign, period=period, inbox=str(inbox) if inbox else None, n_labels=n_labels,
                        force=force, device=dev, promotion_floor=promotion_floor, audit_n=audit_n)
 
-    def render(s: dict[str, Any]) -> None:
-        plan = s["plan"]
-        rows = [("plan", plan["reason"]), ("label", "ran" if "label" in s else "reused"),
-                ("train", "ran" if "train" in s else "reused"),
-                ("score", f"version {s['score']['version']}: {s['score']['n_scored']} new scores"),
-                ("price", f"pricing run {s['price'].get('pricing_run_id')}")]
-        print_table(f"revaluation of {s['campaign']} for {s['period']}", ["stage", "outcome"], rows)
+    emit(summary, as_json, render_summary)
 
-    emit(summary, as_json, render)
+
+def gate_outcome(train: dict[str, Any] | None) -> str:
+    """The promotion gate's decision in one line: the new version promoted, or kept out and why."""
+    if train is None:
+        return "not trained (pool unchanged): the champion keeps scoring"
+    verdict = "promoted to champion" if train.get("promoted") else "kept out (the champion keeps scoring)"
+    return f"{train.get('model_name', 'approximator')} v{train.get('version')} {verdict}: {train.get('reason', '')}"
+
+
+def audit_outcome(audit: dict[str, Any] | None) -> str:
+    """The scoring run's audit in one line."""
+    audit = audit or {}
+    if audit.get("passed") is None:
+        return str(audit.get("reason") or "no audit recorded")
+    rho = audit.get("spearman")
+    return (f"{'passed' if audit['passed'] else 'FAILED (payouts blocked)'}: Spearman "
+            f"{float(rho):.3f} on {audit.get('n')} samples, threshold {audit.get('threshold')}"
+            if isinstance(rho, int | float) else str(audit.get("reason", "")))
+
+
+def render_summary(s: dict[str, Any]) -> None:
+    """The revaluation's stages as a table: what ran, the gate's decision, the audit and the payout."""
+    plan, score, price = s["plan"], s["score"], s["price"]
+    label = s.get("label")
+    rows = [("plan", plan["reason"]),
+            ("label", f"{label.get('n_labeled')} exact labels (label set "
+                      f"{label.get('label_set_id')})" if label else f"reused label set {plan['latest_label_set_id']}"),
+            ("train", gate_outcome(s.get("train"))),
+            ("score", f"{score['model_name']} v{score['version']}: {score['n_scored']} new scores"),
+            ("audit", audit_outcome(score.get("audit"))),
+            ("price", f"pricing run {price.get('pricing_run_id')}: {money(price['allocated_minor'], price['currency'])}"
+                      f" of {money(price['budget_minor'], price['currency'])} allocated to {price.get('n_paid')} samples"
+             if "allocated_minor" in price else f"pricing run {price.get('pricing_run_id')}")]
+    print_table(f"revaluation of {s['campaign']} for {s['period']}", ["stage", "outcome"], rows)
 
 
 def register(app: typer.Typer) -> None:

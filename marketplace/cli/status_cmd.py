@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import typer
 
-from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, settings
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, print_table, settings
 
 __all__ = ["register"]
 
 
 @handle_errors
 def status(as_json: bool = JsonOpt) -> None:
-    """What is in the store: providers, submissions, samples, quarantine, duplicates, campaigns, ledger.
+    """What is in the store: providers and campaigns by name; counts of submissions, samples, quarantine,
+    duplicates; the ledger.
 
     Never creates a store: a missing home is an error saying where it looked (MKT_HOME)."""
     from marketplace.settings import redact_url
-    from marketplace.status import collect_status
+    from marketplace.status import campaign_rows, collect_status, provider_rows
 
-    data = in_session(collect_status)
+    def work(s: Session) -> dict[str, Any]:
+        return {**collect_status(s), "providers": provider_rows(s), "campaigns": campaign_rows(s)}
+
+    data = in_session(work)
     cfg = settings()
     data["store"] = {
         "home": str(cfg.home),
@@ -26,9 +34,19 @@ def status(as_json: bool = JsonOpt) -> None:
         "mlflow": redact_url(cfg.resolved_mlflow_tracking_uri),
     }
 
-    def render(d: dict[str, dict[str, object]]) -> None:
+    def render(d: dict[str, Any]) -> None:
         for section, values in d.items():
-            print_fields(section, values, columns=("what", "value"))
+            if section == "providers":
+                print_table("providers", ["name", "id", "submissions", "samples", "already in the market", "owed"],
+                            [(p["name"], p["id"], p["submissions"], p["samples"], p["already_in_market"], p["owed"])
+                             for p in values] or [("(none yet)", "", "", "", "", "")],
+                            right=("id", "submissions", "samples", "already in the market", "owed"))
+            elif section == "campaigns":
+                print_table("campaigns", ["name", "id", "budget per period", "audit threshold"],
+                            [(c["name"], c["id"], c["budget"], c["audit_threshold"]) for c in values]
+                            or [("(none yet)", "", "", "")], right=("id", "budget per period"))
+            else:
+                print_fields(section, values, columns=("what", "value"))
 
     emit(data, as_json, render)
 

@@ -1,7 +1,7 @@
 """Provider statements and buyer reports: data (``statements``, ``buyer``) and rendering (``render``).
 
 CSV output is safe against spreadsheet formula injection (``csv_safe``); HTML is self-contained (inline
-CSS, plots as base64 PNG) with every provider-supplied string escaped.
+CSS, plots as base64 PNG or inline SVG) with every provider-supplied string escaped.
 """
 
 from marketplace.reports.buyer import BuyerReport, build_buyer_report
@@ -17,23 +17,36 @@ from marketplace.reports.render import (
     write_buyer_report,
     write_statement,
 )
-from marketplace.reports.statements import ProviderStatement, build_provider_statement, paid_provider_ids
+from marketplace.reports.statements import (
+    ProviderStatement,
+    build_provider_statement,
+    latest_statement_period,
+    paid_provider_ids,
+    posted_periods,
+    submitting_provider_ids,
+)
+from marketplace.reports.submissions import provider_submissions, submission_detail
 
 __all__ = [
     "BuyerReport",
     "ProviderStatement",
     "build_buyer_report",
     "build_provider_statement",
+    "latest_statement_period",
     "buyer_artifact_rows",
     "buyer_report_html",
     "buyer_report_markdown",
     "paid_provider_ids",
+    "posted_periods",
+    "provider_submissions",
     "produce_buyer_report",
     "produce_statement",
     "sanitize_cell",
     "statement_artifact_rows",
     "statement_html",
     "statement_markdown",
+    "submission_detail",
+    "submitting_provider_ids",
     "write_buyer_report",
     "write_csv",
     "write_statement",

@@ -1,9 +1,11 @@
-"""Plots as base64 PNG for self-contained HTML (matplotlib's Agg canvas; no pyplot, no global state)."""
+"""Plots for self-contained HTML: base64 PNG (matplotlib's Agg canvas; no pyplot, no global state) and
+inline SVG for bar charts whose labels are text a reader can select (no network, no script)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import html
 import io
 from collections.abc import Sequence
 
@@ -11,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
-__all__ = ["balance_history_png", "value_distribution_png"]
+__all__ = ["balance_history_png", "bar_chart_svg", "value_distribution_png"]
 
 
 def _to_base64(fig: Figure) -> str:
@@ -51,3 +53,27 @@ def balance_history_png(points: Sequence[tuple[dt.datetime, int]], digits: int, 
     ax.set_title("Balance over time")
     ax.set_ylabel(f"{currency} (minor units, 1/{10**digits})")
     return _to_base64(fig)
+
+
+def bar_chart_svg(bars: Sequence[tuple[str, int, str]], title: str) -> str:
+    """A horizontal bar chart as inline SVG: one bar per (label, amount in minor units, amount as text),
+    in the order given; bar lengths are proportional to the integer amounts. Labels are escaped."""
+    row, label_w, bar_w, text_w = 24, 190, 360, 130
+    width, height = label_w + bar_w + text_w, 30 + row * max(1, len(bars))
+    top = max((amount for _, amount, _ in bars), default=0)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="system-ui,sans-serif" font-size="12">',
+             f"<title>{html.escape(title)}</title>",
+             f'<text x="0" y="16" font-weight="600">{html.escape(title)}</text>']
+    for i, (label, amount, text) in enumerate(bars):
+        y = 30 + i * row
+        length = 0 if top <= 0 else round(bar_w * max(amount, 0) / top)
+        shown = label if len(label) <= 28 else label[:27] + "…"
+        parts.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{html.escape(shown)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{max(length, 1)}" height="{row - 8}" '
+                     f'fill="{"#3b7dd8" if amount > 0 else "#c5cad3"}"/>')
+        parts.append(f'<text x="{label_w + max(length, 1) + 6}" y="{y + 15}">{html.escape(text)}</text>')
+    if not bars:
+        parts.append(f'<text x="{label_w}" y="45">nothing allocated</text>')
+    parts.append("</svg>")
+    return "".join(parts)

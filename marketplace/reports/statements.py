@@ -27,9 +27,14 @@ from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.errors import NotFoundError, ValidationError
 from marketplace.ledger.balances import provider_payable_balance, signed_amount
 from marketplace.pricing.period import validate_period
+from marketplace.reports.submissions import SubmissionSummary, copies_explanation, provider_submissions
 
 __all__ = [
     "ProviderStatement",
+    "latest_statement_period",
+    "posted_periods",
+    "require_postings",
+    "submitting_provider_ids",
     "SampleValue",
     "StatementLine",
     "SubmissionValue",
@@ -81,6 +86,7 @@ class SampleValue:
     score: float
     value: float
     amount_minor: int
+    campaign: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,28 @@ class ProviderStatement:
     values: list[float] = field(default_factory=list)  # every eligible sample's value, for the histogram
     balance_history: list[tuple[dt.datetime, int]] = field(default_factory=list)
     generated_at: dt.datetime = field(default_factory=utcnow)
+    # Every file the provider submitted, with what was not paid and why (copies, quarantine).
+    submitted: list[SubmissionSummary] = field(default_factory=list)
+
+    @property
+    def n_already_in_market(self) -> int:
+        """Records of this provider whose content someone submitted first: never paid."""
+        return sum(s.already_in_market for s in self.submitted)
+
+    @property
+    def notes(self) -> list[str]:
+        """Plain sentences on what this statement does not pay, and why."""
+        out = []
+        if self.n_already_in_market:
+            out.append(copies_explanation(self.n_already_in_market) + " (the first provider to submit a content "
+                       "is its owner; exact and near copies earn nothing)")
+        quarantined = sum(s.quarantined for s in self.submitted)
+        if quarantined:
+            out.append(f"{quarantined} records were quarantined and are not paid "
+                       "(`marketplace submissions list` shows each with its reason and line or row)")
+        if not self.lines:
+            out.append(f"nothing was posted to you in {self.period}")
+        return out
 
 
 def get_provider(session: Session, name_or_id: str | int) -> Provider:
@@ -162,12 +190,50 @@ def _history(session: Session, provider_id: int, currency: str, period: str) -> 
     return out
 
 
-def build_provider_statement(
-    session: Session, provider: str | int, period: str, *, currency: str | None = None, n_samples: int = 5
-) -> ProviderStatement:
-    """Everything a provider's statement for ``period`` shows, from its own rows only."""
-    period = validate_period(period)
+def posted_periods(session: Session, provider_id: int | None = None) -> list[str]:
+    """The periods with postings (of ``provider_id``'s payable account, else of anyone), oldest first."""
+    stmt = select(JournalTransaction.period).distinct().where(JournalTransaction.period.is_not(None))
+    if provider_id is not None:
+        stmt = (stmt.join(JournalEntry, JournalEntry.transaction_id == JournalTransaction.id)
+                .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
+                .where(LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE, LedgerAccount.provider_id == provider_id))
+    return sorted(str(p) for p in session.scalars(stmt))  # period labels sort chronologically
+
+
+def latest_statement_period(session: Session, provider: str | int) -> str:
+    """The period a statement shows when none is asked for: the provider's latest period with postings,
+    else the latest period anyone was paid in (a provider paid nothing still gets its statement)."""
     prov = get_provider(session, provider)
+    periods = posted_periods(session, prov.id) or posted_periods(session)
+    if not periods:
+        raise NotFoundError("nothing has been priced yet, so there is no statement to show; run "
+                            "`marketplace price CAMPAIGN` (or `marketplace demo`) first")
+    return periods[-1]
+
+
+def require_postings(session: Session, provider: str | int, period: str) -> None:
+    """Raise NotFoundError listing the provider's periods with postings when ``period`` is not one of them
+    (a statement of zeros would read as "you earned nothing"). A provider never paid passes: its statement
+    of zeros explains why."""
+    prov = get_provider(session, provider)
+    periods = posted_periods(session, prov.id)
+    if periods and validate_period(period) not in periods:
+        raise NotFoundError(f"provider {prov.name} has no postings in period {period}; it has postings in "
+                            f"{', '.join(periods)} (pass one of them with --period, or leave --period out for the "
+                            "latest)")
+
+
+def build_provider_statement(
+    session: Session, provider: str | int, period: str | None = None, *, currency: str | None = None,
+    n_samples: int = 5,
+) -> ProviderStatement:
+    """Everything a provider's statement for ``period`` shows, from its own rows only.
+
+    ``period`` None: :func:`latest_statement_period`. A provider with no postings in ``period`` gets a
+    statement of zeros that says so, with the reasons (copies, quarantine); a person asking for one period
+    by hand is checked first with :func:`require_postings`."""
+    prov = get_provider(session, provider)
+    period = validate_period(period) if period is not None else latest_statement_period(session, prov.id)
     cur = _currency(session, prov.id, currency)
     opening = provider_payable_balance(session, prov.id, cur, before_period=period)
     lines = _lines(session, prov.id, cur, period)
@@ -196,8 +262,8 @@ def build_provider_statement(
                         float(sum(a.value for a, _ in items)), sum(a.amount_minor for a, _ in items))
         for (run_id, sub), items in sorted(per_sub.items(), key=lambda kv: kv[0][1])
     ]
-    samples = [SampleValue(a.sample_id, a.submission_id, excerpt(text), a.score, a.value, a.amount_minor)
-               for a, text, _ in alloc_rows]
+    samples = [SampleValue(a.sample_id, a.submission_id, excerpt(text), a.score, a.value, a.amount_minor,
+                           run_campaign[a.pricing_run_id]) for a, text, _ in alloc_rows]
     ranked = sorted(samples, key=lambda x: (-x.amount_minor, -x.value, x.sample_id))
     return ProviderStatement(
         provider_id=prov.id, provider_name=prov.name, period=period, currency=cur, opening_minor=opening,
@@ -205,7 +271,14 @@ def build_provider_statement(
         lines=lines, submissions=submissions, top_samples=ranked[:n_samples],
         bottom_samples=list(reversed(ranked[-n_samples:])),
         values=[x.value for x in samples], balance_history=_history(session, prov.id, cur, period),
+        submitted=provider_submissions(session, prov.id),
     )
+
+
+def submitting_provider_ids(session: Session) -> list[int]:
+    """Every provider with at least one submission: each gets a statement, paid or not (a provider whose
+    every record was a copy learns why it earned nothing)."""
+    return sorted(int(pid) for pid in session.scalars(select(Submission.provider_id).distinct()))
 
 
 def paid_provider_ids(session: Session, campaign: str | int, period: str) -> list[int]:

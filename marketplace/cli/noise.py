@@ -1,0 +1,79 @@
+"""Known third-party and housekeeping messages a user cannot act on, kept off stderr, precisely.
+
+Each entry names one logger and one message; nothing else from that logger is touched, so real
+warnings and errors still reach stderr. ``--verbose`` shows everything again. Every entry says why
+the message is noise:
+
+* transformers warns, once per process, that ``loss_type=None`` in a GPT-2 config is "unrecognized"
+  and that it uses the default causal-LM loss: exactly the loss the demo model is meant to have.
+* MLflow logs at INFO that it creates and updates its tables when it opens a fresh store: it does this
+  on every fresh home, and the alembic lines after it say nothing a user can use.
+* MLflow warns that a ``python_model`` object is serialised with CloudPickle: the only object pickled
+  is the small wrapper class of marketplace/approx/registry_pyfunc.py, by reference (the weights are
+  safetensors and JSON in the bundle), and the marketplace itself never unpickles it.
+* our own "database schema at REVISION" line, which every command would print: the schema is brought
+  up to date silently; ``marketplace db upgrade`` reports the revision when asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+__all__ = ["KNOWN_NOISE", "Noise", "NoiseFilter", "quiet_known_noise"]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """One message of one logger: ``logger`` is its logger's name, ``starts`` how the message starts
+    (the formatted text, so a message built with ``%`` arguments or an f-string both match)."""
+
+    logger: str
+    starts: str
+
+
+KNOWN_NOISE: tuple[Noise, ...] = (
+    Noise("transformers.modeling_utils", "`loss_type=None` was set in the config but it is unrecognized"),
+    Noise("mlflow.store.db.utils", "Creating initial MLflow database tables"),
+    Noise("mlflow.store.db.utils", "Updating database tables"),
+    Noise("mlflow.pyfunc", "Passing a Python object as `python_model` causes it to be serialized using "
+                           "CloudPickle"),
+    Noise("marketplace.db.migrate", "database schema at "),
+)
+
+
+class NoiseFilter(logging.Filter):
+    """Drops the records of one logger whose message starts with one of ``starts`` (below ERROR only:
+    an error is never hidden)."""
+
+    def __init__(self, starts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is someone else's bug: let it through  # noqa: BLE001
+            return True
+        return not message.startswith(self.starts)
+
+
+_INSTALLED: dict[str, NoiseFilter] = {}
+
+
+def quiet_known_noise(verbose: bool = False) -> None:
+    """Install one :class:`NoiseFilter` per logger of :data:`KNOWN_NOISE` (idempotent); ``verbose``
+    removes them again."""
+    by_logger: dict[str, tuple[str, ...]] = {}
+    for noise in KNOWN_NOISE:
+        by_logger[noise.logger] = (*by_logger.get(noise.logger, ()), noise.starts)
+    for name, starts in by_logger.items():
+        logger = logging.getLogger(name)
+        old = _INSTALLED.pop(name, None)
+        if old is not None:
+            logger.removeFilter(old)
+        if not verbose:
+            _INSTALLED[name] = NoiseFilter(starts)
+            logger.addFilter(_INSTALLED[name])
