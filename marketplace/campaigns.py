@@ -17,14 +17,18 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from marketplace.db import Campaign, TargetSample
+from marketplace.db.audit import record_audit
+from marketplace.db.locks import lock_campaign_names
 from marketplace.db.lookup import find_by_name_or_id
 from marketplace.errors import ConflictError, NotFoundError, ValidationError
 from marketplace.ledger.limits import check_budget_minor
 from marketplace.money import Money
+from marketplace.names import display_name, registry_model_name, validate_name
 
 __all__ = [
     "CampaignInfo",
     "TargetRecord",
+    "check_registry_name_free",
     "create_campaign",
     "describe_campaign",
     "digest_target_records",
@@ -83,15 +87,18 @@ def create_campaign(
     budget: Money,
     audit_threshold: float = 0.5,
     options: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> Campaign:
-    """Insert a campaign and its target samples. Caller commits.
+    """Insert a campaign and its target samples, and the ``campaign_created`` audit event by ``actor``
+    (default: the OS user). Caller commits.
 
-    Raises ConflictError when the name is taken, ValidationError for an empty target set, a negative
+    Raises ValidationError for a name :func:`marketplace.names.validate_name` refuses, ConflictError when
+    the name is taken or maps to the registered model name of another campaign
+    (:func:`marketplace.names.registry_model_name`), ValidationError for an empty target set, a negative
     budget or one too large to post for every period (:func:`marketplace.ledger.limits.check_budget_minor`),
     or an audit threshold outside [-1, 1].
     """
-    if not name.strip():
-        raise ValidationError("campaign name is empty; pass a name such as 'python-docs-2026'")
+    name = validate_name(name, "campaign")
     check_budget_minor(budget.amount_minor, budget.currency)
     if not -1.0 <= audit_threshold <= 1.0:
         raise ValidationError(f"audit threshold {audit_threshold} is not a correlation in [-1, 1]")
@@ -99,8 +106,10 @@ def create_campaign(
         raise ValidationError(
             f"target data {target_data_path} has no valid record; the campaign needs at least one target sample"
         )
+    lock_campaign_names(session)  # concurrent creations take turns (marketplace/db/locks.py)
     if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
-        raise ConflictError(f"a campaign named {name!r} already exists; choose another name")
+        raise ConflictError(f"a campaign named {display_name(name)} already exists; choose another name")
+    check_registry_name_free(session, name)
     campaign = Campaign(
         name=name,
         target_model_path=target_model_path,
@@ -127,8 +136,24 @@ def create_campaign(
             for i, rec in enumerate(target_records)
         ],
     )
-    log.info("campaign %s created with %d target samples", name, len(target_records))
+    record_audit(session, "campaign_created", actor=actor, campaign_id=campaign.id, name=name,
+                 budget_minor=budget.amount_minor, currency=budget.currency, audit_threshold=audit_threshold,
+                 target_model_digest=target_model_digest, target_data_digest=campaign.target_data_digest)
+    log.info("campaign %s created with %d target samples", display_name(name), len(target_records))
     return campaign
+
+
+def check_registry_name_free(session: Session, name: str) -> None:
+    """ConflictError when another campaign's registered model name (``registry_model_name``) equals ``name``'s:
+    each campaign has its own model in the registry, and never sees another's champion."""
+    wanted = registry_model_name(name)
+    for other_id, other in session.execute(select(Campaign.id, Campaign.name)):
+        if other != name and registry_model_name(other) == wanted:
+            raise ConflictError(
+                f"campaign name {display_name(name)} maps to the registered model {wanted} of campaign "
+                f"{display_name(other)} (id {other_id}); choose a name that differs in its letters or digits, "
+                "not only in case, spaces or punctuation"
+            )
 
 
 def get_campaign(session: Session, name_or_id: str | int) -> Campaign:
@@ -137,9 +162,9 @@ def get_campaign(session: Session, name_or_id: str | int) -> Campaign:
     found = find_by_name_or_id(session, Campaign, name_or_id)
     if found is None:
         known = session.scalars(select(Campaign.name).order_by(Campaign.id).limit(10)).all()
-        hint = f"known campaigns: {', '.join(known)}" if known else "no campaign exists yet"
+        hint = f"known campaigns: {', '.join(display_name(k) for k in known)}" if known else "no campaign exists yet"
         raise NotFoundError(
-            f"campaign {name_or_id!r} not found ({hint}); create one with `marketplace campaign create`"
+            f"campaign {display_name(name_or_id)} not found ({hint}); create one with `marketplace campaign create`"
         )
     return found
 

@@ -1,13 +1,11 @@
-"""The registered model name of a campaign (one model per campaign, its versions behind aliases)."""
+"""The registered model name of a campaign (one model per campaign, its versions behind aliases).
+
+The rule lives in :func:`marketplace.names.registry_model_name` (campaign creation checks it is free);
+this module keeps the approximator's name for it.
+"""
 
 from __future__ import annotations
 
-import re
+from marketplace.names import registry_model_name as model_name_for
 
 __all__ = ["model_name_for"]
-
-
-def model_name_for(campaign_name: str) -> str:
-    """``alinfik-<slug>``: lower-case, runs of other characters replaced by '-'."""
-    slug = re.sub(r"[^a-z0-9]+", "-", campaign_name.lower()).strip("-") or "campaign"
-    return f"alinfik-{slug}"

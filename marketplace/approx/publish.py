@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from marketplace.approx.gate import DEFAULT_FLOOR, GateDecision, decide_promotion, evaluate_bundle_on_holdout
 from marketplace.approx.training import TrainingOutcome
 from marketplace.db import ApproximatorEvent, ApproximatorVersion
+from marketplace.db.audit import record_audit
 from marketplace.errors import MarketplaceError, NotFoundError, ValidationError
 
 __all__ = [
@@ -141,9 +142,11 @@ def recorded_version(session: Session, model_name: str, version: str) -> Approxi
 
 
 def record_publication(
-    session: Session, campaign_id: int, label_set_id: int, outcome: TrainingOutcome, publication: Publication
+    session: Session, campaign_id: int, label_set_id: int, outcome: TrainingOutcome, publication: Publication,
+    *, actor: str | None = None,
 ) -> ApproximatorVersion:
-    """Insert the SQL lineage copy of a registered version and its events (idempotent per version)."""
+    """Insert the SQL lineage copy of a registered version and its events (idempotent per version); an
+    automatic promotion also goes to the audit trail (``promoted`` by ``actor``, default the OS user)."""
     existing = recorded_version(session, publication.model_name, publication.version)
     if existing is not None:
         return existing
@@ -172,6 +175,8 @@ def record_publication(
             _add_demotion(session, campaign_id, publication.model_name, str(previous), row.version, publication.reason)
         session.add(ApproximatorEvent(campaign_id=campaign_id, approximator_version_id=row.id, action="promoted",
                                       alias=CHAMPION, reason=publication.reason))
+        record_audit(session, "promoted", actor=actor, campaign_id=campaign_id, model_name=publication.model_name,
+                     version=publication.version, how="gate", reason=publication.reason)
     else:
         session.add(ApproximatorEvent(campaign_id=campaign_id, approximator_version_id=row.id, action="rejected",
                                       alias=CHAMPION, reason=publication.reason))
@@ -187,9 +192,11 @@ def _add_demotion(session: Session, campaign_id: int, model_name: str, version: 
 
 
 def promote_version(
-    session: Session, registry: Registry, campaign_id: int, model_name: str, version: str, reason: str
+    session: Session, registry: Registry, campaign_id: int, model_name: str, version: str, reason: str,
+    *, actor: str | None = None,
 ) -> ApproximatorVersion:
-    """Move ``champion`` to ``version`` by hand (an operator's decision), with the reason on record."""
+    """Move ``champion`` to ``version`` by hand (an operator's decision), with the reason on record and in
+    the audit trail (``promoted`` by ``actor``, default the OS user)."""
     if not reason.strip():
         raise ValidationError("a manual promotion needs a reason (--reason 'why'); it goes on the record")
     row = recorded_version(session, model_name, version)
@@ -205,5 +212,7 @@ def promote_version(
     session.add(ApproximatorEvent(campaign_id=campaign_id, approximator_version_id=row.id, action="promoted",
                                   alias=CHAMPION, reason=text))
     row.promoted = True
+    record_audit(session, "promoted", actor=actor, campaign_id=campaign_id, model_name=model_name,
+                 version=str(version), how="manual", previous=previous, reason=reason.strip())
     session.flush()
     return row

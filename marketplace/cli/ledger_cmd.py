@@ -6,7 +6,6 @@ import dataclasses
 from typing import Any
 
 import typer
-
 from sqlalchemy.orm import Session
 
 from marketplace.cli.common import (
@@ -75,7 +74,6 @@ def audit(
     as_json: bool = JsonOpt,
 ) -> None:
     """The audit trail: who ingested, priced, revalued, promoted, created or changed what (append-only)."""
-    from sqlalchemy.orm import Session
 
     from marketplace.campaigns import get_campaign
     from marketplace.db.audit import list_audit_events

@@ -7,6 +7,7 @@ label set), ``pricing_runs`` (the latest complete pricing run of a period), ``lo
 arguments), ``counting`` (row counts) and ``transient`` (which database errors a retry can cure).
 """
 
+from marketplace.db.audit import AuditEvent
 from marketplace.db.base import Base, utcnow
 from marketplace.db.campaigns import Campaign, TargetSample
 from marketplace.db.catalog import (
@@ -42,6 +43,7 @@ from marketplace.db.valuation import Label, LabelSet, RunStatus
 __all__ = [
     "AccountKind",
     "Allocation",
+    "AuditEvent",
     "ApproximatorEvent",
     "ApproximatorVersion",
     "Base",

@@ -178,6 +178,9 @@ class Allocation(Base):
     score: Mapped[float] = mapped_column(Float)
     value: Mapped[float] = mapped_column(Float)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # The sample's ownership when it was priced (marketplace.db.priced_catalog.fingerprint); None on rows
+    # written before migration 0007. ``ledger verify`` recomputes it.
+    catalog_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class LedgerAccount(Base):

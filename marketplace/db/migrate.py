@@ -14,17 +14,18 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 
 from marketplace.errors import ConfigError, ConflictError
 from marketplace.money import Money
 
-__all__ = ["LEDGER_REVISION", "alembic_config", "books_summary", "current_revision", "downgrade", "head_revision",
+__all__ = ["AUDIT_REVISION", "LEDGER_REVISION", "alembic_config", "books_summary", "current_revision", "downgrade", "head_revision",
            "upgrade"]
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LEDGER_REVISION = "0005_ledger"  # creates the books: pricing runs, allocations, accounts and the journal
+AUDIT_REVISION = "0007_audit_trail"  # creates the audit trail
 
 
 def alembic_config(url: str) -> Config:
@@ -57,6 +58,14 @@ def _downgraded_revisions(engine: Engine, revision: str) -> list[str]:
                           f"(`marketplace db upgrade` lists the head) or 'base'") from exc
 
 
+def _audit_events(engine: Engine) -> int:
+    """How many events the audit trail holds (0 before migration 0007)."""
+    if "audit_events" not in inspect(engine).get_table_names():
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM audit_events")).scalar_one())
+
+
 def books_summary(engine: Engine) -> str | None:
     """What the books hold, in words ("3 posted transactions, 12.00 EUR posted, 1 pricing run"), or None when
     nothing was ever priced or posted."""
@@ -67,24 +76,32 @@ def books_summary(engine: Engine) -> str | None:
             "SELECT a.currency, sum(e.amount_minor) FROM journal_entries e JOIN ledger_accounts a "
             "ON a.id = e.account_id WHERE e.side = 'debit' GROUP BY a.currency ORDER BY a.currency"
         )).all()
-    if not n_txn and not n_runs:
+    n_audit = _audit_events(engine)
+    if not n_txn and not n_runs and not n_audit:
         return None
     totals = ", ".join(str(Money(int(total), cur)) for cur, total in posted) or "nothing"
-    return f"{n_txn} posted transaction(s) totalling {totals}, {n_runs} pricing run(s)"
+    audit = f", {n_audit} audit event(s)" if n_audit else ""
+    return f"{n_txn} posted transaction(s) totalling {totals}, {n_runs} pricing run(s){audit}"
 
 
 def downgrade(engine: Engine, revision: str, *, drop_books: bool = False) -> None:
     """Migrate the schema down to ``revision``.
 
-    A downgrade that undoes the ledger's migration (:data:`LEDGER_REVISION`) drops the books; once
-    anything was priced or posted it is refused (ConflictError saying what would be lost) unless
+    A downgrade that undoes the ledger's migration (:data:`LEDGER_REVISION`) drops the books, one that
+    undoes :data:`AUDIT_REVISION` drops the audit trail; once anything was priced, posted or audited it is
+    refused (ConflictError saying what would be lost) unless
     ``drop_books`` is True (``marketplace db downgrade --drop-books``).
     """
-    if LEDGER_REVISION in _downgraded_revisions(engine, revision):
-        held = books_summary(engine)
+    undone = _downgraded_revisions(engine, revision)
+    if LEDGER_REVISION in undone or AUDIT_REVISION in undone:
+        if LEDGER_REVISION in undone:
+            held, lost = books_summary(engine), "the books"
+        else:
+            n_audit = _audit_events(engine)
+            held, lost = (f"{n_audit} audit event(s)" if n_audit else None), "the audit trail"
         if held is not None and not drop_books:
             raise ConflictError(
-                f"downgrading to {revision!r} would drop the books: {held}; nothing was changed. Back up the "
+                f"downgrading to {revision!r} would drop {lost}: {held}; nothing was changed. Back up the "
                 "database, then pass --drop-books to drop them anyway"
             )
         if held is not None:

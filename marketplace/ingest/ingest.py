@@ -31,9 +31,11 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from marketplace.db.audit import record_audit
 from marketplace.db.base import utcnow
 from marketplace.db.catalog import DuplicateKind, Provider, QuarantinedRecord, Sample, Submission, SubmissionStatus
-from marketplace.errors import ConflictError, ValidationError
+from marketplace.db.locks import lock_catalog_owners
+from marketplace.errors import ConflictError
 from marketplace.ingest.bulk import allocate_ids, bulk_insert, bulk_session
 from marketplace.ingest.neardup import NearDupIndexStore
 from marketplace.ingest.normalise import NORMALISATION_VERSION
@@ -42,6 +44,7 @@ from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
 from marketplace.ingest.prefetch import prefetch
 from marketplace.ingest.records import RecordStream, ValidatedBatch
 from marketplace.ingest.sources import FileFormat, Source, open_source
+from marketplace.names import display_name, validate_name
 
 __all__ = ["IngestReport", "ingest_file", "submission_params_sha256"]
 
@@ -100,10 +103,8 @@ def submission_params_sha256(limits: IngestLimits, mapping: dict[str, str], dedu
 # ---------------------------------------------------------------------------------------------------
 # Providers and existing submissions
 # ---------------------------------------------------------------------------------------------------
-def _provider_id(session: Session, name: str) -> int:
-    clean = name.strip()
-    if not clean or len(clean) > 200:
-        raise ValidationError(f"provider name {name!r} must be 1-200 characters; pass --provider NAME")
+def _provider_id(session: Session, clean: str) -> int:
+    """The id of the provider called ``clean`` (a validated name), created on first use."""
     stmt = select(Provider.id).where(Provider.name == clean)
     found = session.execute(stmt).scalar_one_or_none()
     if found is not None:
@@ -240,8 +241,13 @@ def ingest_file(
     mapping: FieldMapping | None = None,
     limits: IngestLimits | None = None,
     dedup_params: DedupParams | None = None,
+    actor: str | None = None,
 ) -> IngestReport:
     """Ingest one file (or saved HF dataset folder) for ``provider_name`` in the caller's transaction.
+
+    ``provider_name`` must be a valid name (:func:`marketplace.names.validate_name`, ValidationError
+    otherwise). A new submission or copy is recorded in the audit trail as ``ingested`` by ``actor``
+    (default :func:`marketplace.db.audit.current_actor`).
 
     ``dedup_params=None`` switches near-duplicate detection off (exact duplicates are always linked).
     Raises :class:`~marketplace.errors.RejectedFileError` for a rejected file (the caller must roll
@@ -249,14 +255,17 @@ def ingest_file(
     with a different explicit field mapping.
     """
     t0 = time.perf_counter()
+    provider = validate_name(provider_name, "provider")
     mapping = mapping or FieldMapping()
     limits = limits or IngestLimits()
     source = open_source(path, fmt, limits)
-    provider = provider_name.strip()
-    provider_id = _provider_id(session, provider_name)
+    # From here to COMMIT, first owners are decided by one transaction at a time (marketplace/db/locks.py).
+    lock_catalog_owners(session)
+    provider_id = _provider_id(session, provider)
     sub = _resubmission(session, provider_id, provider, source, mapping)
     if sub is not None:
-        log.info("%s: already ingested by %s as submission %d", source.path.name, provider, sub.id)
+        log.info("%s: already ingested by %s as submission %d", display_name(source.path.name),
+                 display_name(provider), sub.id)
         return _report_of(session, sub, provider, existing=True, elapsed_s=time.perf_counter() - t0)
     original = session.execute(
         select(Submission).where(Submission.content_sha256 == source.content_sha256,
@@ -265,9 +274,14 @@ def ingest_file(
     ).scalar_one_or_none()
     if original is not None:
         sub = record_copy(session, original, provider_id, source)
-        log.info("%s: same bytes as submission %d; recorded as copy %d", source.path.name, original.id, sub.id)
+        log.info("%s: same bytes as submission %d; recorded as copy %d", display_name(source.path.name),
+                 original.id, sub.id)
     else:
         sub = _write_new_submission(session, source, provider_id, mapping, limits, dedup_params, t0)
+    record_audit(session, "ingested", actor=actor, provider_id=provider_id, submission_id=sub.id,
+                 provider=provider, filename=sub.filename, content_sha256=sub.content_sha256,
+                 status=SubmissionStatus(sub.status).value, n_accepted=sub.n_accepted,
+                 copy_of_submission_id=sub.copy_of_submission_id)
     return _report_of(session, sub, provider, existing=False, elapsed_s=time.perf_counter() - t0)
 
 
@@ -282,7 +296,7 @@ def _resubmission(session: Session, provider_id: int, provider: str, source: Sou
     wanted = _explicit_mapping_dict(mapping)
     if existing is not None and wanted is not None and wanted != dict(existing.field_mapping or {}):
         raise ConflictError(
-            f"{source.path.name}: provider {provider!r} already submitted these bytes as submission "
+            f"{display_name(source.path.name)}: provider {display_name(provider)} already submitted these bytes as submission "
             f"{existing.id} with field mapping {existing.field_mapping}; the same file cannot be ingested "
             f"again with {wanted}. Submit a corrected file instead."
         )
@@ -319,7 +333,7 @@ def _write_new_submission(session: Session, source: Source, provider_id: int, ma
         params_sha256=submission_params_sha256(limits, mapping_dict, dedup_params),
     ))
     log.info("%s: accepted as submission %d: %d records, %d quarantined, %d exact + %d near duplicates (%.1f s)",
-             source.path.name, sub_id, stream.n_records, stream.n_quarantined, writer.n_exact, writer.n_near,
+             display_name(source.path.name), sub_id, stream.n_records, stream.n_quarantined, writer.n_exact, writer.n_near,
              time.perf_counter() - t0)
     sub = session.get(Submission, sub_id)
     assert sub is not None

@@ -118,16 +118,17 @@ class IngestOptions:
 
 
 def ingest_one_file(factory: sessionmaker[Session], path: str | os.PathLike[str], provider: str,
-                    options: IngestOptions | None = None) -> FileIngestResult:
+                    options: IngestOptions | None = None, *, actor: str | None = None) -> FileIngestResult:
     """Ingest ``path`` for ``provider`` in one transaction of its own (retried on transient conflicts).
 
-    Returns the accepted / copy / existing result, or a ``rejected`` one for a refused file.
+    Returns the accepted / copy / existing result, or a ``rejected`` one for a refused file (an invalid
+    provider name included). ``actor``: who ingests, for the audit trail (default: the OS user).
     """
     opts = options or IngestOptions()
     try:
         report = run_in_transaction(factory, lambda session: ingest_file(
             session, path, provider, fmt=opts.fmt, mapping=opts.mapping, limits=opts.limits,
-            dedup_params=opts.dedup_params))
+            dedup_params=opts.dedup_params, actor=actor))
     except MarketplaceError as exc:
         return FileIngestResult.rejected(str(path), exc)
     return FileIngestResult.from_report(str(path), report)

@@ -15,6 +15,11 @@ Checks (docs/pricing-and-ledger.md):
    budget paid out = allocation), and submissions R does not pay have net zero.
 7. ``incomplete_run``: a pricing run newer than R that is still ``allocated`` and has posted part of its
    transactions (a crashed or running revaluation: rerun ``marketplace price``).
+8. ``catalog``: every priced sample's catalog rows still match what its pricing run paid for: the
+   ownership fingerprint stored on its allocation (sample, submission, provider, content hash, duplicate
+   link, the submission's provider, status and copy link; :mod:`marketplace.db.priced_catalog`), and its
+   text still hashes to its content hash. Allocations written before migration 0007 carry no fingerprint;
+   for them the allocation's own submission and provider are compared with the sample's.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from marketplace.db import AccountKind, Allocation, EntrySide, JournalEntry, JournalTransaction, LedgerAccount
+from marketplace.db import AccountKind, Allocation, EntrySide, JournalEntry, JournalTransaction, LedgerAccount, Sample
 from marketplace.db.counting import count_rows
 from marketplace.db.ledger import PricingRun, PricingRunStatus
+from marketplace.db.priced_catalog import changed_priced_samples
 from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.ledger.balances import credited_by_submission, replay_totals, side_total, signed_amount, stored_totals
 from marketplace.ledger.fees import fee_minor, stored_fee_bps
@@ -215,6 +221,25 @@ def _check_allocations(session: Session, out: list[Violation]) -> int:
     return checked
 
 
+def _check_catalog(session: Session, out: list[Violation]) -> None:
+    """Catalog rows changed after they were priced, one violation per (pricing run, sample)."""
+    what = {"ownership": "its provider, submission, content hash or duplicate link changed after it was priced",
+            "text": "its text no longer hashes to its content_hash",
+            "missing": "the sample or its submission is gone"}
+    for c in changed_priced_samples(session):
+        out.append(Violation("catalog", f"pricing run {c.pricing_run_id} sample {c.sample_id}: {what[c.what]}; "
+                                        "see the audit trail (`marketplace ledger audit`)"))
+    legacy = session.execute(
+        select(Allocation.pricing_run_id, Allocation.sample_id)
+        .join(Sample, Sample.id == Allocation.sample_id)
+        .where(Allocation.catalog_sha256.is_(None),
+               (Allocation.provider_id != Sample.provider_id) | (Allocation.submission_id != Sample.submission_id))
+        .order_by(Allocation.pricing_run_id, Allocation.sample_id)
+    ).all()
+    for run_id, sid in legacy:
+        out.append(Violation("catalog", f"pricing run {run_id} sample {sid}: {what['ownership']}"))
+
+
 def verify_ledger(session: Session) -> VerifyReport:
     """Run every check; never raises for a violation (the CLI turns them into a non-zero exit)."""
     checks = {
@@ -225,6 +250,7 @@ def verify_ledger(session: Session) -> VerifyReport:
         "stored_balance": _check_stored,
         "allocation": _check_allocations,
         "incomplete_run": _check_incomplete_runs,
+        "catalog": _check_catalog,
     }
     violations: list[Violation] = []
     counts: dict[str, int] = {}

@@ -98,16 +98,18 @@ def run_pricing(
     batch_size: int = 500,
     hook: Hook | None = None,
     audit_override: str | None = None,
+    actor: str | None = None,
 ) -> PricingOutcome:
     """Create (or find) the pricing run of ``campaign``'s ``period`` and post it to completion.
 
     ``policy``: overrides of the campaign's pricing policy (see
     :func:`~marketplace.pricing.policy.campaign_policy`); None prices with the campaign's own policy.
     ``audit_override``: the operator's reason to pay a score run without a passed audit (recorded on the run).
+    ``actor``: who prices, for the audit trail (default: the OS user).
     """
     run, created = run_in_transaction(
         factory, lambda s: create_pricing_run(s, campaign, period, policy, score_run_id=score_run_id,
-                                              audit_override=audit_override)
+                                              audit_override=audit_override, actor=actor)
     )
     if hook is not None:
         hook("allocated", 0)

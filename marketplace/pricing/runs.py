@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session
 
 from marketplace.campaigns import get_campaign
 from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingRunStatus, utcnow
+from marketplace.db.audit import record_audit
 from marketplace.db.engine import insert_on_conflict_do_nothing
+from marketplace.db.priced_catalog import catalog_fingerprints
 from marketplace.errors import NotFoundError
 from marketplace.ledger.limits import check_budget_minor
+from marketplace.names import display_name
 from marketplace.pricing.allocation import AllocationResult, allocate_budget
 from marketplace.pricing.eligible import check_audit, choose_score_run, load_eligible_scores
 from marketplace.pricing.period import check_campaign_period
@@ -46,6 +49,7 @@ def create_pricing_run(
     *,
     score_run_id: int | None = None,
     audit_override: str | None = None,
+    actor: str | None = None,
 ) -> tuple[PricingRun, bool]:
     """Get or create the pricing run (and its allocations) of ``campaign``'s ``period``. Returns (run, created).
 
@@ -53,6 +57,9 @@ def create_pricing_run(
     :class:`~marketplace.pricing.policy.PricingPolicy`); None prices with the campaign's own policy.
     ``audit_override``: the operator's reason to pay a score run without a passed audit
     (:func:`~marketplace.pricing.eligible.check_audit`); stored on the run when it was needed.
+    A new run is recorded in the audit trail (``priced``, or ``revalued`` when the period was priced
+    before) by ``actor`` (default: the OS user); each allocation stores its sample's ownership fingerprint
+    (:mod:`marketplace.db.priced_catalog`) for ``ledger verify``.
     """
     camp = get_campaign(session, campaign)
     period = check_campaign_period(session, camp.id, period)
@@ -91,18 +98,28 @@ def create_pricing_run(
     _store_allocations(session, run_id, result)
     run = session.get(PricingRun, run_id)
     assert run is not None
+    earlier = session.scalar(select(PricingRun.id).where(PricingRun.campaign_id == camp.id,
+                                                         PricingRun.period == period, PricingRun.id != run_id)
+                             .limit(1))
+    record_audit(session, "revalued" if earlier is not None else "priced", actor=actor, campaign_id=camp.id,
+                 pricing_run_id=run_id, period=period, score_run_id=score_run.id,
+                 policy_hash=pricing_policy.policy_hash, budget_minor=camp.budget_minor,
+                 allocated_minor=result.allocated_minor, n_eligible=int(result.sample_ids.size),
+                 audit_override=row["audit_override"])
     log.info("pricing run %d: campaign %s period %s, score run %d, %d eligible samples, %d of %d minor units "
-             "allocated", run_id, camp.name, period, score_run.id, run.n_eligible, run.allocated_minor,
+             "allocated", run_id, display_name(camp.name), period, score_run.id, run.n_eligible, run.allocated_minor,
              run.budget_minor)
     return run, True
 
 
 def _store_allocations(session: Session, run_id: int, result: AllocationResult) -> None:
-    cols = zip(result.sample_ids.tolist(), result.submission_ids.tolist(), result.provider_ids.tolist(),
+    sample_ids = result.sample_ids.tolist()
+    fingerprints = catalog_fingerprints(session, sample_ids)
+    cols = zip(sample_ids, result.submission_ids.tolist(), result.provider_ids.tolist(),
                result.scores.tolist(), result.values.tolist(), result.amounts_minor.tolist(), strict=True)
     rows = [
         {"pricing_run_id": run_id, "sample_id": s, "submission_id": sub, "provider_id": p, "score": sc,
-         "value": v, "amount_minor": a}
+         "value": v, "amount_minor": a, "catalog_sha256": fingerprints[s]}
         for s, sub, p, sc, v, a in cols
     ]
     for start in range(0, len(rows), ALLOCATION_CHUNK):

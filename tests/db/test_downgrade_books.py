@@ -22,7 +22,7 @@ def _price(factory: sessionmaker[Session]) -> None:
     run_pricing(factory, cid, "2026-11", PricingPolicy(cap_percentile=100))
 
 
-@pytest.mark.parametrize("target", ["base", "0004_near_duplicates", "-2"])
+@pytest.mark.parametrize("target", ["base", "0004_near_duplicates", "-3"])
 def test_downgrade_past_the_ledger_is_refused_once_money_is_posted(
         engine: Engine, session_factory: sessionmaker[Session], target: str) -> None:
     _price(session_factory)
@@ -38,7 +38,9 @@ def test_downgrade_past_the_ledger_is_refused_once_money_is_posted(
 def test_downgrade_that_keeps_the_books_and_the_explicit_override(engine: Engine,
                                                                   session_factory: sessionmaker[Session]) -> None:
     _price(session_factory)
-    downgrade(engine, LEDGER_REVISION)  # undoes only later migrations: the books stay
+    with pytest.raises(ConflictError, match=r"would drop the audit trail: \d+ audit event\(s\)"):
+        downgrade(engine, LEDGER_REVISION)  # the audit trail of the pricing would go
+    downgrade(engine, LEDGER_REVISION, drop_books=True)  # undoes only later migrations: the books stay
     assert current_revision(engine) == LEDGER_REVISION
     upgrade(engine)
     downgrade(engine, "base", drop_books=True)

@@ -42,7 +42,8 @@ def _bulk_pool(session: Session, provider_ids: list[int], n: int) -> list[int]:
     session.execute(insert(Submission), subs)
     rows = session.execute(select(Submission.id, Submission.provider_id).order_by(Submission.id)).all()
     samples = [{"submission_id": sid, "provider_id": pid, "record_index": 0, "text": f"sample text {sid}",
-                "content_hash": hashlib.sha256(f"s{sid}".encode()).hexdigest(), "n_chars": 12} for sid, pid in rows]
+                "content_hash": hashlib.sha256(f"sample text {sid}".encode()).hexdigest(), "n_chars": 12}
+               for sid, pid in rows]
     session.execute(insert(Sample), samples)
     return list(session.scalars(select(Sample.id).order_by(Sample.id)))
 
