@@ -43,6 +43,7 @@ from marketplace.ingest.owners import BatchOwners, record_copy, stored_owners
 from marketplace.ingest.params import DedupParams, FieldMapping, IngestLimits
 from marketplace.ingest.prefetch import prefetch
 from marketplace.ingest.records import RecordStream, ValidatedBatch
+from marketplace.ingest.skeleton import MATCHING_VERSION
 from marketplace.ingest.sources import FileFormat, Source, open_source
 from marketplace.names import display_name, validate_name
 
@@ -95,6 +96,7 @@ def submission_params_sha256(limits: IngestLimits, mapping: dict[str, str], dedu
         "limits": limits.sha256(),
         "mapping": mapping,
         "normalisation": NORMALISATION_VERSION,
+        "matching": MATCHING_VERSION,
         "near_duplicates": dedup.sha256() if dedup is not None else None,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

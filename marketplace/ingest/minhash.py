@@ -2,7 +2,9 @@
 
 Pipeline for a batch of ``n`` texts (all numpy, no Python loop over tokens):
 
-1. tokens: lower-cased ``\\w+`` words of each text (one C-level ``findall`` per text);
+1. tokens: the ``\\w+`` words of each text's matching form (:func:`marketplace.ingest.skeleton.match_skeleton`:
+   lower case for ASCII; format characters, combining marks and look-alike letters normalised away
+   otherwise), one C-level ``findall`` per text;
 2. token hashes: ``pandas.util.hash_array`` (SipHash with a fixed key, so stable across processes,
    unlike ``hash()``), ``(M,)`` uint64 over the ``M`` tokens of the whole batch;
 3. shingle hashes: the ``k`` consecutive token hashes of each window mixed into one uint64,
@@ -28,6 +30,7 @@ from numpy.typing import NDArray
 from pandas.util import hash_array
 
 from marketplace.ingest.params import DedupParams
+from marketplace.ingest.skeleton import match_skeleton
 
 __all__ = [
     "EMPTY_SLOT",
@@ -45,8 +48,9 @@ _CHUNK_SHINGLES = 16384  # (128, 16384) uint64 temporaries = 16 MiB
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; punctuation and whitespace are separators, so they never matter."""
-    return _WORD.findall(text.lower())
+    """Word tokens of the matching form (case, zero-width characters, accents and look-alike letters never
+    matter); punctuation and whitespace are separators, so they never matter either."""
+    return _WORD.findall(match_skeleton(text))
 
 
 # For ASCII text, \w is [A-Za-z0-9_]: map every other byte to a space and split (3x faster than the
@@ -59,7 +63,7 @@ _ASCII_WORD_BYTES = bytes(
 def _tokens_for_hashing(text: str) -> list[str] | list[bytes]:
     if text.isascii():
         return text.lower().encode("ascii").translate(_ASCII_WORD_BYTES).split()
-    return _WORD.findall(text.lower())
+    return _WORD.findall(match_skeleton(text))
 
 
 def _mix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:

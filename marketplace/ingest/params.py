@@ -102,8 +102,9 @@ class FieldMapping(_Params):
 class DedupParams(_Params):
     """Near-duplicate detection: MinHash over word shingles + LSH banding, verified on the full signature.
 
-    Similarity is the Jaccard index of the sets of ``shingle_size``-word shingles of the lower-cased
-    word tokens (``\\w+``), so case, punctuation and whitespace changes never count. A pair is a
+    Similarity is the Jaccard index of the sets of ``shingle_size``-word shingles of the word tokens
+    (``\\w+``) of the texts' matching form (:func:`marketplace.ingest.skeleton.match_skeleton`), so case,
+    punctuation, whitespace, zero-width characters, accents and look-alike letters never count. A pair is a
     near-duplicate when the MinHash estimate of that Jaccard index (fraction of equal signature slots
     over all ``num_perm`` slots) is at least ``threshold``.
 
