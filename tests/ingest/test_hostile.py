@@ -439,7 +439,7 @@ def test_hostile_file(case: Case, hostile_engine: Engine, tmp_path: Path) -> Non
     after = table_fingerprint(hostile_engine)
     changed = {t for t in after if after[t] != before[t]}
     assert changed <= {"providers", "submissions", "samples", "quarantined_records", "near_dup_indexes",
-                       "near_dup_signatures", "near_dup_bands"}
+                       "near_dup_signatures", "near_dup_bands", "audit_events"}
 
 
 def test_50mb_line_is_read_with_a_bounded_buffer(tmp_path: Path) -> None:
