@@ -26,8 +26,8 @@ from marketplace.money import Money
 from marketplace.reports.buyer import build_buyer_report
 from marketplace.settings import Settings
 
-__all__ = ["DEMO_SIZES", "DemoSize", "ProviderSummaryRow", "demo_settings", "require_own_pool",
-           "summarise_providers"]
+__all__ = ["DEMO_SIZES", "DemoSize", "ProviderSummaryRow", "ValuationSummary", "demo_settings", "require_own_pool",
+           "summarise_providers", "summarise_valuation"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ DEMO_SIZES = {
 
 def demo_settings(cfg: Settings, size: DemoSize) -> Settings:
     """The settings the demo of ``size`` runs on: ``cfg`` for the default size; for any other, the home
-    ``<home>/demo-<size>`` (its own SQLite catalog, MLflow store, artifacts and Prefect runs) with the
-    model cache of ``cfg``. A database or MLflow server named explicitly stays shared (see
-    :func:`require_own_pool`)."""
+    ``<home>/demo-<size>`` (its own SQLite catalog, MLflow store and artifacts) with the model cache of
+    ``cfg``. Prefect runs stay in ``cfg``'s home (``$MKT_HOME/prefect``, where every command records
+    them). A database or MLflow server named explicitly stays shared (see :func:`require_own_pool`)."""
     if size.name == "default":
         return cfg
     return cfg.model_copy(update={"home": cfg.home / f"demo-{size.name}", "models_dir": cfg.resolved_models_dir})
@@ -134,3 +134,21 @@ def summarise_providers(session: Session, campaign: str | int, period: str | Non
             )
         )
     return sorted(rows, key=lambda r: (-r.payout_minor, r.provider))
+
+
+@dataclass(frozen=True)
+class ValuationSummary:
+    """How far to trust the payouts, for the demo's closing lines: the exact labels the approximator
+    learned from, its held-out Spearman against the baselines, the promotion gate's reason for the
+    version that scored, and the audit of the scoring run (from the latest complete pricing run)."""
+
+    n_labels: int
+    heldout: dict[str, float]
+    gate_decision: str
+    audit: dict[str, object]
+
+
+def summarise_valuation(session: Session, campaign: str | int, period: str | None = None) -> ValuationSummary:
+    """The :class:`ValuationSummary` of the campaign's latest complete pricing run of ``period``."""
+    report = build_buyer_report(session, campaign, period, top_k=0)
+    return ValuationSummary(report.n_labels, report.heldout, report.gate_decision, report.audit)

@@ -42,9 +42,10 @@ __all__ = [
     "print_fields",
     "print_table",
     "progress",
-    "stdout_console",
     "run_flow",
     "settings",
+    "stdout_console",
+    "venv_command",
 ]
 
 P = ParamSpec("P")
@@ -155,6 +156,19 @@ def stdout_console() -> Console:
     """The console for stdout: the terminal's own; when stdout is a file or a pipe, one so wide that no
     cell is truncated or wrapped (a log or ``| grep`` sees every name and path whole)."""
     return console if console.is_terminal else Console(width=PIPE_WIDTH)
+
+
+def venv_command(name: str) -> str:
+    """How to run the console script ``name`` of this installation, as a command that runs as printed: the
+    script beside this interpreter (``.venv/bin/mlflow``), relative to the current folder when it lies
+    below it, else absolute; nothing needs to be on PATH."""
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / name
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def money(amount_minor: int, currency: str) -> str:

@@ -13,14 +13,24 @@ the message is noise:
   safetensors and JSON in the bundle), and the marketplace itself never unpickles it.
 * our own "database schema at REVISION" line, which every command would print: the schema is brought
   up to date silently; ``marketplace db upgrade`` reports the revision when asked.
+* Prefect's INFO lines "Starting/Stopping temporary server on http://127.0.0.1:PORT": without
+  PREFECT_API_URL each command runs its flows against such a server, which is gone when the command
+  ends; the runs stay in ``$MKT_HOME/prefect`` (README: how to open the UI).
+* MLflow's INFO line "Validating input example against model signature" when a version is logged:
+  a failed validation is a warning or an error, which still shows.
+* Hugging Face's and MLflow's tqdm bars ("Writing model shards: 100%|...| 1/1", "Downloading
+  artifacts: 100%|...| 5/5"), which draw over the marketplace's own progress display and say nothing
+  about the work (``HF_HUB_DISABLE_PROGRESS_BARS`` and ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``, read
+  when those libraries are imported or download; a value the user set wins).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
-__all__ = ["KNOWN_NOISE", "Noise", "NoiseFilter", "quiet_known_noise"]
+__all__ = ["KNOWN_NOISE", "QUIET_ENV", "Noise", "NoiseFilter", "quiet_known_noise"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,17 @@ KNOWN_NOISE: tuple[Noise, ...] = (
     Noise("transformers.modeling_utils", "`loss_type=None` was set in the config but it is unrecognized"),
     Noise("mlflow.store.db.utils", "Creating initial MLflow database tables"),
     Noise("mlflow.store.db.utils", "Updating database tables"),
+    Noise("mlflow.pyfunc", "Validating input example against model signature"),
     Noise("mlflow.pyfunc", "Passing a Python object as `python_model` causes it to be serialized using "
                            "CloudPickle"),
     Noise("marketplace.db.migrate", "database schema at "),
+    Noise("prefect", "Starting temporary server on "),
+    Noise("prefect", "Stopping temporary server on "),
 )
+
+
+# Progress bars of libraries the marketplace drives (it shows its own progress).
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 class NoiseFilter(logging.Filter):
@@ -55,7 +72,7 @@ class NoiseFilter(logging.Filter):
             return True
         try:
             message = record.getMessage()
-        except Exception:  # a malformed record is someone else's bug: let it through  # noqa: BLE001
+        except Exception:  # a malformed record is someone else's bug: let it through
             return True
         return not message.startswith(self.starts)
 
@@ -66,6 +83,9 @@ _INSTALLED: dict[str, NoiseFilter] = {}
 def quiet_known_noise(verbose: bool = False) -> None:
     """Install one :class:`NoiseFilter` per logger of :data:`KNOWN_NOISE` (idempotent); ``verbose``
     removes them again."""
+    if not verbose:
+        for key, value in QUIET_ENV.items():
+            os.environ.setdefault(key, value)
     by_logger: dict[str, tuple[str, ...]] = {}
     for noise in KNOWN_NOISE:
         by_logger[noise.logger] = (*by_logger.get(noise.logger, ()), noise.starts)

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from marketplace.cli.common import JsonOpt, emit, handle_errors, money, print_table, run_flow
+from marketplace.cli.outcomes import audit_outcome, gate_outcome
 from marketplace.demo import DEMO_SIZES
 from marketplace.runtime import resolve_device
 
@@ -49,23 +50,13 @@ def revalue(
     emit(summary, as_json, render_summary)
 
 
-def gate_outcome(train: dict[str, Any] | None) -> str:
-    """The promotion gate's decision in one line: the new version promoted, or kept out and why."""
-    if train is None:
-        return "not trained (pool unchanged): the champion keeps scoring"
-    verdict = "promoted to champion" if train.get("promoted") else "kept out (the champion keeps scoring)"
-    return f"{train.get('model_name', 'approximator')} v{train.get('version')} {verdict}: {train.get('reason', '')}"
-
-
-def audit_outcome(audit: dict[str, Any] | None) -> str:
-    """The scoring run's audit in one line."""
-    audit = audit or {}
-    if audit.get("passed") is None:
-        return str(audit.get("reason") or "no audit recorded")
-    rho = audit.get("spearman")
-    return (f"{'passed' if audit['passed'] else 'FAILED (payouts blocked)'}: Spearman "
-            f"{float(rho):.3f} on {audit.get('n')} samples, threshold {audit.get('threshold')}"
-            if isinstance(rho, int | float) else str(audit.get("reason", "")))
+def _price_outcome(price: dict[str, Any]) -> str:
+    run = f"pricing run {price.get('pricing_run_id')}"
+    if "allocated_minor" not in price:
+        return run
+    cur = price["currency"]
+    return (f"{run}: {money(price['allocated_minor'], cur)} of {money(price['budget_minor'], cur)} allocated to "
+            f"{price.get('n_paid')} samples")
 
 
 def render_summary(s: dict[str, Any]) -> None:
@@ -78,9 +69,7 @@ def render_summary(s: dict[str, Any]) -> None:
             ("train", gate_outcome(s.get("train"))),
             ("score", f"{score['model_name']} v{score['version']}: {score['n_scored']} new scores"),
             ("audit", audit_outcome(score.get("audit"))),
-            ("price", f"pricing run {price.get('pricing_run_id')}: {money(price['allocated_minor'], price['currency'])}"
-                      f" of {money(price['budget_minor'], price['currency'])} allocated to {price.get('n_paid')} samples"
-             if "allocated_minor" in price else f"pricing run {price.get('pricing_run_id')}")]
+            ("price", _price_outcome(price))]
     print_table(f"revaluation of {s['campaign']} for {s['period']}", ["stage", "outcome"], rows)
 
 

@@ -39,6 +39,8 @@ def serve(
     from marketplace.deployments import default_prefect_yaml, load_deployment_specs
 
     specs = load_deployment_specs(file or default_prefect_yaml())
+    if not dry_run:
+        open_db()  # the home first: Prefect keeps its runs in it ($MKT_HOME/prefect, see runtime.use_prefect_home)
     if only:
         unknown = set(only) - {s.name for s in specs}
         if unknown:
@@ -63,7 +65,6 @@ def serve(
             "deployments", ["name", "entrypoint", "schedule"],
             [(r["name"], r["entrypoint"], ", ".join(r["crons"])) for r in rows]))
         return
-    open_db()
     from prefect import serve as prefect_serve
 
     # A served run loads its flow from the entrypoint in a fresh process: the flow's own default task

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import typer
-
 from typing import Any
 
+import typer
 from sqlalchemy.orm import Session
 
 from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, print_table, settings

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from marketplace.campaigns import get_campaign
 from marketplace.db import Allocation, ApproximatorVersion, Provider, Sample, Submission, utcnow
 from marketplace.db.eligibility import is_first_owner
+from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.db.scoring import ScoreRun
 from marketplace.db.valuation import LabelSet
-from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.errors import NotFoundError
 from marketplace.pricing.period import validate_period
 from marketplace.reports.statements import excerpt

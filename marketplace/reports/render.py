@@ -21,10 +21,10 @@ from marketplace.reports.statements import ProviderStatement
 
 __all__ = [
     "buyer_artifact_rows",
-    "buyer_stem",
-    "file_slug",
     "buyer_report_html",
     "buyer_report_markdown",
+    "buyer_stem",
+    "file_slug",
     "statement_artifact_rows",
     "statement_html",
     "statement_markdown",
@@ -134,7 +134,6 @@ def _statement_rows(st: ProviderStatement) -> dict[str, tuple[list[str], list[li
 
 def statement_html(st: ProviderStatement) -> str:
     cur = st.currency
-    rows = _statement_rows(st)
     summary = _table(["", cur], [
         ["Opening balance", _money(st.opening_minor, cur)],
         ["Credits", _money(st.credits_minor, cur)],
@@ -275,7 +274,6 @@ def _quality(rep: BuyerReport) -> str:
 
 def buyer_report_html(rep: BuyerReport) -> str:
     cur = rep.currency
-    rows = _buyer_rows(rep)
     lineage = _table(["", ""], [
         ["Budget", _money(rep.budget_minor, cur)], ["Allocated", _money(rep.allocated_minor, cur)],
         ["Unallocated", _money(rep.unallocated_minor, cur)],

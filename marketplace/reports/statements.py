@@ -31,17 +31,17 @@ from marketplace.reports.submissions import SubmissionSummary, copies_explanatio
 
 __all__ = [
     "ProviderStatement",
-    "latest_statement_period",
-    "posted_periods",
-    "require_postings",
-    "submitting_provider_ids",
     "SampleValue",
     "StatementLine",
     "SubmissionValue",
     "build_provider_statement",
     "excerpt",
     "get_provider",
+    "latest_statement_period",
     "paid_provider_ids",
+    "posted_periods",
+    "require_postings",
+    "submitting_provider_ids",
 ]
 
 EXCERPT_CHARS = 160
