@@ -1,46 +1,76 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for the marketplace: a virtual environment in .venv with the CPU build of
 # torch, the project and its test extras, and (where the machine allows) Debian's real-text packages
-# used by the provider corpora. Idempotent: a second run only checks.
+# used by the provider corpora. Idempotent: when everything is in place it only checks (about a second).
 #
-#   bash infra/bootstrap.sh            # everything
-#   MKT_SKIP_APT=1 bash infra/bootstrap.sh   # no apt-get (the corpora fall back to Python's own docs)
+#   bash infra/bootstrap.sh                     # everything
+#   MKT_SKIP_APT=1 bash infra/bootstrap.sh      # no apt-get (the corpora use the sources that are present)
+#   MKT_WITH_CHROMIUM=1 bash infra/bootstrap.sh # also headless Chromium, for benchmarks/screenshots.py
+#
+# Each step prints one line saying what it installs and how long it usually takes (2 CPU cores, packages
+# from a local mirror or disk; a slow network makes the downloads longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TEXT_PACKAGES="dict-foldoc dict-jargon dict-gcide wordnet-base fortunes fortunes-min"
+SCREENSHOT_PACKAGES="chromium fonts-dejavu-core"
+STAMP="$VENV/.bootstrap-stamp"
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-# 1. Real English text from Debian (optional: FOLDOC, Jargon File, GCIDE, WordNet, fortunes).
-if [ "${MKT_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-  missing=""
-  for p in $TEXT_PACKAGES; do
+missing_debs() {
+  local missing=""
+  for p in "$@"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
   done
-  if [ -n "$missing" ]; then
-    log "installing Debian text packages:$missing"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
-      || log "could not install$missing; corpora will use the sources that are present"
+  printf '%s' "$missing"
+}
+
+apt_install() {  # apt_install WHAT PACKAGES...: only what is missing; recommends never (no GUIs pulled in)
+  local what=$1; shift
+  local missing
+  missing=$(missing_debs "$@")
+  [ -z "$missing" ] && return 0
+  log "installing $what:$missing (apt-get, usually 20-60 s)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null) \
+    || log "could not install$missing; $what will be missing (see README, Installing)"
+}
+
+# 1. Real English text from Debian (optional: FOLDOC, Jargon File, GCIDE, WordNet, fortunes), and
+#    headless Chromium when asked for (the report screenshots of benchmarks/).
+if [ "${MKT_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  apt_install "Debian text packages for the demo corpora" $TEXT_PACKAGES
+  if [ "${MKT_WITH_CHROMIUM:-0}" = "1" ]; then
+    apt_install "headless Chromium for the report screenshots" $SCREENSHOT_PACKAGES
   fi
 fi
 
 # 2. Virtual environment. torch first, pinned to the CPU build: a bare `torch` requirement would pull a
 #    multi-GB CUDA build from PyPI.
 if [ ! -x "$VENV/bin/python" ]; then
-  log "creating $VENV"
+  log "creating the virtual environment $VENV (usually 5 s)"
   "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
 fi
 PIP="$VENV/bin/python -m pip"
-$PIP install -q --upgrade pip >/dev/null
-if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
-  log "installing torch 2.13.0 (CPU)"
+has_module() { "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
+if ! has_module torch; then
+  log "installing torch 2.13.0, CPU build (about 200 MB; usually 1-3 min)"
   # On this kind of machine pip finds the CPU wheel on local disk; elsewhere point pip at a CPU index
   # (PIP_INDEX_URL / PIP_EXTRA_INDEX_URL) before running this script.
   $PIP install -q "torch==2.13.0"
 fi
-log "installing the project with its test extras"
-$PIP install -q -e ".[test]"
-log "ready: $VENV/bin/marketplace --help"
+
+# 3. The project and its test extras, again only when pyproject.toml changed since the last install.
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/marketplace" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  log "installing the project with its test extras (transformers, MLflow, Prefect, Dask...; usually 1-4 min)"
+  # setuptools warns on every editable install that a folder named like the package could shadow it:
+  # the checkout is that folder, by design.
+  PYTHONWARNINGS="ignore:Editable installation" $PIP install -q -e ".[test]"
+  printf '%s\n' "$want" >"$STAMP"
+fi
+log "ready: $VENV/bin/marketplace --help (or: source $VENV/bin/activate, then marketplace --help)"
