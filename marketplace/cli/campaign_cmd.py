@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.cli.common import JsonOpt, emit, handle_errors, in_session, print_fields, print_table
 from marketplace.errors import ConfigError
+from marketplace.names import validate_name
 from marketplace.runtime import ingest_limits
 
 __all__ = ["register"]
@@ -42,6 +43,7 @@ def create(
     from marketplace.money import parse_amount
     from marketplace.valuation import digest_model_dir
 
+    name = validate_name(name, "campaign")  # before reading any data: a bad name is a one-line error
     if not target_model.is_dir():
         raise ConfigError(f"--target-model {target_model} is not a folder; pass a save_pretrained checkpoint folder")
     try:

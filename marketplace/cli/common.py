@@ -180,13 +180,17 @@ def money(amount_minor: int, currency: str) -> str:
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
                 right: Iterable[str] = ()) -> None:
-    """A table on stdout; the columns named in ``right`` (numbers, money) are right-aligned."""
+    """A table on stdout; the columns named in ``right`` (numbers, money) are right-aligned. Every cell and
+    the title are shown inert (:func:`marketplace.names.rich_safe`: markup and control characters escaped),
+    because they carry names and texts that providers and buyers chose."""
+    from marketplace.names import rich_safe
+
     align_right = set(right)
-    table = Table(title=title)
+    table = Table(title=rich_safe(title))
     for col in columns:
-        table.add_column(col, justify="right" if col in align_right else "left")
+        table.add_column(rich_safe(col), justify="right" if col in align_right else "left")
     for row in rows:
-        table.add_row(*(str(v) for v in row))
+        table.add_row(*(rich_safe(v) for v in row))
     stdout_console().print(table)
 
 

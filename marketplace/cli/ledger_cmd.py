@@ -77,7 +77,6 @@ def audit(
 
     from marketplace.campaigns import get_campaign
     from marketplace.db.audit import list_audit_events
-    from marketplace.names import rich_safe
 
     def query(session: Session) -> list[dict[str, Any]]:
         cid = get_campaign(session, campaign).id if campaign is not None else None
@@ -86,9 +85,9 @@ def audit(
     emit({"events": in_session(query)}, as_json, lambda d: print_table(
         "audit trail", ["id", "when", "actor", "action", "campaign", "provider", "submission", "pricing run",
                         "details"],
-        ((e["id"], e["occurred_at"], rich_safe(e["actor"]), e["action"], e["campaign_id"] or "",
+        ((e["id"], e["occurred_at"], e["actor"], e["action"], e["campaign_id"] or "",
           e["provider_id"] or "", e["submission_id"] or "", e["pricing_run_id"] or "",
-          rich_safe(", ".join(f"{k}={v}" for k, v in sorted(e["details"].items()))))
+          ", ".join(f"{k}={v}" for k, v in sorted(e["details"].items())))
          for e in d["events"])))
 
 

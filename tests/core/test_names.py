@@ -178,3 +178,20 @@ def _no_submissions(home: Path) -> bool:
             return conn.execute(select(func.count()).select_from(Submission)).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_hostile_names_stored_before_the_rule_never_crash_a_listing(mkt_home: Path) -> None:
+    """Rows written before names were validated (or behind the application's back) are shown inert."""
+    from marketplace import runtime
+    from tests.support.catalog import make_campaign, make_provider
+
+    assert CliRunner().invoke(app, ["db", "upgrade"]).exit_code == 0
+    hostile = "evil[/]\u202e[bold]boss[/bold]\nnext"
+    with runtime.session_factory()() as s, s.begin():
+        make_campaign(s, hostile)
+        make_provider(s, hostile)
+    for args in (["campaign", "list"], ["campaign", "show", "id:1"], ["ledger", "audit"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Traceback" not in result.output and "\u202e" not in result.output
+    assert "evil[/]" in CliRunner().invoke(app, ["campaign", "list"]).stdout
