@@ -149,18 +149,15 @@ class DemoProgress(logging.Handler):
         self.timings[self.current] = seconds
         if failed:
             if self._task is not None:
-                self.progress.stop_task(self._task)
+                self.progress.remove_task(self._task)
             if self.enabled:
                 self.progress.console.print(f"  [red]✗[/] {self.current} stopped after {seconds:.1f} s"
                                             + (f"; the log file has the details: {self.log_file}"
                                                if self.log_file else ""), highlight=False)
             self.current, self._task = None, None
             return
-        if self._task is not None:
-            task = self.progress.tasks[self._task] if self._task < len(self.progress.tasks) else None
-            total = task.total if task is not None and task.total else 1
-            self.progress.update(self._task, total=total, completed=total)
-            self.progress.stop_task(self._task)
+        if self._task is not None:  # the ✓ line replaces the bar: only the running stage has one
+            self.progress.remove_task(self._task)
         if self.enabled:
             self.progress.console.print(f"  [green]✓[/] {self.current} ({seconds:.1f} s)"
                                         + (f": {note}" if note else ""), highlight=False)
