@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import date2num
+from matplotlib.ticker import FuncFormatter
 from matplotlib.figure import Figure
 
 __all__ = ["balance_history_png", "bar_chart_svg", "value_distribution_png"]
@@ -46,12 +47,16 @@ def balance_history_png(points: Sequence[tuple[dt.datetime, int]], digits: int, 
         balances = [b for _, b in points]  # integer minor units: no float ever touches money
         ax.step(times, balances, where="post", color="#2a9d55")
         ax.plot(times, balances, "o", color="#2a9d55", markersize=3)
+        if max(times) - min(times) < 1:  # postings within a day: a week around them, not years
+            ax.set_xlim(min(times) - 3.5, max(times) + 3.5)
         ax.xaxis_date()
         fig.autofmt_xdate()
+        # the axis reads in major units; the data stay integers
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / 10**digits:,.{digits}f}"))
     else:
         ax.text(0.5, 0.5, "no postings", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("Balance over time")
-    ax.set_ylabel(f"{currency} (minor units, 1/{10**digits})")
+    ax.set_ylabel(currency)
     return _to_base64(fig)
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from marketplace.money import Money, minor_digits
 from marketplace.reports.buyer import BuyerReport
+from marketplace.outputs import check_output_dir, check_output_file, write_text_atomic
 from marketplace.reports.csv_safe import write_csv
 from marketplace.reports.md_safe import md_escape
 from marketplace.reports.plots import balance_history_png, bar_chart_svg, value_distribution_png
-from marketplace.reports.statements import ProviderStatement
+from marketplace.reports.statements import ProviderStatement, SampleValue
 
 __all__ = [
     "buyer_artifact_rows",
@@ -38,7 +39,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;ma
 color:#1d2330}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde}
 table{border-collapse:collapse;width:100%;font-size:.85rem;table-layout:auto}
-th,td{padding:.3rem .45rem;border-bottom:1px solid #eef;vertical-align:top;overflow-wrap:anywhere}
+th,td{padding:.3rem .45rem;border-bottom:1px solid #eef;vertical-align:top;overflow-wrap:break-word}
 th{text-align:left;background:#f5f7fb;font-weight:600}td.num,th.num{text-align:right;
 font-variant-numeric:tabular-nums;white-space:nowrap}
 .muted{color:#667}.summary td{font-weight:600}.summary table{width:auto;min-width:22rem}img,svg{max-width:100%}
@@ -46,6 +47,10 @@ font-variant-numeric:tabular-nums;white-space:nowrap}
 .ok{color:#1d7a3c}.bad{color:#b42318}
 @media print{body{margin:0;max-width:none}table{font-size:.75rem}}
 """
+
+
+# What each kind of statement line is, in words.
+KIND_LABELS = {"allocation": "credit", "adjustment": "adjustment", "manual": "manual posting"}
 
 
 def _money(amount_minor: int, currency: str) -> str:
@@ -141,7 +146,7 @@ def statement_html(st: ProviderStatement) -> str:
         ["Closing balance", _money(st.closing_minor, cur)],
     ], numeric={1})
     lines = _table(["Posted (UTC)", "Kind", "Campaign", "File", "Amount", "Behind it"],
-                   [[ln.posted_at.strftime("%Y-%m-%d %H:%M"), ln.kind, ln.campaign or "",
+                   [[ln.posted_at.strftime("%Y-%m-%d %H:%M"), KIND_LABELS.get(ln.kind, ln.kind), ln.campaign or "",
                      f"{ln.submission_filename or ''} (#{ln.submission_id})" if ln.submission_id else "",
                      _money(ln.amount_minor, cur), _lineage(ln)] for ln in st.lines], numeric={4})
     per_submission = _table(["File", "Campaign", "Samples", "Paid", "Value (score units)", "Amount"],
@@ -152,10 +157,13 @@ def statement_html(st: ProviderStatement) -> str:
                    [[f"{f.filename} (#{f.submission_id})", f.records, f.accepted, f.quarantined, f.already_in_market,
                      f.payable] for f in st.submitted], numeric={1, 2, 3, 4, 5})
 
-    def samples(xs: Sequence[object]) -> str:
-        return _table(["Sample", "Campaign", "Excerpt", "Score", "Amount"],
-                      [[x.sample_id, x.campaign, x.excerpt, f"{x.score:.4g}", _money(x.amount_minor, cur)]  # type: ignore[attr-defined]
-                       for x in xs], numeric={0, 3, 4})
+    several = len({x.campaign for x in st.top_samples + st.bottom_samples}) > 1
+
+    def samples(xs: Sequence[SampleValue]) -> str:  # a campaign column only when they differ
+        return _table(["Sample", *(["Campaign"] if several else []), "Excerpt", "Score", "Amount"],
+                      [[x.sample_id, *([x.campaign] if several else []), x.excerpt, f"{x.score:.4g}",
+                        _money(x.amount_minor, cur)] for x in xs],
+                      numeric={0, 3, 4} if several else {0, 2, 3})
 
     body = (
         f"<h1>Statement for {html.escape(st.provider_name)}</h1>"
@@ -198,12 +206,17 @@ def statement_markdown(st: ProviderStatement) -> str:
 
 def _write_files(out_dir: Path, stem: str, page: str,
                  tables: dict[str, tuple[list[str], list[list[object]]]]) -> dict[str, Path]:
-    """``{stem}.html`` and one ``{stem}_{name}.csv`` per table under ``out_dir``; returns the paths by kind."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"html": out_dir / f"{stem}.html"}
-    paths["html"].write_text(page, encoding="utf-8")
+    """``{stem}.html`` and one ``{stem}_{name}.csv`` per table under ``out_dir``; returns the paths by kind.
+
+    Every path is checked before the first is written, and each file is written atomically
+    (:mod:`marketplace.outputs`)."""
+    check_output_dir(out_dir)
+    paths = {"html": out_dir / f"{stem}.html", **{f"csv_{name}": out_dir / f"{stem}_{name}.csv" for name in tables}}
+    for path in paths.values():
+        check_output_file(path)
+    write_text_atomic(paths["html"], page)
     for name, (header, rows) in tables.items():
-        paths[f"csv_{name}"] = write_csv(out_dir / f"{stem}_{name}.csv", header, rows)
+        write_csv(paths[f"csv_{name}"], header, rows)
     return paths
 
 
@@ -302,7 +315,8 @@ def buyer_report_html(rep: BuyerReport) -> str:
         + _quality(rep)
         + f"<h2>Top {len(rep.top_samples)} samples by score</h2>"
         "<p class=\"muted\">Ranked by the approximator's score, highest first (equal scores by sample id). Scores "
-        "above the pricing cap share the capped value, so their amounts can be equal.</p>" + top
+        "above the pricing cap share the capped value, so their amounts can be equal; a high score can still be paid "
+        "nothing when the pricing policy nets a provider's values and they come to zero or less.</p>" + top
         + "<h2>Value distribution</h2>" + _img(value_distribution_png(rep.values, "Value of all eligible samples"),
                                                "value distribution")
     )

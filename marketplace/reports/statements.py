@@ -264,7 +264,7 @@ def build_provider_statement(
     ]
     samples = [SampleValue(a.sample_id, a.submission_id, excerpt(text), a.score, a.value, a.amount_minor,
                            run_campaign[a.pricing_run_id]) for a, text, _ in alloc_rows]
-    ranked = sorted(samples, key=lambda x: (-x.amount_minor, -x.value, x.sample_id))
+    ranked = sorted(samples, key=lambda x: (-x.score, x.sample_id))  # by score: capped values tie
     return ProviderStatement(
         provider_id=prov.id, provider_name=prov.name, period=period, currency=cur, opening_minor=opening,
         credits_minor=credits, adjustments_minor=adjustments, closing_minor=opening + credits + adjustments,

@@ -107,6 +107,8 @@ def test_every_submitting_provider_gets_a_statement_and_copies_are_explained(
 def test_statement_periods_default_to_the_latest_and_an_empty_one_lists_them(factory: sessionmaker[Session]) -> None:
     _market(factory)
     with factory() as s:
+        top = build_provider_statement(s, "good-docs").top_samples
+        assert [x.score for x in top] == [9.0, 7.0, 5.0, 0.5]  # by score, though the first three tie in value
         assert latest_statement_period(s, "good-docs") == "2026-11"
         assert build_provider_statement(s, "good-docs").period == "2026-11"
         with pytest.raises(NotFoundError, match="has postings in 2026-11"):
