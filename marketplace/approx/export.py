@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from marketplace.db import ApproximatorVersion, Provider, RunStatus, Sample, Score, ScoreRun
 from marketplace.db.eligibility import is_first_owner
 from marketplace.errors import ConfigError, NotFoundError, ValidationError
+from marketplace.outputs import atomic_output, check_output_file
 from marketplace.reports.csv_safe import write_frame
 
 __all__ = ["ExportResult", "export_scores", "output_format", "resolve_scored_version", "select_top"]
@@ -103,13 +104,13 @@ def _batches(
 
 
 class _Writer:
-    def __init__(self, path: Path, fmt: Format) -> None:
-        self.path, self.fmt = path, fmt
+    """Streams batches into ``tmp``, the temporary file of :func:`marketplace.outputs.atomic_output`."""
+
+    def __init__(self, tmp: Path, fmt: Format) -> None:
+        self.fmt = fmt
         self.n_rows = 0
         self._pq: pq.ParquetWriter | None = None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = path.with_name(f".{path.name}.partial")
-        self._tmp.unlink(missing_ok=True)
+        self._tmp = tmp
 
     def write(self, df: pd.DataFrame) -> None:
         if self.fmt == "parquet":
@@ -145,7 +146,6 @@ class _Writer:
             self.write(pd.DataFrame({c: pd.Series([], dtype=object) for c in empty_columns}))
         if self._pq is not None:
             self._pq.close()
-        self._tmp.replace(self.path)
 
 
 _EXPORT_COLUMNS = ["sample_id", "provider", "submission_id", "text", "prompt_chars", "duplicate_of_id", "score",
@@ -158,11 +158,13 @@ def export_scores(
     """Write every sample scored by the version: id, provider, text, score (+ spread), model version."""
     path = Path(out)
     fmt = output_format(path)
+    check_output_file(path)
     row = resolve_scored_version(session, campaign_id, version)
-    writer = _Writer(path, fmt)
-    for df in _batches(session, _scored_rows(row).order_by(Sample.id), row, batch_rows):
-        writer.write(df[_EXPORT_COLUMNS])
-    writer.close(_EXPORT_COLUMNS)
+    with atomic_output(path) as tmp:
+        writer = _Writer(tmp, fmt)
+        for df in _batches(session, _scored_rows(row).order_by(Sample.id), row, batch_rows):
+            writer.write(df[_EXPORT_COLUMNS])
+        writer.close(_EXPORT_COLUMNS)
     log.info("exported %d scores of %s v%s to %s", writer.n_rows, row.model_name, row.version, path)
     return ExportResult(str(path), fmt, writer.n_rows, row.model_name, row.version)
 
@@ -185,19 +187,21 @@ def select_top(
         raise ValidationError(f"--top {fraction} must be a fraction in (0, 1], e.g. 0.1 for the top 10%")
     path = Path(out)
     fmt = output_format(path)
+    check_output_file(path)
     row = resolve_scored_version(session, campaign_id, version)
     base = _scored_rows(row).where(is_first_owner())
     n_unique = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
     k = math.ceil(fraction * n_unique)
-    writer = _Writer(path, fmt)
     stmt = base.order_by(Score.score.desc(), Sample.id).limit(k)
-    for df in _batches(session, stmt, row, batch_rows):
-        has_split = df["prompt_chars"].notna()
-        cut = df["prompt_chars"].fillna(0).astype(int)
-        df["prompt"] = [t[:c] if s else None for t, c, s in zip(df["text"], cut, has_split, strict=True)]
-        df["response"] = [t[c + 1 :] if s else None for t, c, s in zip(df["text"], cut, has_split, strict=True)]
-        writer.write(df[_SELECT_COLUMNS])
-    writer.close(_SELECT_COLUMNS)
+    with atomic_output(path) as tmp:
+        writer = _Writer(tmp, fmt)
+        for df in _batches(session, stmt, row, batch_rows):
+            has_split = df["prompt_chars"].notna()
+            cut = df["prompt_chars"].fillna(0).astype(int)
+            df["prompt"] = [t[:c] if s else None for t, c, s in zip(df["text"], cut, has_split, strict=True)]
+            df["response"] = [t[c + 1 :] if s else None for t, c, s in zip(df["text"], cut, has_split, strict=True)]
+            writer.write(df[_SELECT_COLUMNS])
+        writer.close(_SELECT_COLUMNS)
     log.info("selected the top %d of %d unique scored samples (%.1f%%) into %s", writer.n_rows, n_unique,
              100 * fraction, path)
     return ExportResult(str(path), fmt, writer.n_rows, row.model_name, row.version)

@@ -21,14 +21,16 @@ def _write_ids(out: Path, rows: list[dict[str, Any]]) -> None:
 
     from marketplace.reports.csv_safe import write_frame
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from marketplace.outputs import atomic_output, write_text_atomic
+
     df = pd.DataFrame(rows, columns=_COLUMNS)
     if out.suffix == ".csv":
         write_frame(out, df)
     elif out.suffix == ".jsonl":
-        df.to_json(out, orient="records", lines=True)
+        with atomic_output(out) as tmp:
+            df.to_json(tmp, orient="records", lines=True)
     else:
-        out.write_text("".join(f"{i}\n" for i in df["sample_id"]), encoding="utf-8")
+        write_text_atomic(out, "".join(f"{i}\n" for i in df["sample_id"]))
 
 
 def active_label(
@@ -41,6 +43,10 @@ def active_label(
     """Unlabeled samples where the ensemble heads disagree most: the best next ones to label exactly."""
     from marketplace.approx.active import rank_for_labeling
     from marketplace.campaigns import get_campaign
+    from marketplace.outputs import check_output_file
+
+    if out is not None:
+        check_output_file(out)  # before any work
 
     model, candidates = in_session(
         lambda s: rank_for_labeling(s, get_campaign(s, campaign).id, n, version=version), write=True)

@@ -25,7 +25,9 @@ report_app = typer.Typer(help="Provider statements and buyer reports (HTML + CSV
 
 
 def _out_dir(out: Path | None) -> Path:
-    return out if out is not None else settings().resolved_artifacts_dir / "reports"
+    from marketplace.outputs import check_output_dir
+
+    return check_output_dir(out if out is not None else settings().resolved_artifacts_dir / "reports")
 
 
 def _summary(obj: Any, files: dict[str, Path]) -> dict[str, Any]:
@@ -81,8 +83,9 @@ def provider(
             require_postings(s, name, period)
         return build_provider_statement(s, name, period, currency=currency)
 
+    out_dir = _out_dir(out)  # checked before any work
     st = in_session(build)
-    emit(_summary(st, write_statement(st, _out_dir(out))), as_json, _render_statement)
+    emit(_summary(st, write_statement(st, out_dir)), as_json, _render_statement)
 
 
 @report_app.command("campaign")
@@ -98,8 +101,9 @@ def campaign(
     """The buyer report: value by provider and the top-k data selected, with model and label lineage."""
     from marketplace.reports import build_buyer_report, write_buyer_report
 
+    out_dir = _out_dir(out)  # checked before any work
     rep = in_session(lambda s: build_buyer_report(s, name, period, top_k=top_k))
-    emit(_summary(rep, write_buyer_report(rep, _out_dir(out))), as_json, _render_buyer_report)
+    emit(_summary(rep, write_buyer_report(rep, out_dir)), as_json, _render_buyer_report)
 
 
 def register(app: typer.Typer) -> None:

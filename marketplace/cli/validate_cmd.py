@@ -64,6 +64,7 @@ def validate(
     gain per sample with the latest pricing run: ideal shares, misallocated share, harmful share."""
     from pydantic import ValidationError as PydanticValidationError
 
+    from marketplace.outputs import check_output_dir
     from marketplace.runtime import resolve_device
     from marketplace.validation import ValidationConfig, validate_campaign
 
@@ -73,6 +74,7 @@ def validate(
         raise option_error(exc, "validate") from exc
     resolved = resolve_device(device)
     out_dir = out if out is not None else settings().resolved_artifacts_dir / "validation"
+    check_output_dir(out_dir)  # before the fine-tuning: a file at the output folder is a one-line error
     _, factory = open_db()
     result, files = validate_campaign(
         factory, campaign, config, out_dir, period=period, device=resolved,

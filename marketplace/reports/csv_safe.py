@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from marketplace.outputs import atomic_output
+
 __all__ = ["FORMULA_PREFIXES", "sanitize_cell", "write_csv", "write_frame"]
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "|", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
@@ -38,16 +40,25 @@ def write_csv(
 ) -> Path:
     """Write a UTF-8 CSV (RFC 4180 quoting) with every cell sanitised; returns ``path``.
 
-    ``append=True`` adds rows to an existing file (streamed exports); ``header=None`` writes none.
+    ``append=True`` adds rows to an existing file (streamed exports writing their own temporary file);
+    ``header=None`` writes none. Otherwise the file is written atomically through
+    :func:`marketplace.outputs.atomic_output` (no link followed, no folder overwritten, nothing half-written).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a" if append else "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
-        if header is not None:
-            writer.writerow([sanitize_cell(h) for h in header])
-        for row in rows:
-            writer.writerow([sanitize_cell(v) for v in row])
+    if append:
+        with path.open("a", newline="", encoding="utf-8") as fh:
+            _write_rows(fh, header, rows)
+        return path
+    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
+        _write_rows(fh, header, rows)
     return path
+
+
+def _write_rows(fh: Any, header: Sequence[str] | None, rows: Iterable[Sequence[object]]) -> None:
+    writer = csv.writer(fh, quoting=csv.QUOTE_MINIMAL)
+    if header is not None:
+        writer.writerow([sanitize_cell(h) for h in header])
+    for row in rows:
+        writer.writerow([sanitize_cell(v) for v in row])
 
 
 def write_frame(path: Path, df: Any, *, header: bool = True, append: bool = False) -> Path:

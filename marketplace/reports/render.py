@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from marketplace.money import Money, minor_digits
+from marketplace.outputs import check_output_dir, check_output_file, write_text_atomic
 from marketplace.reports.buyer import BuyerReport
 from marketplace.reports.csv_safe import write_csv
 from marketplace.reports.md_safe import md_escape
@@ -205,12 +206,17 @@ def statement_markdown(st: ProviderStatement) -> str:
 
 def _write_files(out_dir: Path, stem: str, page: str,
                  tables: dict[str, tuple[list[str], list[list[object]]]]) -> dict[str, Path]:
-    """``{stem}.html`` and one ``{stem}_{name}.csv`` per table under ``out_dir``; returns the paths by kind."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"html": out_dir / f"{stem}.html"}
-    paths["html"].write_text(page, encoding="utf-8")
+    """``{stem}.html`` and one ``{stem}_{name}.csv`` per table under ``out_dir``; returns the paths by kind.
+
+    Every path is checked before the first is written, and each file is written atomically
+    (:mod:`marketplace.outputs`)."""
+    check_output_dir(out_dir)
+    paths = {"html": out_dir / f"{stem}.html", **{f"csv_{name}": out_dir / f"{stem}_{name}.csv" for name in tables}}
+    for path in paths.values():
+        check_output_file(path)
+    write_text_atomic(paths["html"], page)
     for name, (header, rows) in tables.items():
-        paths[f"csv_{name}"] = write_csv(out_dir / f"{stem}_{name}.csv", header, rows)
+        write_csv(paths[f"csv_{name}"], header, rows)
     return paths
 
 

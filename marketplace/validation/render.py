@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from marketplace.money import Money
+from marketplace.outputs import check_output_dir, check_output_file, write_text_atomic
 from marketplace.reports.csv_safe import write_csv
 from marketplace.reports.md_safe import md_escape
 from marketplace.validation.compare import PayoutValidation, ProviderComparison, RegimeVerdict
@@ -145,10 +146,13 @@ def validation_markdown(v: PayoutValidation) -> str:
 def write_validation(v: PayoutValidation, out_dir: Path) -> dict[str, Path]:
     """Write ``validation_campaign{id}_run{run}.{html,csv,md,json}`` into ``out_dir``; returns the paths."""
     stem = f"validation_campaign{v.campaign_id}_run{v.pricing_run_id}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"html": out_dir / f"{stem}.html", "md": out_dir / f"{stem}.md", "json": out_dir / f"{stem}.json"}
-    paths["html"].write_text(validation_html(v), encoding="utf-8")
-    paths["md"].write_text(validation_markdown(v), encoding="utf-8")
-    paths["json"].write_text(json.dumps(v.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-    paths["csv"] = write_csv(out_dir / f"{stem}.csv", *validation_csv_rows(v))
+    check_output_dir(out_dir)  # marketplace/outputs.py: every path checked first, each file written atomically
+    paths = {"html": out_dir / f"{stem}.html", "md": out_dir / f"{stem}.md", "json": out_dir / f"{stem}.json",
+             "csv": out_dir / f"{stem}.csv"}
+    for path in paths.values():
+        check_output_file(path)
+    write_text_atomic(paths["html"], validation_html(v))
+    write_text_atomic(paths["md"], validation_markdown(v))
+    write_text_atomic(paths["json"], json.dumps(v.to_dict(), indent=2, sort_keys=True))
+    write_csv(paths["csv"], *validation_csv_rows(v))
     return paths

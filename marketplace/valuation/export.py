@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.db import Label, LabelSet, Provider, Sample
 from marketplace.errors import ConfigError, NotFoundError
+from marketplace.outputs import atomic_output, check_output_file
 from marketplace.reports.csv_safe import write_csv
 
 __all__ = ["EXPORT_FORMATS", "export_labels"]
@@ -50,10 +51,16 @@ def export_labels(session: Session, label_set_id: int, out: Path) -> dict[str, A
     fmt = EXPORT_FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise ConfigError(f"cannot export to {out.name}: use a .jsonl, .csv or .parquet file name")
+    check_output_file(out)
     if session.get(LabelSet, label_set_id) is None:
         raise NotFoundError(f"label set {label_set_id} does not exist")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    with atomic_output(out) as tmp:  # marketplace/outputs.py: no link followed, nothing half-written
+        n = _write_labels(session, label_set_id, fmt, tmp)
+    log.info("exported %d labels of label set %d to %s", n, label_set_id, out)
+    return {"path": str(out), "format": fmt, "rows": n}
+
+
+def _write_labels(session: Session, label_set_id: int, fmt: str, tmp: Path) -> int:
     n = 0
     if fmt == "jsonl":
         with tmp.open("w", encoding="utf-8") as fh:
@@ -72,6 +79,4 @@ def export_labels(session: Session, label_set_id: int, out: Path) -> dict[str, A
             for chunk in _rows(session, label_set_id):
                 writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
                 n += len(chunk)
-    tmp.replace(out)
-    log.info("exported %d labels of label set %d to %s", n, label_set_id, out)
-    return {"path": str(out), "format": fmt, "rows": n}
+    return n
