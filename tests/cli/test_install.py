@@ -26,3 +26,18 @@ def test_every_bootstrap_step_says_how_long_it_takes() -> None:
 def test_license_is_an_spdx_string() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["license"] == "Apache-2.0"
+
+
+def test_readme_commands_run_as_printed() -> None:
+    """Nothing is on PATH after bootstrap: every command in the README's shell blocks names this checkout's
+    scripts (``.venv/bin/...``), the bootstrap script, or sets a variable first."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    bare = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            words = [w for w in line.split("#")[0].split() if "=" not in w or w.startswith("-")]
+            if words and words[0] in {"marketplace", "mlflow", "prefect", "python", "pytest"}:
+                bare.append(line)
+    assert not bare, bare
