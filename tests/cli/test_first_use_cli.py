@@ -113,3 +113,22 @@ def test_submission_fixture_is_the_providers_own(mkt_home: Path) -> None:
     with factory() as s:
         copy = s.scalar(select(Submission).where(Submission.id == ids["copy_sub"]))
         assert copy is not None and copy.copy_of_submission_id == ids["sub"]
+
+
+def test_revalue_summary_says_a_new_version_was_kept_out(capsys: object) -> None:
+    from marketplace.cli.revalue_cmd import render_summary
+
+    render_summary({
+        "campaign": "c", "period": "2026-11",
+        "plan": {"reason": "12 new first-owner samples since label set 1", "latest_label_set_id": 1},
+        "label": {"n_labeled": 2400, "label_set_id": 2},
+        "train": {"model_name": "alinfik-c", "version": "2", "promoted": False,
+                  "reason": "held-out Spearman 0.41 does not beat champion v1's 0.58"},
+        "score": {"model_name": "alinfik-c", "version": "1", "n_scored": 12,
+                  "audit": {"passed": True, "spearman": 0.6, "n": 100, "threshold": 0.5}},
+        "price": {"pricing_run_id": 3, "currency": "EUR", "allocated_minor": 1_000_000, "budget_minor": 1_000_000,
+                  "n_paid": 40},
+    })
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert "alinfik-c v2 kept out" in out and "does not beat champion v1" in out
+    assert "2400 exact labels" in out and "10,000.00 EUR" in out and "passed" in out
