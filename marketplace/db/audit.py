@@ -17,7 +17,7 @@ on SQLite). The table is append-only on both engines: UPDATE, DELETE, REPLACE (a
 refused by triggers of the same migration.
 
 The actor is the principal string the caller passes (a service account, an operator's name), else
-:func:`current_actor`: ``MKT_ACTOR`` when set, else the operating-system user.
+:func:`current_actor`: the operating-system user the process runs as.
 """
 
 from __future__ import annotations
@@ -59,10 +59,7 @@ class AuditEvent(Base):
 
 
 def current_actor() -> str:
-    """Who is acting when the caller does not say: ``MKT_ACTOR``, else the operating-system user."""
-    explicit = os.environ.get("MKT_ACTOR", "").strip()
-    if explicit:
-        return explicit
+    """Who is acting when the caller does not say: the operating-system user (its login name)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name and no passwd entry (some containers)

@@ -66,7 +66,7 @@ def test_core_functions_record_who_did_what(session_factory: sessionmaker[Sessio
     run_pricing(session_factory, cid, "2026-11", PricingPolicy(cap_percentile=100), score_run_id=second.id)
     assert [e.actor for e in _events(session_factory, "priced")] == ["carol"]
     revalued = _events(session_factory, "revalued")
-    assert [e.actor for e in revalued] == [current_actor()]  # no actor given: the OS user (or MKT_ACTOR)
+    assert [e.actor for e in revalued] == [current_actor()]  # no actor given: the OS user
     assert revalued[0].pricing_run_id is not None and revalued[0].details["period"] == "2026-11"
 
     class Registry:
