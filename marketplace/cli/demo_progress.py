@@ -97,6 +97,11 @@ _BY_KEY = {(s.logger, s.msg): s for s in SIGNALS}
 _QUIET_PREFIXES = ("marketplace", "flows", "tasks", "prefect")
 
 
+def _duration(seconds: float) -> str:
+    """``seconds`` as people say it: "40 s", "3 min"."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 class _QuietInfo(logging.Filter):
     """On the terminal's handlers while the display runs: INFO and below of the pipeline and Prefect go to
     the log file only."""
@@ -124,6 +129,7 @@ class DemoProgress(logging.Handler):
         self.current: str | None = None
         self._task: TaskID | None = None
         self._started = 0.0
+        self._quarter = 0  # the last quarter of the running stage logged without a terminal
         self._file_handler: logging.Handler | None = None
         self._quiet = _QuietInfo()
         self._flows_seen: dict[str, int] = {}
@@ -135,7 +141,7 @@ class DemoProgress(logging.Handler):
         if stage == self.current:
             return
         self.finish()
-        self.current, self._started = stage, time.perf_counter()
+        self.current, self._started, self._quarter = stage, time.perf_counter(), 0
         what = STAGES.get(stage, stage) + (f": {detail}" if detail else "")
         if self.enabled:
             self.progress.console.print(f"[bold]▸[/] {what}", highlight=False)
@@ -175,6 +181,24 @@ class DemoProgress(logging.Handler):
             self.progress.update(self._task, completed=update.done)
         if update.advance:
             self.progress.advance(self._task, update.advance)
+        if self.enabled and not self.console.is_terminal:
+            self._log_quarter()
+
+    def _log_quarter(self) -> None:
+        """Without a terminal (a log, a pipe) there are no bars: a line at each quarter of the stage, with
+        the time left estimated from the time so far."""
+        task = next((t for t in self.progress.tasks if t.id == self._task), None)
+        if task is None or not task.total:
+            return
+        fraction = min(task.completed / task.total, 1.0)
+        quarter = int(fraction * 4)
+        if quarter <= self._quarter or quarter >= 4:
+            return
+        self._quarter = quarter
+        elapsed = time.perf_counter() - self._started
+        left = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
+        self.console.print(f"    {self.current} {25 * quarter}% ({task.completed:g}/{task.total:g}), about "
+                           f"{_duration(left)} left", highlight=False)
 
     # -- logging --------------------------------------------------------------------------------------------
     def emit(self, record: logging.LogRecord) -> None:

@@ -89,3 +89,15 @@ def test_a_failing_stage_says_so(tmp_path: Path) -> None:
         shown.begin("corpora")
         raise RuntimeError("boom")
     assert "✗ corpora stopped" in out.getvalue() and "✓" not in out.getvalue()
+
+
+def test_without_a_terminal_each_quarter_is_a_line_with_the_time_left(tmp_path: Path) -> None:
+    shown, out = _display(tmp_path)  # a StringIO console is no terminal: no bars
+    with shown:
+        shown.begin("model")
+        step = logging.getLogger("marketplace.valuation.demo_model")
+        for done in (1, 51, 101, 151, 201, 251, 301, 351, 400):
+            step.info("demo model step %d/%d: train loss %.3f", done, 400, 5.0)
+    lines = [line.strip() for line in out.getvalue().splitlines() if line.startswith("    model")]
+    assert [line.split()[1] for line in lines] == ["25%", "50%", "75%"]
+    assert all(line.endswith("left") for line in lines)
