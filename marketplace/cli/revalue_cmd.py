@@ -41,8 +41,11 @@ def revalue(
 ) -> None:
     """Run ingest-new → label → train → score → price for CAMPAIGN (the `revalue` flow)."""
     from flows.revalue import revalue as revalue_flow
+    from marketplace.inbox import list_provider_folders
 
     dev = resolve_device(device)
+    if inbox is not None:
+        list_provider_folders(inbox)  # a malformed inbox is a one-line error before Prefect starts
     summary = run_flow(revalue_flow, f"revaluing campaign {campaign} on {dev}",
                        campaign=campaign, period=period, inbox=str(inbox) if inbox else None, n_labels=n_labels,
                        force=force, device=dev, promotion_floor=promotion_floor, audit_n=audit_n)

@@ -195,3 +195,17 @@ def test_hostile_names_stored_before_the_rule_never_crash_a_listing(mkt_home: Pa
         assert result.exit_code == 0, (args, result.output)
         assert "Traceback" not in result.output and "\u202e" not in result.output
     assert "evil[/]" in CliRunner().invoke(app, ["campaign", "list"]).stdout
+
+
+def test_cli_revalue_refuses_a_malformed_inbox_before_prefect_starts(mkt_home: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from marketplace.cli import revalue_cmd
+
+    def no_flow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the flow (and Prefect) started although the inbox is malformed")
+
+    monkeypatch.setattr(revalue_cmd, "run_flow", no_flow)
+    inbox = _inbox(tmp_path, '{"providers": [')
+    result = CliRunner().invoke(app, ["revalue", "any-campaign", "--inbox", str(inbox), "--device", "cpu"])
+    assert result.exit_code == ConfigError.exit_code, result.output
+    assert "is not valid JSON" in result.stderr and "Traceback" not in result.output
