@@ -134,7 +134,7 @@ def get_provider(session: Session, name_or_id: str | int) -> Provider:
     """The provider ``name_or_id`` names (see :func:`marketplace.db.lookup.find_by_name_or_id`)."""
     found = find_by_name_or_id(session, Provider, name_or_id)
     if found is None:
-        raise NotFoundError(f"provider {name_or_id!r} not found; `marketplace status` lists how many exist")
+        raise NotFoundError(f"provider {name_or_id!r} not found; `marketplace status` lists the providers by name")
     return found
 
 
@@ -212,15 +212,19 @@ def latest_statement_period(session: Session, provider: str | int) -> str:
 
 
 def require_postings(session: Session, provider: str | int, period: str) -> None:
-    """Raise NotFoundError listing the provider's periods with postings when ``period`` is not one of them
-    (a statement of zeros would read as "you earned nothing"). A provider never paid passes: its statement
-    of zeros explains why."""
+    """Raise NotFoundError listing the periods with postings when ``period`` has none: the provider's own
+    periods, or for a provider never paid the market's (a statement of zeros for a period nobody was paid
+    in would read as "you earned nothing"). A never-paid provider asking for a priced period passes: its
+    statement of zeros explains why."""
     prov = get_provider(session, provider)
-    periods = posted_periods(session, prov.id)
-    if periods and validate_period(period) not in periods:
-        raise NotFoundError(f"provider {prov.name} has no postings in period {period}; it has postings in "
-                            f"{', '.join(periods)} (pass one of them with --period, or leave --period out for the "
-                            "latest)")
+    period = validate_period(period)
+    own = posted_periods(session, prov.id)
+    periods, whose = (own, f"provider {prov.name} has postings") if own else (posted_periods(session),
+                                                                             "the market has postings")
+    if period not in periods:
+        where = f"{whose} in {', '.join(periods)}" if periods else "nothing has been posted yet"
+        raise NotFoundError(f"no postings in period {period} for provider {prov.name}; {where} (pass one of them "
+                            "with --period, or leave --period out for the latest)")
 
 
 def build_provider_statement(

@@ -111,8 +111,10 @@ def test_statement_periods_default_to_the_latest_and_an_empty_one_lists_them(fac
         assert [x.score for x in top] == [9.0, 7.0, 5.0, 0.5]  # by score, though the first three tie in value
         assert latest_statement_period(s, "good-docs") == "2026-11"
         assert build_provider_statement(s, "good-docs").period == "2026-11"
-        with pytest.raises(NotFoundError, match="has postings in 2026-11"):
+        with pytest.raises(NotFoundError, match="good-docs has postings in 2026-11"):
             require_postings(s, "good-docs", "2026-12")
-        require_postings(s, "copy-cat", "2026-12")  # never paid: its statement of zeros explains why
+        require_postings(s, "copy-cat", "2026-11")  # never paid, in a priced period: its statement explains why
+        with pytest.raises(NotFoundError, match="the market has postings in 2026-11"):
+            require_postings(s, "copy-cat", "2026-12")
         with pytest.raises(NotFoundError, match="priced for 2026-11"):
             build_buyer_report(s, "first-use", "2026-12")
