@@ -19,9 +19,8 @@ def _write_ids(out: Path, rows: list[dict[str, Any]]) -> None:
     """``.csv`` / ``.jsonl``: every column; any other name: one sample id per line."""
     import pandas as pd
 
-    from marketplace.reports.csv_safe import write_frame
-
     from marketplace.outputs import atomic_output, write_text_atomic
+    from marketplace.reports.csv_safe import write_frame
 
     df = pd.DataFrame(rows, columns=_COLUMNS)
     if out.suffix == ".csv":

@@ -43,9 +43,9 @@ from marketplace.db.valuation import Label, LabelSet, RunStatus
 __all__ = [
     "AccountKind",
     "Allocation",
-    "AuditEvent",
     "ApproximatorEvent",
     "ApproximatorVersion",
+    "AuditEvent",
     "Base",
     "Campaign",
     "DuplicateKind",

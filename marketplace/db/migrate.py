@@ -19,8 +19,8 @@ from sqlalchemy import Engine, inspect, text
 from marketplace.errors import ConfigError, ConflictError
 from marketplace.money import Money
 
-__all__ = ["AUDIT_REVISION", "LEDGER_REVISION", "alembic_config", "books_summary", "current_revision", "downgrade", "head_revision",
-           "upgrade"]
+__all__ = ["AUDIT_REVISION", "LEDGER_REVISION", "alembic_config", "books_summary", "current_revision", "downgrade",
+           "head_revision", "upgrade"]
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

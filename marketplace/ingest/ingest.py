@@ -298,8 +298,8 @@ def _resubmission(session: Session, provider_id: int, provider: str, source: Sou
     wanted = _explicit_mapping_dict(mapping)
     if existing is not None and wanted is not None and wanted != dict(existing.field_mapping or {}):
         raise ConflictError(
-            f"{display_name(source.path.name)}: provider {display_name(provider)} already submitted these bytes as submission "
-            f"{existing.id} with field mapping {existing.field_mapping}; the same file cannot be ingested "
+            f"{display_name(source.path.name)}: provider {display_name(provider)} already submitted these bytes as "
+            f"submission {existing.id} with field mapping {existing.field_mapping}; the same file cannot be ingested "
             f"again with {wanted}. Submit a corrected file instead."
         )
     return existing
@@ -335,8 +335,8 @@ def _write_new_submission(session: Session, source: Source, provider_id: int, ma
         params_sha256=submission_params_sha256(limits, mapping_dict, dedup_params),
     ))
     log.info("%s: accepted as submission %d: %d records, %d quarantined, %d exact + %d near duplicates (%.1f s)",
-             display_name(source.path.name), sub_id, stream.n_records, stream.n_quarantined, writer.n_exact, writer.n_near,
-             time.perf_counter() - t0)
+             display_name(source.path.name), sub_id, stream.n_records, stream.n_quarantined, writer.n_exact,
+             writer.n_near, time.perf_counter() - t0)
     sub = session.get(Submission, sub_id)
     assert sub is not None
     session.refresh(sub)
