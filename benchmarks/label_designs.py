@@ -52,6 +52,7 @@ def _load(home: Path, campaign: str) -> dict[str, object]:
     from marketplace.db.eligibility import is_payable
     from marketplace.db.label_sets import require_latest_label_set
     from marketplace.runtime import session_factory
+    from marketplace.valuation.config import LinFiKConfig
 
     with session_factory()() as s:
         camp = get_campaign(s, campaign)
@@ -72,7 +73,8 @@ def _load(home: Path, campaign: str) -> dict[str, object]:
     samples = pd.read_parquet(run_dir / "samples.parquet").set_index("sample_id")
     return {"G": grads, "ids": ids, "Y": target, "providers": samples.loc[ids, "provider_id"].to_numpy(),
             "stored": np.array([stored[int(i)] for i in ids]), "eta": float(plan["checkpoints"][0]["eta"]),
-            "n_payable": n_payable, "label_set_id": label_set.id, "n_target": int(target.shape[0])}
+            "n_payable": n_payable, "label_set_id": label_set.id, "n_target": int(target.shape[0]),
+            "reference": LinFiKConfig.from_stored(label_set.config).reference}
 
 
 def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
@@ -85,8 +87,10 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
                               for i in range(0, G.shape[0], BLOCK_ROWS)])
     plain = eta * dot
     stored = np.asarray(d["stored"])
-    # the stored labels are plain × w when the label set weights tokens (w = 1 otherwise)
-    w = np.divide(stored, plain, out=np.ones_like(plain), where=np.abs(plain) > 1e-15)
+    # the stored labels are base × w, base the label set's own design (plain, or relative to the pool),
+    # w = T(x)/L when the label set weights tokens (w = 1 otherwise)
+    base = eta * (dot - dot_pool) if d["reference"] == "pool" else plain
+    w = np.divide(stored, base, out=np.ones_like(plain), where=np.abs(base) > 1e-15)
     c_hat = pool / pool.norm()
     perp = (G @ (ybar - (ybar @ c_hat) * c_hat)).numpy()
     fisher_q = torch.zeros_like(ybar)
@@ -99,9 +103,9 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
         fisher_q[sl] = torch.linalg.solve(F + lam * torch.eye(size, dtype=F.dtype), ybar[sl])
     out: dict[str, np.ndarray] = {
         "plain (per sample)": plain,
-        "plain × w (shipped default)": plain * w,
+        "plain × w (the demo's design before)": plain * w,
         "cosine × w": plain / np.sqrt(gn2) * w,
-        "rel-pool × w": eta * (dot - dot_pool) * w,
+        "rel-pool × w (the default)": eta * (dot - dot_pool) * w,
         "perp-pool × w": eta * perp * w,
         "fisher × w": eta * (G @ fisher_q).numpy() * w,
     }
@@ -109,7 +113,7 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
         out[f"2nd-order iso c={c} × w"] = (plain - 0.5 * c * eta * eta * gn2) * w
     for c in (10, 30):
         out[f"2nd-order GN c={c} × w"] = (plain - 0.5 * (c * eta) ** 2 * gn_quad) * w
-    for key in ("plain × w (shipped default)", "cosine × w", "fisher × w"):
+    for key in ("plain × w (the demo's design before)", "cosine × w", "fisher × w"):
         for q in (75, 90, 95):
             out[f"{key} − pool q{q}"] = out[key] - np.percentile(out[key], q)
     return out

@@ -77,7 +77,7 @@ def _load_pool(campaign_name: str, n_pool: int, seed: int, work_dir: Path, chunk
     with factory() as session:
         camp = get_campaign(session, campaign_name)
         label_set: LabelSet = require_latest_label_set(session, camp.id)
-        config = LinFiKConfig.model_validate(label_set.config)
+        config = LinFiKConfig.from_stored(label_set.config)
         run = session.scalar(select(ScoreRun).where(ScoreRun.campaign_id == camp.id,
                                                     ScoreRun.status == RunStatus.COMPLETE)
                              .order_by(ScoreRun.id.desc()).limit(1))

@@ -53,7 +53,7 @@ def _linfik_labeler(ctx: LabelerContext) -> ExactLabeler:
         label_set = session.get(LabelSet, ctx.label_set_id)
         if label_set is None:
             raise NotFoundError(f"label set {ctx.label_set_id} not found; the scored version's lineage is broken")
-        config = LinFiKConfig.model_validate(label_set.config)
+        config = LinFiKConfig.from_stored(label_set.config)
 
     def label(sample_ids: Sequence[int]) -> dict[int, float]:
         with ctx.session_factory() as session:

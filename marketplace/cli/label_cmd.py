@@ -6,8 +6,9 @@ import typer
 
 from marketplace.cli.common import CampaignArg, JsonOpt, emit, handle_errors, option_error, run_flow, settings
 from marketplace.cli.labels_cmd import render_label_set
+from marketplace.db.engine import session_scope
 from marketplace.errors import ConfigError
-from marketplace.runtime import resolve_device
+from marketplace.runtime import resolve_device, session_factory
 
 __all__ = ["register"]
 
@@ -21,10 +22,10 @@ def label(
     preconditioner: str = typer.Option("identity", "--preconditioner", help="identity, fisher or kfac."),
     damping: float = typer.Option(0.1, "--damping", help="Damping λ as a fraction of the mean eigenvalue of H."),
     cosine: bool = typer.Option(False, "--cosine", help="Normalise each sample gradient to unit length."),
-    weighting: str = typer.Option("sample", "--weighting",
+    weighting: str = typer.Option("token", "--weighting",
                                   help="sample (each sample one unit of a step) or token (scaled by its token "
                                        "count, as in a token-averaged LM loss)."),
-    reference: str = typer.Option("none", "--reference",
+    reference: str = typer.Option("pool", "--reference",
                                   help="none (plain LinFiK) or pool (the target gradient minus the mean gradient "
                                        "of the labeled samples: value relative to an average pool sample)."),
     eta: float = typer.Option(1e-3, "--eta", help="SGD step size η of the campaign's target model."),
@@ -42,6 +43,7 @@ def label(
     """Exact LinFiK labels for a stratified subsample of the pool (runs the Prefect flow `label`)."""
     from flows.runners import build_task_runner
     from marketplace.valuation.config import DEFAULT_MODULE_PATTERNS, CheckpointSpec, LinFiKConfig, ProjectionConfig
+    from marketplace.valuation.runs import preflight_label
 
     cfg = settings()
     runner = build_task_runner(kind=task_runner, max_workers=workers)
@@ -60,6 +62,8 @@ def label(
     except ValueError as exc:  # pydantic's ValidationError too
         raise option_error(exc, "labeling") from exc
     dev = resolve_device(device)
+    with session_scope(session_factory(cfg)) as session:
+        preflight_label(session, campaign, n)  # before Prefect starts: bad input fails in a second, not after 20
 
     from flows.label import label as label_flow
 

@@ -18,7 +18,7 @@ Using a built corpus (what the end-to-end demo does)::
 """
 
 from marketplace.corpus.build import build_corpus
-from marketplace.corpus.catalog import SOURCE_NAMES, default_sources
+from marketplace.corpus.catalog import PROVIDER_ONLY_SOURCES, SOURCE_NAMES, default_sources, model_text_sources
 from marketplace.corpus.general import general_text, python_docs_paragraphs
 from marketplace.corpus.manifest import (
     CorpusManifest,
@@ -33,6 +33,7 @@ from marketplace.corpus.target import held_out_split, target_records
 
 __all__ = [
     "PROVIDERS",
+    "PROVIDER_ONLY_SOURCES",
     "SOURCE_NAMES",
     "CorpusManifest",
     "CorpusParams",
@@ -46,6 +47,7 @@ __all__ = [
     "general_text",
     "held_out_split",
     "load_manifest",
+    "model_text_sources",
     "provider_spec",
     "python_docs_paragraphs",
     "target_records",

@@ -43,7 +43,7 @@ from marketplace.corpus.providers import PROVIDERS, FileSpec, ProviderSpec
 from marketplace.corpus.records import SourceRecord
 from marketplace.corpus.sources.base import TextSource
 from marketplace.corpus.target import TargetGuard, held_out_split, target_guard, target_records
-from marketplace.corpus.transforms import near_copy, shuffle_chars, shuffle_words, to_prompt_response
+from marketplace.corpus.transforms import near_copy, scramble, shuffle_chars, shuffle_words, to_prompt_response
 from marketplace.corpus.writers import Row, sha256_file, write_rows
 from marketplace.errors import ConfigError, ManifestMismatchError, MarketplaceError
 
@@ -220,11 +220,15 @@ class _Build:
         rng = self.rng(rel)
         n_good, n_bad = fspec.wanted(self.params.small)
         copy_of: str | None = None
-        if fspec.derivation == "near-copy":
+        if fspec.derivation in ("near-copy", "scrambled-copy"):
             copy_of, originals = self.near_copy_originals(fspec)
             picked = rng.sample(originals, min(n_good, len(originals)))
-            records = [SourceRecord(r.source, r.licence, f"{i:05d}", r.title, near_copy(r.text, rng))
-                       for i, r in enumerate(picked)]  # fmt: skip
+            if fspec.derivation == "near-copy":
+                records = [SourceRecord(r.source, r.licence, f"{i:05d}", r.title, near_copy(r.text, rng))
+                           for i, r in enumerate(picked)]  # fmt: skip
+            else:
+                records = [SourceRecord(f"{r.source} (scrambled)", r.licence, f"{i:05d}", "", scramble(r.text, rng))
+                           for i, r in enumerate(picked)]  # fmt: skip
             id_prefix = spec.name
         elif fspec.derivation in ("shuffled-words", "shuffled-chars"):
             names = self.usable(fspec.sources)[:CORRUPTED_SOURCE_MIX]

@@ -16,7 +16,7 @@ import logging
 import random
 from collections.abc import Sequence
 
-from marketplace.corpus.catalog import default_sources
+from marketplace.corpus.catalog import model_text_sources
 from marketplace.corpus.pool import RecordFilter, SourcePool
 from marketplace.corpus.records import split_paragraphs
 from marketplace.corpus.sources.base import TextSource
@@ -39,7 +39,7 @@ def general_text(max_chars: int, seed: int = 0, *, sources: Sequence[TextSource]
     """
     if max_chars <= 0:
         raise ValidationError(f"max_chars must be positive, got {max_chars}; ask for the number of characters wanted")
-    chosen = [s for s in (sources if sources is not None else default_sources()) if s.available()]
+    chosen = [s for s in (sources if sources is not None else model_text_sources()) if s.available()]
     guard = target_guard() if any(s.name == "python-docs/topics" for s in chosen) else TargetGuard([])
     record_filter = RecordFilter(guard)
     pools = [SourcePool(s, seed, record_filter) for s in chosen]

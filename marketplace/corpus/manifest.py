@@ -143,6 +143,18 @@ class CorpusManifest(_Frozen):
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"
 
+    def content_digest(self) -> str:
+        """SHA-256 (hex) over every file's path and SHA-256, in path order: two corpora with the same digest
+        hold the same bytes, whatever machine built them. The demo prints it with the missing sources, so a
+        corpus that changed with what the machine has installed is visible."""
+        lines = sorted(f"{f.path}\t{f.sha256}" for f in self.all_files())
+        return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+    def missing_packages(self) -> list[str]:
+        """The Debian packages whose sources were missing when the corpus was built (install them to get the
+        full corpus), in source order."""
+        return list(dict.fromkeys(s.package for s in self.sources if not s.available and s.package))
+
     def verify(self, root: Path) -> None:
         """Raise :class:`ManifestMismatchError` unless every listed file exists with its recorded SHA-256."""
         from marketplace.corpus.writers import sha256_file

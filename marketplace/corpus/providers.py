@@ -13,9 +13,15 @@ jargon-lore         relevant    low        Jargon File entries (hacker culture)
 wordnet-glosses     irrelevant  none       WordNet glosses as prompt/response pairs
 gcide-general       irrelevant  none       GCIDE (Webster 1913) general English dictionary
 fortune-teller      irrelevant  none       BSD fortune cookies
+licence-prose       irrelevant  none       software licence texts in passages of a few sentences:
+                                           fluent English off the target task, in bulk
 copycat             copy        none       a byte-identical copy of a pydocs-press file, and
                                            near-copies of foldoc-computing records
 noisy-bytes         corrupted   none       real text with shuffled words / shuffled characters
+garbled-docs        corrupted   low        pydocs-press records with words shuffled in short
+                                           windows and letters scrambled inside words: the
+                                           target's vocabulary and layout, beyond near-duplicate
+                                           reach (what it is worth is for the ground truth to say)
 ==================  ==========  =========  ====================================================
 
 Expected outcome: every ``high``/``medium`` provider is valued above every ``none`` one; copycat
@@ -46,7 +52,7 @@ Role = Literal["relevant", "irrelevant", "copy", "corrupted"]
 Relevance = Literal["high", "medium", "low", "none"]
 FileFormat = Literal["jsonl", "csv", "parquet"]
 Shape = Literal["text", "prompt-response"]
-Derivation = Literal["original", "exact-copy", "near-copy", "shuffled-words", "shuffled-chars"]
+Derivation = Literal["original", "exact-copy", "near-copy", "scrambled-copy", "shuffled-words", "shuffled-chars"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,9 @@ class FileSpec:
 
     ``sources``: the text sources drawn from (mixed evenly when several are available; for
     corrupted files, the first available ones). ``copy_of``: for ``exact-copy``, the one
-    ``provider/filename`` copied byte for byte; for ``near-copy``, the providers whose records are
-    copied, in order of preference (the first one built is used). ``records``/``records_small``:
+    ``provider/filename`` copied byte for byte; for ``near-copy`` and ``scrambled-copy``, the providers
+    whose records are copied (edited a little / scrambled beyond near-duplicate reach), in order of
+    preference (the first one built is used). ``records``/``records_small``:
     good records wanted in a default / ``--small`` build (fewer when a source runs out).
     ``bad_records``: deliberately broken records mixed in (empty or missing text...), well under the
     ingest quarantine threshold, so that quarantine shows up in the demo.
@@ -148,6 +155,11 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
         (FileSpec("fortunes.csv", 2500, 200, ("fortunes",), bad_records=8, bad_records_small=2),),
     ),
     ProviderSpec(
+        "licence-prose", "irrelevant", "none",
+        "Software licence texts (GPL, LGPL, Apache, MPL, GFDL...) cut into passages of a few sentences.",
+        (FileSpec("passages.parquet", 2500, 300, ("licences",), bad_records=5, bad_records_small=1),),
+    ),
+    ProviderSpec(
         "copycat", "copy", "none",
         "Resubmits others' data: one pydocs-press file byte for byte, and near-copies of FOLDOC entries.",
         (
@@ -165,6 +177,12 @@ PROVIDERS: tuple[ProviderSpec, ...] = (
             FileSpec("scrambled-chars.csv", 500, 80, ("gcide", "fortunes", "wordnet", "python-stdlib-docstrings"),
                      derivation="shuffled-chars"),
         ),
+    ),
+    ProviderSpec(
+        "garbled-docs", "corrupted", "low",
+        "Corrupted copies of pydocs-press's records: words shuffled within short windows, letters scrambled "
+        "inside words; layout and vocabulary kept.",
+        (FileSpec("garbled.jsonl", 1500, 150, derivation="scrambled-copy", copy_of=("pydocs-press",)),),
     ),
 )  # fmt: skip
 

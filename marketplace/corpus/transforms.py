@@ -9,7 +9,7 @@ import random
 
 from marketplace.corpus.records import SourceRecord
 
-__all__ = ["PROMPT_TEMPLATES", "near_copy", "shuffle_chars", "shuffle_words", "to_prompt_response"]
+__all__ = ["PROMPT_TEMPLATES", "near_copy", "scramble", "shuffle_chars", "shuffle_words", "to_prompt_response"]
 
 PROMPT_TEMPLATES = (
     'What does "{title}" mean?',
@@ -57,6 +57,32 @@ def shuffle_chars(text: str, rng: random.Random) -> str:
     chars = list(" ".join(text.split()))
     rng.shuffle(chars)
     return "".join(chars).strip() or text
+
+
+def scramble(text: str, rng: random.Random, window: int = 4, letter_fraction: float = 0.4) -> str:
+    """A corrupted copy of ``text`` that keeps its layout and vocabulary but not its sense.
+
+    Line by line (line breaks and indentation kept, so code and lists keep their shape), the words are
+    shuffled within consecutive windows of ``window`` words, and the inner letters of about
+    ``letter_fraction`` of the words longer than three letters are shuffled (first and last letter kept:
+    "docmunetaoin"). Few runs of five words survive, so word-shingle near-duplicate detection does not
+    link the copy to its original; what it can still teach a model is for the ground truth to measure.
+    """
+    out_lines = []
+    for line in text.split("\n"):
+        indent = line[: len(line) - len(line.lstrip())]
+        words = line.split()
+        for start in range(0, len(words), window):
+            chunk = words[start : start + window]
+            rng.shuffle(chunk)
+            words[start : start + window] = chunk
+        for i, word in enumerate(words):
+            if len(word) > 3 and rng.random() < letter_fraction:
+                inner = list(word[1:-1])
+                rng.shuffle(inner)
+                words[i] = word[0] + "".join(inner) + word[-1]
+        out_lines.append(indent + " ".join(words))
+    return "\n".join(out_lines)
 
 
 def to_prompt_response(record: SourceRecord, rng: random.Random) -> tuple[str, str]:

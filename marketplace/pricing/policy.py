@@ -14,10 +14,12 @@ Fields and what they do (docs/pricing-and-ledger.md; the allocation itself is in
 - ``fee_bps`` (0..10000): the marketplace fee in basis points of each submission's allocation,
   ``floor(alloc * fee_bps / 10000)`` (rounded in the provider's favour, see
   :mod:`marketplace.ledger.fees`), credited to ``marketplace:fees``.
-- ``netting`` (``"sample"`` or ``"provider"``, default ``"sample"``): ``"provider"`` nets each
-  provider's negative scores against its positive ones before allocating (see allocation.py). At
-  its default the field is left out of :meth:`PricingPolicy.canonical_json`, so policies that do not
-  use it keep the hash they had before the field existed.
+- ``netting`` (``"sample"`` or ``"provider"``, default ``"provider"``): ``"provider"`` nets each
+  provider's negative scores against its positive ones before allocating (see allocation.py), so a
+  provider whose data hurts the target as much as it helps is paid nothing; ``"sample"`` values each
+  sample on its own (negatives count as 0). ``"sample"`` is left out of
+  :meth:`PricingPolicy.canonical_json`: policies from before the field existed keep their hash. Why
+  provider netting is the default: docs/valuation.md, "The default label".
 
 A campaign's policy (:func:`campaign_policy`) is its stored ``options["pricing"]`` over these defaults,
 with a run's explicit overrides on top: ``marketplace price``, the ``price`` flow and the ``revalue``
@@ -53,7 +55,7 @@ class PricingPolicy(BaseModel):
     )
     fee_bps: int = Field(default=0, ge=0, le=10_000, description="Marketplace fee in basis points.")
     netting: Literal["sample", "provider"] = Field(
-        default="sample",
+        default="provider",
         description=(
             "'sample': each sample is valued on its own, negative scores count as 0. 'provider': a provider's "
             "values are scaled to the net sum of its scores (negatives included, both tails clipped at the cap); "
@@ -71,8 +73,8 @@ class PricingPolicy(BaseModel):
     def canonical_json(self) -> str:
         """Sorted-key JSON of every field (Decimal as its exact string): what the hash covers.
 
-        ``netting`` appears only when it is not ``"sample"``: the default policy hashes as it did before
-        the field was added, so existing pricing runs keep their identity.
+        ``netting`` appears only when it is not ``"sample"``: a policy from before the field existed
+        hashes as it did then, so existing pricing runs keep their identity.
         """
         data: dict[str, Any] = {
             "cap_percentile": repr(float(self.cap_percentile)),

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "ABSENT_MEANS",
     "DEFAULT_MODULE_PATTERNS",
     "CheckpointSpec",
     "LinFiKConfig",
@@ -110,6 +112,11 @@ class CheckpointSpec(_Frozen):
         return cls(path=path, eta=eta_value)
 
 
+#: What a stored config that leaves an option out means: the option's value before it existed. The
+#: defaults changed since (token weighting, pool reference), so a stored summary is read with these.
+ABSENT_MEANS: dict[str, str] = {"weighting": "sample", "reference": "none"}
+
+
 class LinFiKConfig(_Frozen):
     """What a LinFiK label means. Its hash is stamped on the label set and every store manifest.
 
@@ -126,8 +133,8 @@ class LinFiKConfig(_Frozen):
     - ``max_length``: sequences are truncated to this many tokens (and to the model's context).
     - ``store_dtype``: dtype of the stored train gradients (float16 halves the disk; computation and
       scores stay float32).
-    - ``weighting``: how much of a training step a sample is. ``sample`` (the default): one sample, its
-      mean token loss counted once, whatever its length. ``token``: the sample's tokens, as in the usual
+    - ``weighting``: how much of a training step a sample is. ``sample``: one sample, its
+      mean token loss counted once, whatever its length. ``token`` (the default): the sample's tokens, as in the usual
       language-model loss averaged over every token of a batch; each checkpoint's score is multiplied
       by T(x) / ``max_length``, T(x) being the number of tokens x's loss is taken over (after
       truncation), which is η⟨H⁻¹ḡ_Y, ∇Σ_t ℓ_t(x)⟩ / ``max_length``: the drop from one step on a batch
@@ -147,18 +154,19 @@ class LinFiKConfig(_Frozen):
     checkpoints: tuple[CheckpointSpec, ...] = ()
     max_length: int = Field(default=256, ge=2, le=1_000_000)
     store_dtype: StoreDtype = "float32"
-    weighting: Weighting = "sample"
-    reference: Reference = "none"
-    """What the target gradient is measured against. ``none`` (the default): plain LinFiK,
-    η⟨H⁻¹ḡ_Y, g(x)⟩. ``pool``: η⟨H⁻¹(ḡ_Y − ḡ_pool), g(x)⟩ per checkpoint, ḡ_pool being the mean
+    weighting: Weighting = "token"
+    reference: Reference = "pool"
+    """What the target gradient is measured against. ``none``: plain LinFiK, η⟨H⁻¹ḡ_Y, g(x)⟩.
+    ``pool`` (the default): η⟨H⁻¹(ḡ_Y − ḡ_pool), g(x)⟩ per checkpoint, ḡ_pool being the mean
     projected gradient of the label set's own train samples (the labeled subsample, a stratified sample
     of the market's payable pool). Plain LinFiK is positive for most texts, because every text's
     gradient shares a generic language-modelling direction; the pool reference takes out the part of
     ḡ_Y that the average pool sample already moves along. Positive then means that a step on x lowers
     the target loss more than a step on an average pool sample would; the labels sum over the labeled
     samples to about η N ⟨H⁻¹(ḡ_Y − ḡ_pool), ḡ_pool⟩. Needs every train shard before any score (as a
-    Fisher or K-FAC preconditioner does). ``none`` leaves the config hash as it was before the option
-    existed."""
+    Fisher or K-FAC preconditioner does). Why it is the default: docs/valuation.md, "The default label"
+    (payouts that follow a fine-tuning ground truth). ``none`` leaves the config hash as it was before
+    the option existed."""
 
     @property
     def seed(self) -> int:
@@ -173,11 +181,16 @@ class LinFiKConfig(_Frozen):
         return self.preconditioner != "identity" or self.reference != "none"
 
     def summary(self) -> dict[str, Any]:
-        """The JSON form stored on label sets. Options added later are left out at their defaults, so a
-        config that does not use them keeps the hash it had before they existed."""
+        """The JSON form stored on label sets. An option added later is left out when it has the value
+        that configs had before it existed (:data:`ABSENT_MEANS`), so such a config keeps its hash."""
         d = self.model_dump(mode="json")
-        if d["weighting"] == "sample":
-            del d["weighting"]
-        if d["reference"] == "none":
-            del d["reference"]
+        for key, legacy in ABSENT_MEANS.items():
+            if d[key] == legacy:
+                del d[key]
         return d
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> LinFiKConfig:
+        """The config a stored :meth:`summary` (a label set's ``config``) describes: an option it leaves
+        out has its value from before the option existed (:data:`ABSENT_MEANS`), not today's default."""
+        return cls.model_validate({**ABSENT_MEANS, **dict(data)})

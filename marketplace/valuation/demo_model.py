@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from marketplace.corpus import default_sources, general_text
+from marketplace.corpus import general_text, model_text_sources
 from marketplace.corpus.sources import TextSource
 from marketplace.errors import ConfigError
 from marketplace.valuation.config import stable_hash
@@ -193,8 +193,8 @@ def _text_digest(paragraphs: list[str]) -> str:
 def training_text(cfg: DemoModelConfig, seed: int = 0,
                   sources: Sequence[TextSource] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """The demo model's training text (:func:`general_text` of ``sources``, default
-    :func:`default_sources`) and, per source, whether it was read and which Debian packages it lacks."""
-    chosen = list(sources if sources is not None else default_sources())
+    :func:`model_text_sources`) and, per source, whether it was read and which Debian packages it lacks."""
+    chosen = list(sources if sources is not None else model_text_sources())
     info: list[dict[str, Any]] = [
         {"name": s.name, "available": s.available(), "missing_packages": s.missing()} for s in chosen
     ]

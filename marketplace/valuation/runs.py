@@ -96,7 +96,7 @@ class LabelRunPlan:
 
     @property
     def linfik_config(self) -> LinFiKConfig:
-        return LinFiKConfig.model_validate(self.config)
+        return LinFiKConfig.from_stored(self.config)
 
     def train_shard_ids(self, shard_index: int) -> tuple[int, int]:
         """(first row, row count) of a train shard in samples.parquet."""
@@ -146,7 +146,7 @@ def kept_label_config(session: Session, campaign_id: int) -> LinFiKConfig:
     complete label set (a scheduled run never silently switches back to the defaults), the library
     defaults for its first."""
     latest = latest_complete_label_set(session, campaign_id)
-    return LinFiKConfig.model_validate(dict(latest.config) if latest is not None else {})
+    return LinFiKConfig.from_stored(latest.config) if latest is not None else LinFiKConfig()
 
 
 def campaign_targets(session: Session, campaign: Campaign) -> tuple[list[Row[Any]], str]:
@@ -173,8 +173,7 @@ def plan_label_run(
     """Draw the subsample, write the run folder's inputs, create or reuse the LabelSet. Never commits.
 
     ``config`` None: :func:`kept_label_config` (the campaign's latest complete label set's)."""
-    if n <= 0:
-        raise ConfigError(f"--n must be positive, got {n}")
+    check_label_count(n)
     if shard_size <= 0:
         raise ConfigError(f"shard size must be positive, got {shard_size}")
     camp = get_campaign(session, campaign)
@@ -217,6 +216,27 @@ def plan_label_run(
 
 def _n_shards(rows: int, shard_size: int) -> int:
     return (rows + shard_size - 1) // shard_size
+
+
+#: The most samples one label run takes: exact labels cost a forward and backward pass each (about
+#: 10 per second per CPU core on the demo model), so more is days of work; label in several runs.
+MAX_LABEL_COUNT = 1_000_000
+
+
+def check_label_count(n: int) -> None:
+    """Raise ConfigError unless 1 <= ``n`` <= :data:`MAX_LABEL_COUNT` (callers check before starting work)."""
+    if not 1 <= n <= MAX_LABEL_COUNT:
+        raise ConfigError(f"--n must be between 1 and {MAX_LABEL_COUNT:,}, got {n:,}: exact labels take a forward and "
+                          "backward pass each; a few hundred to a few thousand are enough to train the approximator")
+
+
+def preflight_label(session: Session, campaign: int | str, n: int) -> None:
+    """What ``marketplace label`` checks before it starts a flow: the count, the campaign, a non-empty pool."""
+    check_label_count(n)
+    get_campaign(session, campaign)
+    if session.scalar(select(Sample.id).join(Submission, Submission.id == Sample.submission_id)
+                      .where(is_payable()).limit(1)) is None:
+        raise ValidationError("the pool has no accepted first-owner samples to label; ingest provider data first")
 
 
 def _draw_samples(session: Session, n: int, seed: int) -> list[Row[Any]]:

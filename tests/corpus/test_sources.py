@@ -18,16 +18,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketplace.corpus import build_corpus, default_sources, general_text, held_out_split, target_records
+from marketplace.corpus import (
+    build_corpus,
+    default_sources,
+    general_text,
+    held_out_split,
+    model_text_sources,
+    target_records,
+)
 from marketplace.corpus.manifest import CorpusManifest
 from marketplace.corpus.neardup import NearDuplicateFilter, word_set_jaccard
 from marketplace.corpus.records import MAX_RECORD_CHARS, MIN_RECORD_CHARS, chunk_paragraphs
-from marketplace.corpus.sources import DictdSource, FortunesSource, TextSource, WordNetSource
+from marketplace.corpus.sources import DictdSource, FortunesSource, LicencesSource, TextSource, WordNetSource
 from marketplace.corpus.sources.dictd import decode_dictd_number, read_dictd_index
 from marketplace.corpus.sources.fortunes import split_fortunes
+from marketplace.corpus.sources.licences import WINDOW_CHARS, sentence_windows
 from marketplace.corpus.sources.wordnet import parse_wordnet_line
 from marketplace.corpus.target import word_ngrams
-from marketplace.corpus.transforms import near_copy, shuffle_chars, shuffle_words
+from marketplace.corpus.transforms import near_copy, scramble, shuffle_chars, shuffle_words
 
 SOURCES = {s.name: s for s in default_sources()}
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -300,7 +308,7 @@ def test_general_text_is_a_deterministic_mixture_without_target_text() -> None:
     assert 200_000 <= total < 200_000 + MAX_RECORD_CHARS
     assert all(MIN_RECORD_CHARS <= len(t) <= MAX_RECORD_CHARS for t in texts)
     # A mixture: every available source gives its share (round-robin; GCIDE is not loaded here, too big).
-    available = [s for s in SOURCES.values() if s.available()]
+    available = [s for s in model_text_sources() if s.available()]  # the demo model's text: no licences
     fair_share = len(texts) / len(available)
     for source in available:
         if source.name != "gcide":
@@ -313,3 +321,37 @@ def test_general_text_is_a_deterministic_mixture_without_target_text() -> None:
     assert not [p for p in held_out if p in corpus]
     grams = set().union(*(word_ngrams(p) for p in held_out))
     assert all(grams.isdisjoint(word_ngrams(t)) for t in texts)
+
+
+def test_licence_passages_are_sentence_windows_of_the_listed_files(tmp_path: Path) -> None:
+    folder = tmp_path / "common-licenses"
+    folder.mkdir()
+    sentence = "You may copy and distribute verbatim copies of the Program's source code as you receive it."
+    (folder / "GPL-2").write_text("GNU GENERAL PUBLIC LICENSE\n\n" + " ".join([sentence] * 12) + "\n\nshort\n")
+    (folder / "NOT-LISTED").write_text(" ".join([sentence] * 12))
+    (folder / "GPL").symlink_to(folder / "GPL-2")  # links are not read twice
+    source = LicencesSource(directory=folder)
+    assert source.available() and source.missing() == ["base-files"]  # only one of the listed files is there
+    records = source.load()
+    assert {r.title for r in records} == {"GPL-2"} and len(records) == 3
+    assert all(80 <= len(r.text) <= WINDOW_CHARS and r.text.endswith(".") for r in records)
+    assert " ".join(r.text for r in records) == " ".join([sentence] * 12)
+    assert not LicencesSource(directory=tmp_path / "absent").available()
+    assert sentence_windows("Too short. Also short.") == []
+
+
+def test_scramble_keeps_layout_and_letters_but_not_word_order() -> None:
+    text = "Return a list of the words in the string, using sep as the delimiter string.\n    >>> x.split()"
+    out = scramble(text, random.Random(0))
+    assert out != text and out.count("\n") == 1 and out.split("\n")[1].startswith("    ")
+    assert sorted(w[0] + w[-1] for w in out.split()) == sorted(w[0] + w[-1] for w in text.split())
+    assert sorted(out.replace("\n", "")) == sorted(text.replace("\n", ""))
+    assert scramble(text, random.Random(0)) == out  # seeded
+
+
+def test_the_demo_model_is_not_trained_on_provider_only_sources() -> None:
+    """Licence texts are built into provider files but not into the target model's training text, so adding
+    them changed no model's cache key (and the model has never seen the bulk provider's text)."""
+    names = {s.name for s in model_text_sources()}
+    assert "licences" in {s.name for s in default_sources()} and "licences" not in names
+    assert names == {s.name for s in default_sources()} - {"licences"}

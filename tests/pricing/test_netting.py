@@ -108,7 +108,7 @@ def test_netting_example() -> None:
     res = allocate_budget(1000, [1, 2, 3], [3.0, -4.0, 3.0], [10, 10, 20], [1, 1, 2], policy)
     assert res.per_provider == {1: 0, 2: 1000}
     assert allocate_budget(1000, [1, 2, 3], [3.0, -4.0, 3.0], [10, 10, 20], [1, 1, 2],
-                           PricingPolicy(cap_percentile=100)).per_provider == {1: 500, 2: 500}
+                           PricingPolicy(cap_percentile=100, netting="sample")).per_provider == {1: 500, 2: 500}
     # The cap guards the negative tail too: -100 is debited as -3 (the cap), so provider 1 nets to 0.
     res = allocate_budget(1000, [1, 2, 3], [3.0, -100.0, 1.0], [10, 10, 20], [1, 1, 2], policy)
     assert res.per_provider == {1: 0, 2: 1000}
@@ -194,10 +194,10 @@ def test_splitting_escapes_netting_example() -> None:
     assert one.per_provider[1] == 0 and two.per_provider[1] + two.per_provider[3] == 500
 
 
-def test_default_policy_hash_unchanged_and_netting_hashed_only_when_set() -> None:
-    assert PricingPolicy().policy_hash == DEFAULT_POLICY_HASH
-    assert PricingPolicy(netting="sample").policy_hash == DEFAULT_POLICY_HASH
-    assert "netting" not in json.loads(PricingPolicy().canonical_json())
+def test_provider_netting_is_the_default_and_per_sample_keeps_the_old_hash() -> None:
+    assert PricingPolicy().netting == "provider" and PricingPolicy() == PricingPolicy(netting="provider")
+    assert PricingPolicy(netting="sample").policy_hash == DEFAULT_POLICY_HASH  # runs priced before the field
+    assert "netting" not in json.loads(PricingPolicy(netting="sample").canonical_json())
     provider = PricingPolicy(netting="provider")
     assert json.loads(provider.canonical_json())["netting"] == "provider"
     assert provider.policy_hash != DEFAULT_POLICY_HASH
@@ -208,7 +208,8 @@ def test_netting_from_stored_options_and_overrides() -> None:
     assert campaign_policy(stored).netting == "provider"
     assert campaign_policy(stored, {"netting": "sample"}).netting == "sample"
     assert campaign_policy(None, {"netting": "provider"}).netting == "provider"
-    assert campaign_policy(stored, PricingPolicy()).netting == "sample"
+    assert campaign_policy(stored, PricingPolicy(netting="sample")).netting == "sample"  # a whole policy wins
+    assert campaign_policy(None).netting == campaign_policy({"pricing": {}}).netting == "provider"
     with pytest.raises(ValidationError, match=r"netting.*'sample' or 'provider'"):
         parse_policy({"netting": "account"})
 
@@ -259,7 +260,7 @@ def test_stored_netting_prices_the_campaign_netted(session_factory: sessionmaker
     again = run_pricing(session_factory, camp_id, "2026-11")
     assert again.pricing_run_id == netted.pricing_run_id and again.n_posted == 0
     per_sample = run_pricing(session_factory, camp_id, "2026-12", {"netting": "sample"})
-    assert per_sample.policy_hash == PricingPolicy(cap_percentile=100).policy_hash
+    assert per_sample.policy_hash == PricingPolicy(cap_percentile=100, netting="sample").policy_hash
     assert per_sample.allocated_minor == 10_000 and per_sample.pricing_run_id != netted.pricing_run_id
 
 

@@ -28,6 +28,7 @@ policies = st.builds(
     cap_percentile=st.sampled_from([100.0, 99.0, 90.0, 50.0, 12.5]),
     reserve=st.sampled_from([0.0, 0.5, 1e-12]),
     provider_share_cap=st.sampled_from([None, None, Decimal("0.5"), Decimal("0.25"), Decimal("1")]),
+    netting=st.just("sample"),  # the per-sample oracle below; netting has its own (tests/pricing/test_netting.py)
 )
 
 

@@ -19,13 +19,16 @@ def _label_set(session: Session, campaign_id: int, config: LinFiKConfig, status:
 
 
 def test_the_latest_complete_configuration_is_kept(session_factory: sessionmaker[Session]) -> None:
-    token, fisher = LinFiKConfig(weighting="token"), LinFiKConfig(preconditioner="fisher")
+    # plain: per-sample plain LinFiK, stored the way label sets were before those options existed (both
+    # keys left out), so reading it back checks that a missing key means the old value, not today's default
+    plain, fisher = LinFiKConfig(weighting="sample", reference="none"), LinFiKConfig(preconditioner="fisher")
+    assert "weighting" not in plain.summary() and "reference" not in plain.summary()
     with session_factory() as s, s.begin():
         campaign = make_campaign(s)
         assert kept_label_config(s, campaign.id) == LinFiKConfig()  # the first label set: the defaults
-        _label_set(s, campaign.id, token, RunStatus.COMPLETE)
+        _label_set(s, campaign.id, plain, RunStatus.COMPLETE)
         _label_set(s, campaign.id, fisher, RunStatus.FAILED)  # a failed run's configuration is not kept
         kept = kept_label_config(s, campaign.id)
-        assert kept.config_hash() == token.config_hash() and kept.weighting == "token"
+        assert kept == plain and kept.weighting == "sample" and kept.reference == "none"
         _label_set(s, campaign.id, fisher, RunStatus.COMPLETE)
         assert kept_label_config(s, campaign.id).config_hash() == fisher.config_hash()

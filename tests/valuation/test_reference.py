@@ -23,7 +23,8 @@ from marketplace.valuation.summary import LabelRunSummary
 from marketplace.valuation.target_model import load_target_model
 from tests.support.models import build_tiny_model, seed_campaign
 
-CONFIG = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8, seed=0), max_length=48)
+CONFIG = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8, seed=0), max_length=48,
+                     weighting="sample", reference="none")
 POOL = CONFIG.model_copy(update={"reference": "pool"})
 # The library default's hash before the option existed: label sets made then keep their identity.
 DEFAULT_HASH = "2f37f7254a4e8e34bd68a4b3c9a9cb62a37730e524b7efe5852ce9be58a8edc9"
@@ -58,14 +59,19 @@ def _stored(run_dir: str, kind: str) -> tuple[list[int], np.ndarray]:
 
 
 def test_the_default_keeps_its_hash_and_pool_needs_the_train_statistics() -> None:
-    assert LinFiKConfig().config_hash() == DEFAULT_HASH
+    assert LinFiKConfig(weighting="sample", reference="none").config_hash() == DEFAULT_HASH
     assert "reference" not in CONFIG.summary() and POOL.summary()["reference"] == "pool"
     plain_dump = CONFIG.model_dump(mode="json")
     assert plain_dump.pop("reference") == "none" and plain_dump.pop("weighting") == "sample"
     assert CONFIG.config_hash() == stable_hash(plain_dump)
     assert POOL.config_hash() != CONFIG.config_hash()
     assert not CONFIG.needs_train_statistics() and POOL.needs_train_statistics()
-    assert LinFiKConfig.model_validate(POOL.summary()) == POOL
+    assert LinFiKConfig.from_stored(POOL.summary()) == POOL
+    # The library default is the pool reference with token weighting; a stored summary that names
+    # neither option was made before they existed, so it reads back as plain per-sample LinFiK.
+    assert (LinFiKConfig().reference, LinFiKConfig().weighting) == ("pool", "token")
+    assert LinFiKConfig.from_stored(LinFiKConfig().summary()) == LinFiKConfig()
+    assert LinFiKConfig.from_stored({}) == LinFiKConfig(weighting="sample", reference="none")
     with pytest.raises(ValueError, match="reference"):
         LinFiKConfig(reference="target")  # type: ignore[arg-type]
 
@@ -149,7 +155,8 @@ def test_cli_reference_pool_reaches_the_label_set(prefect_harness: None, mkt_hom
         cid = seed_campaign(session, model_dir)
     runner = CliRunner()
     small = ["--rank-in", "8", "--rank-out", "8", "--max-length", "48", "--shard-size", "6", "--batch-size", "4"]
-    result = runner.invoke(app, ["label", str(cid), "--n", "12", *small, "--reference", "pool", "--json"])
+    result = runner.invoke(app, ["label", str(cid), "--n", "12", *small, "--weighting", "sample", "--reference", "pool",
+                                 "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["config_hash"] == POOL.config_hash()
