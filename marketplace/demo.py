@@ -44,14 +44,11 @@ class DemoSize:
     audit_threshold: float
     budget: str = "10000.00"
     currency: str = "EUR"
-    # LinFiK options of the label set (otherwise the library defaults: identity H, one checkpoint).
-    # Token weighting (LinFiKConfig.weighting) values a sample as the tokens it adds to a training
-    # batch, the way a language model is trained; per-sample LinFiK instead pays a short fortune as
-    # much as a full page, and pays a document cut into k pieces about k times. The approximator
-    # learns the per-token value and scores with the exact length factor (approx/token_factor.py).
-    # The damped Fisher preconditioner leaves labels the approximator cannot learn (held-out Spearman
-    # 0.20, benchmarks/results/label_configs.md).
-    label_config: tuple[tuple[str, object], ...] = (("weighting", "token"),)
+    # LinFiK options of the label set beyond the library defaults: none. The defaults are the design that
+    # follows the fine-tuning ground truth (token weighting, value relative to the pool's mean gradient,
+    # priced with provider netting; docs/valuation.md, "The default label, and why"), so the demo shows
+    # what a buyer who runs `marketplace label` without options gets.
+    label_config: tuple[tuple[str, object], ...] = ()
 
 
 DEMO_SIZES = {
