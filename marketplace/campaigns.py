@@ -65,6 +65,7 @@ class CampaignInfo:
     currency: str
     budget: str
     audit_threshold: float
+    buyer_name: str | None = None  # the owning buyer (None: the operator's own campaign)
 
 
 def digest_target_records(records: Sequence[TargetRecord]) -> str:
@@ -88,9 +89,11 @@ def create_campaign(
     audit_threshold: float = 0.5,
     options: dict[str, Any] | None = None,
     actor: str | None = None,
+    buyer: str | None = None,
 ) -> Campaign:
     """Insert a campaign and its target samples, and the ``campaign_created`` audit event by ``actor``
-    (default: the OS user). Caller commits.
+    (default: the OS user). ``buyer``: the name of the buyer that owns it (its API principal sees it);
+    None: the operator's own. Caller commits.
 
     Raises ValidationError for a name :func:`marketplace.names.validate_name` refuses, ConflictError when
     the name is taken or maps to the registered model name of another campaign
@@ -99,6 +102,7 @@ def create_campaign(
     or an audit threshold outside [-1, 1].
     """
     name = validate_name(name, "campaign")
+    buyer = validate_name(buyer, "buyer") if buyer is not None else None
     check_budget_minor(budget.amount_minor, budget.currency)
     if not -1.0 <= audit_threshold <= 1.0:
         raise ValidationError(f"audit threshold {audit_threshold} is not a correlation in [-1, 1]")
@@ -120,6 +124,7 @@ def create_campaign(
         currency=budget.currency,
         audit_threshold=audit_threshold,
         options=dict(options or {}),
+        buyer_name=buyer,
     )
     session.add(campaign)
     session.flush()
@@ -138,7 +143,8 @@ def create_campaign(
     )
     record_audit(session, "campaign_created", actor=actor, campaign_id=campaign.id, name=name,
                  budget_minor=budget.amount_minor, currency=budget.currency, audit_threshold=audit_threshold,
-                 target_model_digest=target_model_digest, target_data_digest=campaign.target_data_digest)
+                 target_model_digest=target_model_digest, target_data_digest=campaign.target_data_digest,
+                 buyer=buyer)
     log.info("campaign %s created with %d target samples", display_name(name), len(target_records))
     return campaign
 
@@ -183,6 +189,7 @@ def _info(session: Session, c: Campaign) -> CampaignInfo:
         currency=c.currency,
         budget=str(Money(c.budget_minor, c.currency)),
         audit_threshold=c.audit_threshold,
+        buyer_name=c.buyer_name,
     )
 
 

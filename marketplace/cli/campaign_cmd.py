@@ -35,6 +35,8 @@ def create(
     text_field: str | None = typer.Option(None, "--text-field", help="Field holding the text."),
     prompt_field: str | None = typer.Option(None, "--prompt-field", help="Field holding the prompt."),
     response_field: str | None = typer.Option(None, "--response-field", help="Field holding the response."),
+    buyer: str | None = typer.Option(None, "--buyer", help="The buyer that owns the campaign (its API principal "
+                                     "sees it); default: none, the operator's own."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a campaign: reads and normalises the target data, digests the target model."""
@@ -44,6 +46,8 @@ def create(
     from marketplace.valuation import digest_model_dir
 
     name = validate_name(name, "campaign")  # before reading any data: a bad name is a one-line error
+    if buyer is not None:
+        buyer = validate_name(buyer, "buyer")
     if not target_model.is_dir():
         raise ConfigError(f"--target-model {target_model} is not a folder; pass a save_pretrained checkpoint folder")
     try:
@@ -63,6 +67,7 @@ def create(
             target_records=records,
             budget=parse_amount(budget, currency.upper()),
             audit_threshold=audit_threshold,
+            buyer=buyer,
         )
         session.flush()
         return describe_campaign(session, campaign.id)

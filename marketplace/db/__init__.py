@@ -37,12 +37,14 @@ from marketplace.db.ledger import (
     PricingRunStatus,
     TransactionKind,
 )
+from marketplace.db.principals import ApiToken, IdempotencyRecord, Principal, PrincipalRole
 from marketplace.db.scoring import ApproximatorEvent, ApproximatorVersion, Score, ScoreRun
 from marketplace.db.valuation import Label, LabelSet, RunStatus
 
 __all__ = [
     "AccountKind",
     "Allocation",
+    "ApiToken",
     "ApproximatorEvent",
     "ApproximatorVersion",
     "AuditEvent",
@@ -50,6 +52,7 @@ __all__ = [
     "Campaign",
     "DuplicateKind",
     "EntrySide",
+    "IdempotencyRecord",
     "JournalEntry",
     "JournalTransaction",
     "Label",
@@ -60,6 +63,8 @@ __all__ = [
     "NearDupSignature",
     "PricingRun",
     "PricingRunStatus",
+    "Principal",
+    "PrincipalRole",
     "Provider",
     "QuarantinedRecord",
     "RunStatus",

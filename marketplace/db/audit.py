@@ -35,7 +35,7 @@ from marketplace.db.base import Base, IdType, JsonType, created_at_column, prima
 __all__ = ["AUDIT_ACTIONS", "AuditEvent", "current_actor", "list_audit_events", "record_audit"]
 
 AUDIT_ACTIONS = ("ingested", "campaign_created", "campaign_changed", "catalog_changed", "priced", "revalued",
-                 "promoted")
+                 "promoted", "principal_created", "principal_revoked", "token_rotated", "revalue_requested")
 _MAX_ACTOR = 200
 
 
