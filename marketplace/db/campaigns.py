@@ -31,6 +31,8 @@ class Campaign(Base):
     audit_threshold: Mapped[float] = mapped_column(Float, default=0.5)
     options: Mapped[dict[str, object]] = mapped_column(JsonType, default=dict)
     created_at: Mapped[dt.datetime] = created_at_column()
+    # The buyer that owns the campaign (the name of its buyer principal); None: the operator's own.
+    buyer_name: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
 
 
 class TargetSample(Base):
