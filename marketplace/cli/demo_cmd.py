@@ -71,8 +71,7 @@ def where_to_look(cfg: Settings, base: Settings, reports_dir: Path, log_file: Pa
         "prefect_ui": (f"the UI of the Prefect server at {api}" if api else
                        f"PREFECT_HOME={prefect_home} {venv_command('prefect')} server start  "
                        "# then open http://127.0.0.1:4200"),
-        "statements": f"{venv_command('marketplace')} report provider NAME"
-                      + (f"  (with MKT_HOME={cfg.home})" if cfg.home != base.home else ""),
+        "statements": f"MKT_HOME={cfg.home} {venv_command('marketplace')} report provider NAME",
     }
 
 
@@ -141,8 +140,8 @@ def demo(
             model_text = {"model": model_path, "digest": model_digest, "built": "earlier (the campaign's model)"}
             shown.finish(model_path)
         else:
-            shown.begin("model", f"a small GPT-2 trained {size.model_train_steps} steps on offline text, built "
-                        "once and reused (a few minutes on 2 CPU cores)")
+            shown.begin("model", f"a small GPT-2 trained {size.model_train_steps} steps on offline text: built "
+                        "once, then reused; the longest stage of a first run")
             model = build_keyed_demo_model(cfg.resolved_models_dir,
                                            DemoModelConfig(train_steps=size.model_train_steps), seed=seed)
             model_path, model_digest = model.path, digest_model_dir(Path(model.path))
@@ -174,7 +173,7 @@ def demo(
                     audit_threshold=size.audit_threshold,
                 )
             campaign_name = campaign.name
-        shown.finish(f"budget {size.budget} {size.currency} per period")
+        shown.finish(f"budget {parse_amount(size.budget, size.currency)} per period")
 
         summary = revalue_flow(campaign_name, period=period, inbox=str(corpus_dir), n_labels=size.n_labels,
                                label_config=dict(size.label_config), promotion_floor=size.promotion_floor,
