@@ -48,6 +48,8 @@ COMMAND_MODULES = (
     "marketplace.cli.validate_cmd",
     "marketplace.cli.revalue_cmd",
     "marketplace.cli.serve_cmd",
+    "marketplace.cli.principals_cmd",
+    "marketplace.cli.api_cmd",
     "marketplace.cli.demo_cmd",
 )
 

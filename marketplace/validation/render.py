@@ -17,7 +17,8 @@ from marketplace.reports.csv_safe import write_csv
 from marketplace.reports.md_safe import md_escape
 from marketplace.validation.compare import PayoutValidation, ProviderComparison, RegimeVerdict
 
-__all__ = ["validation_csv_rows", "validation_html", "validation_markdown", "write_validation"]
+__all__ = ["latest_validation_json", "validation_csv_rows", "validation_html", "validation_markdown", "validation_stem",
+           "write_validation"]
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:64rem;color:#1d2330}"
@@ -143,9 +144,25 @@ def validation_markdown(v: PayoutValidation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def validation_stem(campaign_id: int, pricing_run_id: int) -> str:
+    """The file name stem of a campaign's validation of one pricing run."""
+    return f"validation_campaign{campaign_id}_run{pricing_run_id}"
+
+
+def latest_validation_json(out_dir: Path, campaign_id: int) -> Path | None:
+    """The JSON of the campaign's validation of its newest validated pricing run under ``out_dir``, if any."""
+    found: list[tuple[int, Path]] = []
+    prefix = validation_stem(campaign_id, 0)[:-1]
+    for path in out_dir.glob(f"{prefix}*.json") if out_dir.is_dir() else ():
+        run = path.stem[len(prefix):]
+        if run.isdigit() and path.name == f"{validation_stem(campaign_id, int(run))}.json" and path.is_file():
+            found.append((int(run), path))
+    return max(found)[1] if found else None
+
+
 def write_validation(v: PayoutValidation, out_dir: Path) -> dict[str, Path]:
     """Write ``validation_campaign{id}_run{run}.{html,csv,md,json}`` into ``out_dir``; returns the paths."""
-    stem = f"validation_campaign{v.campaign_id}_run{v.pricing_run_id}"
+    stem = validation_stem(v.campaign_id, v.pricing_run_id)
     check_output_dir(out_dir)  # marketplace/outputs.py: every path checked first, each file written atomically
     paths = {"html": out_dir / f"{stem}.html", "md": out_dir / f"{stem}.md", "json": out_dir / f"{stem}.json",
              "csv": out_dir / f"{stem}.csv"}
