@@ -11,6 +11,8 @@ the message is noise:
 * MLflow warns that a ``python_model`` object is serialised with CloudPickle: the only object pickled
   is the small wrapper class of marketplace/approx/registry_pyfunc.py, by reference (the weights are
   safetensors and JSON in the bundle), and the marketplace itself never unpickles it.
+* (not here: MLflow's "Registered model ... already exists" / "Created version N" lines are printed
+  outside logging, so the registry drops them where it registers, marketplace/approx/registry.py.)
 * our own "database schema at REVISION" line, which every command would print: the schema is brought
   up to date silently; ``marketplace db upgrade`` reports the revision when asked.
 * Prefect's INFO lines "Starting/Stopping temporary server on http://127.0.0.1:PORT": without
