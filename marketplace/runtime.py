@@ -10,7 +10,8 @@ The CLI, the Prefect tasks and any other edge (an HTTP server) get from here, an
   once, the data folders created;
 * :func:`use_prefect_home`: where Prefect records flow runs when no server is named (``$MKT_HOME/prefect``);
 * :func:`model_registry`: the MLflow model registry the settings name (a fresh embedded store keeps
-  even its default experiment's artifacts under ``MKT_HOME``);
+  even its default experiment's artifacts under ``MKT_HOME``, see
+  :func:`marketplace.approx.registry.create_local_store`);
 * :func:`resolve_device`: the torch device to run on (``MKT_DEVICE`` when nothing is asked);
 * :func:`ingest_parameters` (:func:`ingest_limits`, :func:`dedup_params`): the ingestion parameter objects.
 
@@ -199,32 +200,18 @@ def use_prefect_home(settings: Settings | None = None,
     return Path(target["PREFECT_HOME"])
 
 
-def _init_local_mlflow_store(uri: str, artifact_root: str) -> None:
-    """Create a fresh SQLite MLflow store with ``artifact_root`` as its default artifact root.
-
-    MLflow creates its ``Default`` experiment when it creates the database, with the artifact location
-    ``./mlruns/0`` of whatever folder the process ran in; created here first, it lies under MKT_HOME
-    like everything else. An existing store is left as it is."""
-    path = sqlite_file(uri)
-    if path is None or path.exists():
-        return
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    SqlAlchemyStore(uri, artifact_root).engine.dispose()
-
-
 def model_registry(settings: Settings | None = None) -> MlflowRegistry:
     """The MLflow registry of the settings; an explicit artifact root only for local stores (a tracking
     server decides where artifacts go unless MKT_MLFLOW_ARTIFACT_ROOT says otherwise)."""
-    from marketplace.approx.registry import MlflowRegistry
+    from marketplace.approx.registry import MlflowRegistry, create_local_store
 
     cfg = settings or current_settings()
     uri = cfg.resolved_mlflow_tracking_uri
     local = not uri.startswith(("http://", "https://", "databricks"))
     root = cfg.mlflow_artifact_root or (cfg.resolved_mlflow_artifact_root if local else None)
-    if local and root is not None and uri.startswith("sqlite:"):
-        _init_local_mlflow_store(uri, root)
+    path = sqlite_file(uri) if root is not None and uri.startswith("sqlite:") else None
+    if path is not None and not path.exists():  # a fresh embedded store: its default experiment under the home
+        create_local_store(uri, root, path)
     return MlflowRegistry(uri, root)
 
 

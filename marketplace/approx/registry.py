@@ -47,6 +47,7 @@ __all__ = [
     "LoggedVersion",
     "MlflowRegistry",
     "VersionInfo",
+    "create_local_store",
     "model_name_for",
 ]
 
@@ -78,6 +79,17 @@ class VersionInfo:
     created_ms: int
     source: str
     run_tags: dict[str, str] = field(default_factory=dict)
+
+
+def create_local_store(uri: str, artifact_root: str, path: Path) -> None:
+    """Create the fresh SQLite MLflow store ``uri`` (its file ``path``) with ``artifact_root`` as the default
+    artifact root. MLflow creates its ``Default`` experiment with the database, with the artifact location
+    ``./mlruns/0`` of whatever folder the process runs in; created here first, it lies under the
+    marketplace's home like everything else."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    SqlAlchemyStore(uri, artifact_root).engine.dispose()
 
 
 # What ``mlflow.register_model`` prints to stderr on every registration (not through logging, so no log
