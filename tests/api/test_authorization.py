@@ -166,3 +166,17 @@ def test_operator_reads_the_audit_trail_and_verifies_the_ledger(market_client: t
     events = client.get("/api/v1/audit?limit=50", headers=m.headers("ops")).json()["events"]
     assert {"priced", "principal_created"} <= {e["action"] for e in events}
     runtime.reset()
+
+
+def test_validation_is_the_newest_report_of_the_buyers_campaign(market_client: tuple[TestClient, Market]) -> None:
+    client, m = market_client
+    folder = client.app.state.settings.resolved_artifacts_dir / "validation"  # type: ignore[attr-defined]
+    folder.mkdir(parents=True)
+    camp = m.campaign_ids["camp-one"]
+    for run in (3, 12):
+        (folder / f"validation_campaign{camp}_run{run}.json").write_text(f'{{"pricing_run_id": {run}}}')
+    (folder / f"validation_campaign{camp}_run99.html").write_text("<p>not the json</p>")
+    (folder / f"validation_campaign{camp}1_run50.json").write_text('{"pricing_run_id": 50}')  # another campaign
+    r = client.get("/api/v1/campaigns/camp-one/validation", headers=m.headers("b-one"))
+    assert r.status_code == 200 and r.json() == {"pricing_run_id": 12}
+    _uniform(client.get("/api/v1/campaigns/camp-one/validation", headers=m.headers("b-two")), "campaign", "camp-one")
