@@ -47,7 +47,7 @@ def post_revalue(name: str, request: Request, caller: OperatorOnly, session: Ses
     launcher = state.revalue_launcher
     if launcher is None:
         raise PermissionDeniedError("this server was started without a way to run revaluations")
-    wanted = body or RevalueRequest()
+    wanted = body or RevalueRequest(period=None)
     period = validate_period(wanted.period) if wanted.period is not None else None
     campaign = visible_campaign(session, caller, name)
     campaign_id, campaign_name = campaign.id, campaign.name

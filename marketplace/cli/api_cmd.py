@@ -41,7 +41,7 @@ class PrefectDeploymentRevalue:
         params: dict[str, Any] = {"campaign": f"id:{campaign_id}", "force": force}
         if period is not None:
             params["period"] = period
-        flow_run = run_deployment(self.deployment, parameters=params, timeout=0, tags=["api"])
+        flow_run: Any = run_deployment(self.deployment, parameters=params, timeout=0, tags=["api"])
         state = RunState(str(flow_run.id), self.kind, campaign_id, campaign, period, "scheduled", actor, utcnow())
         with self._lock:
             self._runs[state.run_id] = state
