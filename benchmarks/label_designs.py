@@ -21,6 +21,11 @@ label set's step, w = T(x)/L the token factor, ḡ_pool = mean train gradient):
     fisher             η ⟨F⁻¹ ȳ, g⟩ per block, F = mean g gᵀ + λI, λ = 0.1 × mean eigenvalue
     2nd-order iso c    η ⟨ȳ, g⟩ − (c η²/2) ‖g‖²         (one-step loss change with H = c I)
     2nd-order GN c     η ⟨ȳ, g⟩ − ((c η)²/2) mean_y ⟨g_y, g⟩²   (Gauss–Newton of the target loss)
+    fisher rel-pool    η ⟨F⁻¹ (ȳ − ḡ_pool), g⟩ per block
+    adam-diag          η ⟨ȳ ⊘ √(s + 0.1 mean s), g⟩, s = mean g² per coordinate (Adam's normalisation)
+    adam-diag rel-pool the same on ȳ − ḡ_pool
+    2nd-order iso, pool-calibrated κ   η (⟨ȳ, g⟩ − κ ‖g‖²), κ = mean⟨ȳ,g⟩ / mean‖g‖² (no tuned knob)
+    rel-pool − pool-calibrated ‖g‖²    the same correction on top of rel-pool
     ... − pool qNN     the design minus its NN-th percentile over the pool (a reserve)
 
 Run:  python benchmarks/label_designs.py --home MKT_HOME --campaign NAME --ground-truth gt.json
@@ -101,6 +106,24 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
         F = G[:, sl].T @ G[:, sl] / G.shape[0]
         lam = 0.1 * torch.diagonal(F).mean()
         fisher_q[sl] = torch.linalg.solve(F + lam * torch.eye(size, dtype=F.dtype), ybar[sl])
+    # The same per-block Fisher solve on the pool-relative target direction, at several dampings
+    # (λ = ratio × mean eigenvalue; 0.1 is LoGra's and the project's default).
+    fisher_rel_q = {ratio: torch.zeros_like(ybar) for ratio in (0.03, 0.1, 0.3, 1.0)}
+    for b in range(n_blocks):
+        sl = slice(b * size, (b + 1) * size)
+        F = G[:, sl].T @ G[:, sl] / G.shape[0]
+        for ratio, q in fisher_rel_q.items():
+            lam = ratio * torch.diagonal(F).mean()
+            q[sl] = torch.linalg.solve(F + lam * torch.eye(size, dtype=F.dtype), (ybar - pool)[sl])
+    # Adam-like: each coordinate scaled by 1/sqrt of the pool's second moment (what Adam's v does to a
+    # step), damped like the Fisher (0.1 × the mean second moment).
+    second = (G * G).mean(0)
+    adam_scale = 1.0 / torch.sqrt(second + 0.1 * second.mean())
+    adam = (G @ (ybar * adam_scale)).numpy()
+    adam_rel = (G @ ((ybar - pool) * adam_scale)).numpy()
+    # Second order with the curvature set by the pool, not tuned: κ makes the pool's mean predicted
+    # one-step change zero, i.e. η(⟨ȳ,g⟩ − κ‖g‖²) with κ = mean⟨ȳ,g⟩ / mean‖g‖².
+    kappa = float(dot.mean() / gn2.mean())
     out: dict[str, np.ndarray] = {
         "plain (per sample)": plain,
         "plain × w (the demo's design before)": plain * w,
@@ -108,6 +131,13 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
         "rel-pool × w (the default)": eta * (dot - dot_pool) * w,
         "perp-pool × w": eta * perp * w,
         "fisher × w": eta * (G @ fisher_q).numpy() * w,
+        "fisher rel-pool × w": eta * (G @ fisher_rel_q[0.1]).numpy() * w,
+        **{f"fisher rel-pool λ={r} × w": eta * (G @ q).numpy() * w for r, q in fisher_rel_q.items() if r != 0.1},
+        "adam-diag × w": eta * adam * w,
+        "adam-diag rel-pool × w": eta * adam_rel * w,
+        "2nd-order iso, pool-calibrated κ × w": eta * (dot - kappa * gn2) * w,
+        "rel-pool − pool-calibrated ‖g‖² × w": eta * ((dot - dot_pool) - float((dot - dot_pool).mean() / gn2.mean())
+                                                      * gn2) * w,
     }
     for c in (10, 100, 300):
         out[f"2nd-order iso c={c} × w"] = (plain - 0.5 * c * eta * eta * gn2) * w
