@@ -157,7 +157,11 @@ def demo(
         shown.begin("corpora", f"the providers' files, from offline text, in {corpus_dir}")
         manifest = build_corpus(corpus_dir, seed=seed, small=size.corpus_small)
         shown.expected["ingest"] = len(list_provider_folders(corpus_dir))
-        shown.finish(f"{shown.expected['ingest']} providers, {manifest.total_records} records")
+        missing = manifest.missing_packages()
+        shown.finish(f"{shown.expected['ingest']} providers, {manifest.total_records} records, corpus digest "
+                     f"{manifest.content_digest()[:12]}"
+                     + (f" (sources missing on this machine: apt-get install {' '.join(missing)} adds them)"
+                        if missing else ""))
 
         target_path = corpus_dir / "target" / "target.jsonl"
         shown.begin("campaign", size.campaign)
@@ -209,6 +213,8 @@ def demo(
         "price": summary["price"],
         "reports": report,
         "target_model": model_text,
+        "corpus": {"path": str(corpus_dir), "digest": manifest.content_digest(), "records": manifest.total_records,
+                   "missing_packages": manifest.missing_packages()},
         "where": where_to_look(cfg, base, reports_dir, log_file),
     }
 
