@@ -73,7 +73,7 @@ def main() -> None:
         rep, files = produce_buyer_report(session, campaign, args.period, Path(tmp))
         shots = [screenshot(files["html"], args.out / "screenshot_buyer_report.png", args.height)]
         for name in providers:
-            st, st_files = produce_statement(session, name, rep.period, Path(tmp))
+            _statement, st_files = produce_statement(session, name, rep.period, Path(tmp))
             shots.append(screenshot(st_files["html"], args.out / f"screenshot_statement_{name}.png", args.height))
     for png in shots:
         print(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png)

@@ -18,13 +18,14 @@ inert: :func:`display_name` (one line, controls escaped, for logs and plain text
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 
 from marketplace.errors import ValidationError
 
-__all__ = ["ALLOWED_PUNCTUATION", "MAX_NAME_CHARS", "display_name", "registry_model_name", "rich_safe",
-           "validate_name"]
+__all__ = ["ALLOWED_PUNCTUATION", "LOG_FORMAT", "MAX_NAME_CHARS", "InertLogFormatter", "display_name",
+           "escape_unprintable", "registry_model_name", "rich_safe", "validate_name"]
 
 MAX_NAME_CHARS = 100
 ALLOWED_PUNCTUATION = frozenset("-_.,:;'&()+@#!?/")
@@ -69,13 +70,29 @@ def validate_name(value: object, kind: str = "provider") -> str:
     return name
 
 
-def _escape_unprintable(text: str) -> str:
+def escape_unprintable(text: str) -> str:
     """Every character Python calls unprintable (controls, format and bidi characters, separators other
     than the plain space, surrogates, private use, unassigned) as its ``\\u`` escape."""
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
                    for ch in text)
+
+
+#: The line layout of the CLI's logs (console and the demo's log file).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class InertLogFormatter(logging.Formatter):
+    """Log lines that user text cannot forge: every unprintable character of the message (a newline, a
+    carriage return, an ANSI escape, a bidi override, a zero-width character) is written as its ``\\u``
+    escape, so a provider name or a record cannot start a fake log line, recolour a terminal or reorder
+    what a reader sees. Only the message is escaped; a traceback appended by the handler keeps its lines.
+    The CLI installs it on every handler of the root logger (marketplace/cli/app.py)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_unprintable(record.message)
+        return super().formatMessage(record)
 
 
 def display_name(name: object, limit: int = 120) -> str:
@@ -91,7 +108,7 @@ def rich_safe(text: object) -> str:
     from rich.markup import escape
 
     raw = text if isinstance(text, str) else str(text)
-    return escape(_escape_unprintable(raw))
+    return escape(escape_unprintable(raw))
 
 
 def registry_model_name(campaign_name: str) -> str:

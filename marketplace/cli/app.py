@@ -13,6 +13,7 @@ import typer
 
 from marketplace.cli.common import settings
 from marketplace.cli.noise import quiet_known_noise
+from marketplace.names import LOG_FORMAT, InertLogFormatter
 from marketplace.runtime import apply_offline_env, use_prefect_home
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
@@ -62,7 +63,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
     level = logging.DEBUG if verbose else getattr(logging, settings().log_level.upper(), logging.INFO)
     # Our own progress at INFO; third-party chatter (alembic, mlflow, httpx...) only when verbose.
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:  # user text in a message never forges a line
+        handler.setFormatter(InertLogFormatter(LOG_FORMAT))
     for name in ("marketplace", "flows", "tasks"):
         logging.getLogger(name).setLevel(level)
     quiet_known_noise(verbose)

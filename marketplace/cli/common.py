@@ -171,6 +171,13 @@ def venv_command(name: str) -> str:
         return str(script)
 
 
+def runnable_hints(message: str) -> str:
+    """``message`` with every command it suggests (written `` `marketplace label ...` `` by the core, which
+    does not know how the CLI was installed) spelled as :func:`venv_command` spells it, so the hint runs as
+    printed without ``marketplace`` on PATH."""
+    return message.replace("`marketplace ", f"`{venv_command('marketplace')} ")
+
+
 def money(amount_minor: int, currency: str) -> str:
     """Integer minor units as people read them: major units with the currency (``1,062.07 EUR``)."""
     from marketplace.money import Money
@@ -218,8 +225,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
                 settings().resolved_database_url, caught)
             # Escape: messages carry "[reason_code]" prefixes that rich would eat as markup; no message
             # shows a password (URLs in it are redacted).
-            err_console.print(f"[bold red]error:[/] {escape(redact_secrets(str(exc)))}", highlight=False,
-                              soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(runnable_hints(redact_secrets(str(exc))))}",
+                              highlight=False, soft_wrap=True)
             logging.getLogger(__name__).debug("command failed", exc_info=True)
             raise typer.Exit(code=exc.exit_code) from exc
 

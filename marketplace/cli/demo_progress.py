@@ -31,6 +31,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from marketplace.names import LOG_FORMAT, InertLogFormatter
+
 __all__ = ["FLOW_STAGES", "SIGNALS", "STAGES", "DemoProgress", "Signal", "Update"]
 
 # The demo's stages in order, with what each does (shown when it starts).
@@ -233,7 +235,7 @@ class DemoProgress(logging.Handler):
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._file_handler = logging.FileHandler(self.log_file, encoding="utf-8")
             self._file_handler.setLevel(logging.INFO)
-            self._file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            self._file_handler.setFormatter(InertLogFormatter(LOG_FORMAT))
             root.addHandler(self._file_handler)
         for name in ("marketplace", "prefect.flow_runs"):
             logging.getLogger(name).addHandler(self)

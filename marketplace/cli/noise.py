@@ -20,6 +20,10 @@ the message is noise:
   ends; the runs stay in ``$MKT_HOME/prefect`` (README: how to open the UI).
 * MLflow's INFO line "Validating input example against model signature" when a version is logged:
   a failed validation is a warning or an error, which still shows.
+* Prefect's ERROR lines "Encountered exception during execution: NotFoundError(...)" (and the task's
+  "Finished in state Failed(...)") when a flow stops on one of the marketplace's own errors: the CLI
+  prints that error itself, as one line with its fix (:class:`ReportedErrorFilter`). Any other
+  exception in a flow still shows in full.
 * Hugging Face's and MLflow's tqdm bars ("Writing model shards: 100%|...| 1/1", "Downloading
   artifacts: 100%|...| 5/5"), which draw over the marketplace's own progress display and say nothing
   about the work (``HF_HUB_DISABLE_PROGRESS_BARS`` and ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR``, read
@@ -32,7 +36,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-__all__ = ["KNOWN_NOISE", "QUIET_ENV", "Noise", "NoiseFilter", "quiet_known_noise"]
+__all__ = ["KNOWN_NOISE", "QUIET_ENV", "Noise", "NoiseFilter", "ReportedErrorFilter", "quiet_known_noise"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,38 @@ class NoiseFilter(logging.Filter):
         return not message.startswith(self.starts)
 
 
-_INSTALLED: dict[str, NoiseFilter] = {}
+class ReportedErrorFilter(logging.Filter):
+    """Drops Prefect's log records about a flow or task run that failed on a :class:`MarketplaceError`
+    (recognised by the exception attached to the record, or by its class name in the message): the CLI
+    reports that error itself, as one line (marketplace/cli/common.handle_errors)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from marketplace.errors import MarketplaceError
+
+        if record.exc_info and isinstance(record.exc_info[1], MarketplaceError):
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is someone else's bug: let it through
+            return True
+        return not any(f"{name}(" in message or f"{name}: " in message for name in _marketplace_error_names())
+
+
+def _marketplace_error_names() -> frozenset[str]:
+    from marketplace.errors import MarketplaceError
+
+    names, todo = set(), [MarketplaceError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return frozenset(names)
+
+
+#: The Prefect loggers that report a failed flow or task run.
+PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+_INSTALLED: dict[str, logging.Filter] = {}
 
 
 def quiet_known_noise(verbose: bool = False) -> None:
@@ -99,3 +134,11 @@ def quiet_known_noise(verbose: bool = False) -> None:
         if not verbose:
             _INSTALLED[name] = NoiseFilter(starts)
             logger.addFilter(_INSTALLED[name])
+    for name in PREFECT_RUN_LOGGERS:
+        key = f"reported:{name}"
+        old_filter = _INSTALLED.pop(key, None)
+        if old_filter is not None:
+            logging.getLogger(name).removeFilter(old_filter)
+        if not verbose:
+            _INSTALLED[key] = ReportedErrorFilter()
+            logging.getLogger(name).addFilter(_INSTALLED[key])

@@ -72,3 +72,18 @@ def test_each_cli_module_is_named_by_the_command_or_group_it_holds() -> None:
         names = [c.name for c in probe.registered_commands] + [g.name for g in probe.registered_groups]
         expected = module.rsplit(".", 1)[1].removesuffix("_cmd").replace("_", "-")
         assert names == [expected], (module, names)
+
+
+def test_error_hints_name_the_command_as_it_runs_here(mkt_home: Path) -> None:
+    """A hint in an error ("run `marketplace label` first") spells the CLI as this installation runs it."""
+    from marketplace.cli.common import runnable_hints, venv_command
+
+    prog = venv_command("marketplace")
+    assert Path(prog).is_file() or (Path.cwd() / prog).is_file()
+    hint = runnable_hints("no label set; run `marketplace label X` first")
+    assert hint == f"no label set; run `{prog} label X` first"
+    result = CliRunner().invoke(app, ["score", "no-such-campaign"])
+    assert result.exit_code != 0 and "`marketplace " not in result.output
+    assert f"`{prog} campaign create`" in result.output
+    # the flow stopped on a marketplace error: the CLI's one line says it, Prefect's run logs do not repeat it
+    assert "Encountered exception" not in result.output and "Traceback" not in result.output
