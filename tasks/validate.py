@@ -11,8 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from marketplace.reports.md_safe import md_escape
-from marketplace.runtime import resolve_device
-from marketplace.validation import ValidationConfig, validate_campaign, validation_markdown
+from marketplace.runtime import current_settings, resolve_device
+from marketplace.validation import ValidationConfig, measurement_cache_dir, validate_campaign, validation_markdown
 from tasks.artifacts import artifact_key
 from tasks.common import session_factory
 
@@ -29,6 +29,7 @@ def validate_payouts_task(campaign: str, config: dict[str, Any], out_dir: str, p
     result, files = validate_campaign(
         session_factory(), campaign, ValidationConfig.model_validate(config), Path(out_dir), period=period,
         device=resolve_device(device), progress=lambda done, total, msg: log.info("[%d/%d] %s", done, total, msg),
+        cache_dir=measurement_cache_dir(current_settings()),
     )
     create_markdown_artifact(markdown=validation_markdown(result),
                              key=artifact_key("validation", result.campaign_id, result.period),

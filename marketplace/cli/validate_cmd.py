@@ -58,6 +58,9 @@ def validate(
     period: str | None = typer.Option(None, "--period", help="Pricing period (default: the latest priced)."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default MKT_DEVICE)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (default $MKT_HOME/artifacts/validation)."),
+    remeasure: bool = typer.Option(False, "--remeasure",
+                                   help="Fine-tune again even when the same samples, target, model and settings "
+                                        "were measured before (the stored measurement is reused by default)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fine-tune copies of the target model on K samples of each provider alone and compare the measured
@@ -66,7 +69,7 @@ def validate(
 
     from marketplace.outputs import check_output_dir
     from marketplace.runtime import resolve_device
-    from marketplace.validation import ValidationConfig, validate_campaign
+    from marketplace.validation import ValidationConfig, measurement_cache_dir, validate_campaign
 
     try:
         config = ValidationConfig(per_provider=per_provider, seeds=tuple(seeds))
@@ -79,6 +82,7 @@ def validate(
     result, files = validate_campaign(
         factory, campaign, config, out_dir, period=period, device=resolved,
         progress=lambda done, total, msg: progress(f"[{done}/{total}] {msg}"),
+        cache_dir=None if remeasure else measurement_cache_dir(settings()),
     )
     emit({"result": result.to_dict(), "files": {k: str(p) for k, p in files.items()}}, as_json, _render)
 

@@ -19,6 +19,7 @@ transaction stays open while models train):
 command and the ``validate`` flow both call it.
 """
 
+from marketplace.validation.cache import load_measurement, measurement_cache_dir, measurement_key, save_measurement
 from marketplace.validation.compare import PayoutValidation, ProviderComparison, RegimeVerdict, compare_with_payouts
 from marketplace.validation.config import DEFAULT_REGIMES, RegimeConfig, ValidationConfig
 from marketplace.validation.finetune import finetune, mean_loss
@@ -50,10 +51,14 @@ __all__ = [
     "compare_with_payouts",
     "draw_samples",
     "finetune",
+    "load_measurement",
     "load_payouts",
     "load_validation_data",
     "mean_loss",
     "measure_gains",
+    "measurement_cache_dir",
+    "measurement_key",
+    "save_measurement",
     "validate_campaign",
     "validation_csv_rows",
     "validation_html",

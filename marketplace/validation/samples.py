@@ -63,6 +63,7 @@ class ValidationData:
     texts: Mapping[int, tuple[str, int | None]]
     target_texts: tuple[str, ...]
     target_prompt_chars: tuple[int | None, ...]
+    model_digest: str = ""  # the digest the campaign pins for its target model ("" when unknown: no reuse)
 
 
 def draw_samples(payable_ids: Sequence[int], k: int, seed: int, provider_id: int) -> tuple[int, ...]:
@@ -128,6 +129,7 @@ def load_validation_data(session: Session, campaign: str | int, config: Validati
     drawn = {sid for p in providers for draw in p.draws for sid in draw}
     return ValidationData(
         campaign_id=camp.id, campaign_name=camp.name, model_dir=camp.target_model_path,
-        per_provider=config.per_provider, seeds=config.seeds, providers=providers, texts=_texts(session, list(drawn)),
+        model_digest=camp.target_model_digest, per_provider=config.per_provider, seeds=config.seeds,
+        providers=providers, texts=_texts(session, list(drawn)),
         target_texts=tuple(t.text for t in targets), target_prompt_chars=tuple(t.prompt_chars for t in targets),
     )
