@@ -1,8 +1,10 @@
 """Payouts against the measured gains: how much of the budget went to the wrong providers.
 
 Per provider: the measured gain per sample (each regime), its payout share, its paid samples and its
-ideal share (proportional to max(gain, 0) x paid samples: the gain is measured on a random draw of the
-provider's payable samples, so every paid sample is valued at its provider's average). Per regime:
+ideal share (proportional to max(gain, 0) x payable samples: the gain is measured on a random draw of
+the provider's payable samples, so each is valued at its provider's average). The volume is what the
+pricing *could* pay (accepted first owners), never what the run chose to pay: a helpful provider left
+unpaid must count as misallocated, not drop out of the ideal split. Per regime:
 the *misallocated share* (total variation distance between payout and ideal shares) and the *harmful
 share* (the part of the amount paid that went to providers whose gain is negative). The arithmetic
 lives in :mod:`marketplace.validation.shares`.
@@ -125,6 +127,7 @@ def compare_with_payouts(measurement: GainMeasurement, payouts: PayoutSnapshot) 
     config = ValidationConfig.model_validate(measurement.config)
     amounts = np.asarray([paid[pid].amount_minor if pid in paid else 0 for pid, _ in rows], dtype=np.int64)
     n_paid = np.asarray([paid[pid].n_paid if pid in paid else 0 for pid, _ in rows], dtype=np.int64)
+    n_payable = np.asarray([gained[pid].n_payable if pid in gained else 0 for pid, _ in rows], dtype=np.int64)
     p_shares = payout_shares(amounts)
     shares_or_zero = p_shares if p_shares is not None else np.zeros(len(rows))
 
@@ -134,7 +137,7 @@ def compare_with_payouts(measurement: GainMeasurement, payouts: PayoutSnapshot) 
         name = regime.name
         gains = np.asarray([gained[pid].regimes[name].mean if pid in gained else np.nan for pid, _ in rows])
         sds = np.asarray([gained[pid].regimes[name].sd if pid in gained else np.nan for pid, _ in rows])
-        a = arrays[name] = _RegimeArrays(gains, sds, ideal_shares(gains, n_paid), within_noise(gains, sds))
+        a = arrays[name] = _RegimeArrays(gains, sds, ideal_shares(gains, n_payable), within_noise(gains, sds))
         verdicts.append(_verdict(name, regime.describe(), p_shares, shares_or_zero, a))
 
     providers = tuple(

@@ -106,7 +106,7 @@ def validation_html(v: PayoutValidation) -> str:
         f'<p class="muted">{html.escape(meta)}</p>'
         "<p>Each provider's payable samples fine-tune a fresh copy of the target model; the gain per sample is "
         "the drop of the target loss divided by the samples used. The ideal share is proportional to max(gain, 0) "
-        "x paid samples; <b>misallocated</b> is the total variation distance between payout and ideal shares, "
+        "x payable samples; <b>misallocated</b> is the total variation distance between payout and ideal shares, "
         "<b>harmful</b> the share paid to providers whose gain is negative. Gains marked ~0 are within one "
         "standard deviation (over seeds) of zero.</p>"
         "<h2>Verdict</h2>"

@@ -1,9 +1,9 @@
 """The share arithmetic of a payout validation (pure numpy; every array is (P,), one entry per provider).
 
 - payout share p_i = amount_i / sum(amount)
-- ideal share q_i = max(gain_i, 0) * paid_i / sum_j max(gain_j, 0) * paid_j: what the same paid samples
-  would earn if the budget followed the measured gain per sample; undefined (None) when no provider
-  has a positive gain on a paid sample
+- ideal share q_i = max(gain_i, 0) * n_i / sum_j max(gain_j, 0) * n_j, n_i the provider's payable samples:
+  what they would earn if the budget followed the measured gain per sample; undefined (None) when no
+  provider with payable samples has a positive gain
 - misallocated share = total variation distance 0.5 * sum |p_i - q_i|: the fraction of the budget that
   would have to move to reach the ideal split (0: perfect, 1: paid entirely to the wrong providers)
 - harmful share = sum of p_i over providers whose gain is below ``-margin`` (margin 0: any negative
@@ -26,10 +26,10 @@ def payout_shares(amounts_minor: np.ndarray) -> np.ndarray | None:
     return a / total if total > 0 else None
 
 
-def ideal_shares(gains: np.ndarray, n_paid: np.ndarray) -> np.ndarray | None:
-    """Shares proportional to max(gain, 0) x paid samples; None when every weight is 0."""
+def ideal_shares(gains: np.ndarray, n_samples: np.ndarray) -> np.ndarray | None:
+    """Shares proportional to max(gain, 0) x payable samples; None when every weight is 0."""
     g = np.nan_to_num(np.asarray(gains, dtype=np.float64), nan=0.0)
-    w = np.clip(g, 0.0, None) * np.asarray(n_paid, dtype=np.float64)
+    w = np.clip(g, 0.0, None) * np.asarray(n_samples, dtype=np.float64)
     total = w.sum()
     return w / total if total > 0 else None
 

@@ -106,11 +106,14 @@ def test_compare_with_payouts_hand_computed() -> None:
     assert [p.provider_id for p in result.providers] == [1, 2, 3, 4]
     by_id = {p.provider_id: p for p in result.providers}
     assert by_id[3].gain["adamw"] is None and by_id[3].ideal_share["adamw"] == 0.0
-    assert by_id[4].payout_share == 0.0 and by_id[4].n_paid == 0 and by_id[4].ideal_share["adamw"] == 0.0
-    assert by_id[1].ideal_share["adamw"] == pytest.approx(1.0)  # 2e-3 x 3 paid; provider 2 is negative
+    # Provider 4 helps but was paid nothing: its ideal share counts its payable samples (10 each), not the
+    # run's choice, so leaving it unpaid is misallocation, not an excuse to drop it from the ideal split.
+    assert by_id[4].payout_share == 0.0 and by_id[4].n_paid == 0
+    assert by_id[4].ideal_share["adamw"] == pytest.approx(1 / 3)  # 1e-3 x 10 of (2e-3 + 1e-3) x 10
+    assert by_id[1].ideal_share["adamw"] == pytest.approx(2 / 3)  # provider 2 is negative
     head = result.headline_verdict
     assert head.regime == "adamw" and head.ideal_defined
-    # 0.5 * (|0.6 - 1| + |0.3 - 0| + |0.1 - 0| + 0) = 0.4
+    # 0.5 * (|0.6 - 2/3| + |0.3 - 0| + |0.1 - 0| + |0 - 1/3|) = 0.4
     assert head.misallocated_share == pytest.approx(0.4)
     assert head.harmful_share == pytest.approx(0.3)
     assert head.clearly_harmful_share == pytest.approx(0.3)  # -1e-3 with sd 1.4e-4: beyond the noise
