@@ -355,3 +355,17 @@ def test_the_demo_model_is_not_trained_on_provider_only_sources() -> None:
     names = {s.name for s in model_text_sources()}
     assert "licences" in {s.name for s in default_sources()} and "licences" not in names
     assert names == {s.name for s in default_sources()} - {"licences"}
+
+
+def test_docstring_text_does_not_depend_on_where_python_is_installed() -> None:
+    """A signature such as ``platform.architecture(executable=sys.executable)`` prints the interpreter's path;
+    such text would make the demo model's training text, and so its key and weights, differ between two
+    checkouts of the same commit. No record names this interpreter's or this user's folders."""
+    import os
+    import sys
+
+    texts = [r.text for r in SOURCES["python-stdlib-docstrings"].load()]
+    assert len(texts) > 1000
+    for path in {sys.executable, sys.prefix, sys.base_prefix, os.path.expanduser("~"), os.getcwd()}:
+        if len(path) > 4:
+            assert not [t for t in texts if path in t], path

@@ -154,12 +154,27 @@ class DocUnit:
     doc: str
 
 
+def _machine_paths() -> tuple[str, ...]:
+    """This interpreter's and this user's folders, as text: a default argument such as
+    ``executable=sys.executable`` prints one of them, which would make the corpus (and the demo model
+    trained on it) depend on where the checkout lives."""
+    import os
+    import sys
+
+    paths = {sys.executable, sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.expanduser("~"), os.getcwd()}
+    return tuple(sorted(p for p in paths if p and len(p) > 4))
+
+
+def _machine_specific(text: str) -> bool:
+    return any(path in text for path in _machine_paths())
+
+
 def _signature(obj: Any) -> str:
     try:
         sig = str(inspect.signature(obj))
     except (TypeError, ValueError):
         return ""
-    return "" if _ADDRESS.search(sig) else sig
+    return "" if _ADDRESS.search(sig) or _machine_specific(sig) else sig
 
 
 def _own_doc(obj: Any) -> str:
@@ -201,7 +216,8 @@ def collect_doc_units(modules: tuple[str, ...] | None) -> list[DocUnit]:
     for module_name in modules if modules is not None else stdlib_modules():
         for unit in _walk_module(module_name):
             # Same docstring under two names (aliases, re-exports): keep the first.
-            if len(unit.doc) >= MIN_DOCSTRING_CHARS and unit.doc not in seen and not _ADDRESS.search(unit.doc):
+            if (len(unit.doc) >= MIN_DOCSTRING_CHARS and unit.doc not in seen and not _ADDRESS.search(unit.doc)
+                    and not _machine_specific(unit.doc)):
                 seen.add(unit.doc)
                 units.append(unit)
     return units
