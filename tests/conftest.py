@@ -33,12 +33,7 @@ from tests.support.databases import drop_postgres_schema, make_fresh_postgres_ur
 ENGINES = ["sqlite", "postgresql"]
 
 
-@pytest.fixture(params=ENGINES)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database URL (no schema yet), once per engine."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
+def _fresh_postgres_url() -> Iterator[str]:
     base = postgres_url_or_skip()
     url, schema = make_fresh_postgres_url(base)
     try:
@@ -47,15 +42,28 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         drop_postgres_schema(base, schema)
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """A migrated database (schema at head), once per engine."""
-    eng = create_db_engine(db_url)
+def _migrated(url: str) -> Iterator[Engine]:
+    eng = create_db_engine(url)
     upgrade(eng)
     try:
         yield eng
     finally:
         eng.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database URL (no schema yet), once per engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    yield from _fresh_postgres_url()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated database (schema at head), once per engine."""
+    yield from _migrated(db_url)
 
 
 @pytest.fixture
@@ -64,14 +72,22 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
+def pg_db_url() -> Iterator[str]:
+    """PostgreSQL only, for what only PostgreSQL has (roles, concurrent writers, TRUNCATE): an empty schema."""
+    yield from _fresh_postgres_url()
+
+
+@pytest.fixture
+def pg_session_factory(pg_db_url: str) -> Iterator[sessionmaker[Session]]:
+    """PostgreSQL only: a migrated database's session factory."""
+    for eng in _migrated(pg_db_url):
+        yield make_session_factory(eng)
+
+
+@pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    """SQLite only, for tests that exercise logic rather than the database."""
-    eng = create_db_engine(f"sqlite:///{tmp_path / 'only.db'}")
-    upgrade(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
+    """SQLite only, for tests that exercise logic rather than the database, or SQLite's own syntax."""
+    yield from _migrated(f"sqlite:///{tmp_path / 'only.db'}")
 
 
 @pytest.fixture(scope="session")

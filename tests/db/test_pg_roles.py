@@ -51,10 +51,10 @@ def _run_script(engine: Engine, name: str) -> None:
 
 
 @pytest.fixture
-def roles(db_url: str) -> Iterator[tuple[Engine, Engine]]:
-    """(owner engine, app engine) of a database migrated by the owner with the app's grants applied."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("roles and grants are PostgreSQL's; SQLite has no users (its triggers guard the books)")
+def roles(pg_db_url: str) -> Iterator[tuple[Engine, Engine]]:
+    """(owner engine, app engine) of a database migrated by the owner with the app's grants applied
+    (PostgreSQL only: SQLite has no users, its triggers alone guard the books)."""
+    db_url = pg_db_url
     admin = create_db_engine(db_url)
     _run_script(admin, "postgres-roles.sql")
     admin.dispose()

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketplace.db import Sample, Submission, is_postgres
+from marketplace.db import Sample, Submission
 from marketplace.ingest import DedupParams, IngestOptions, ingest_one_file
 from tests.support.ingest import distinct_texts, write_jsonl
 from tests.support.ingest_workers import ingest_worker
@@ -51,23 +51,16 @@ def _edited(text: str) -> str:
     return " ".join(words[:3] + words[4:]).upper()
 
 
-@pytest.fixture
-def pg_only(engine: object) -> None:
-    if not is_postgres(engine):  # type: ignore[arg-type]
-        pytest.skip("concurrent writers are a PostgreSQL matter; SQLite transactions start with BEGIN IMMEDIATE")
-
-
 @pytest.mark.slow
-@pytest.mark.usefixtures("pg_only")
 def test_near_copies_at_once_have_exactly_one_first_owner(
-        db_url: str, session_factory: sessionmaker[Session], tmp_path: Path) -> None:
+        pg_db_url: str, pg_session_factory: sessionmaker[Session], tmp_path: Path) -> None:
     texts, seeds = distinct_texts(N_TEXTS + 2, min_words=15)[:N_TEXTS], distinct_texts(N_TEXTS + 2, min_words=15)[-2:]
-    _seed(session_factory, tmp_path, seeds)
+    _seed(pg_session_factory, tmp_path, seeds)
     a = write_jsonl(tmp_path / "a.jsonl", [{"text": t} for t in texts])
     b = write_jsonl(tmp_path / "b.jsonl", [{"text": _edited(t)} for t in texts])
-    results = _run_together(db_url, [(str(a), "alpha"), (str(b), "beta")])
+    results = _run_together(pg_db_url, [(str(a), "alpha"), (str(b), "beta")])
     assert [r["status"] for r in results] == ["accepted", "accepted"], results
-    with session_factory() as s:
+    with pg_session_factory() as s:
         first_owners = s.scalar(select(func.count()).select_from(Sample).where(Sample.duplicate_of_id.is_(None)))
         linked = s.scalar(select(func.count()).select_from(Sample).where(Sample.duplicate_of_id.is_not(None)))
     assert (first_owners, linked) == (N_TEXTS + 2, N_TEXTS)  # as if ingested one after the other
@@ -75,17 +68,16 @@ def test_near_copies_at_once_have_exactly_one_first_owner(
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("pg_only")
 def test_exact_copies_at_once_give_one_original_and_one_copy(
-        db_url: str, session_factory: sessionmaker[Session], tmp_path: Path) -> None:
+        pg_db_url: str, pg_session_factory: sessionmaker[Session], tmp_path: Path) -> None:
     texts, seeds = distinct_texts(N_TEXTS + 2)[:N_TEXTS], distinct_texts(N_TEXTS + 2)[-2:]
-    _seed(session_factory, tmp_path, seeds)
+    _seed(pg_session_factory, tmp_path, seeds)
     path = write_jsonl(tmp_path / "same.jsonl", [{"text": t} for t in texts])
-    results = _run_together(db_url, [(str(path), "alpha"), (str(path), "beta"), (str(path), "alpha")])
+    results = _run_together(pg_db_url, [(str(path), "alpha"), (str(path), "beta"), (str(path), "alpha")])
     statuses = sorted(r["status"] for r in results)
     assert "crashed" not in statuses and "failed" not in statuses, results
     assert statuses == ["accepted", "copy", "existing"], results
-    with session_factory() as s:
+    with pg_session_factory() as s:
         subs = s.execute(select(Submission.provider_id, Submission.status).order_by(Submission.id)).all()
         first_owners = s.scalar(select(func.count()).select_from(Sample).where(Sample.duplicate_of_id.is_(None)))
     assert len(subs) == 4 and sorted(str(st.value) for _, st in subs[2:]) == ["accepted", "copy"]

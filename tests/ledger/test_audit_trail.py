@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.approx.publish import promote_version
 from marketplace.campaigns import create_campaign
-from marketplace.db import ApproximatorVersion, AuditEvent, Sample, is_postgres
+from marketplace.db import ApproximatorVersion, AuditEvent, Sample, make_session_factory
 from marketplace.db.audit import current_actor, list_audit_events
 from marketplace.ingest import ingest_file, read_normalised_records
 from marketplace.ledger import verify_ledger
@@ -87,32 +87,42 @@ def test_core_functions_record_who_did_what(session_factory: sessionmaker[Sessio
             "campaign_created", "priced", "revalued", "promoted"}
 
 
+def _assert_refused(factory: sessionmaker[Session], statement: str) -> None:
+    """``statement`` fails naming the audit trail, and every event is still there, unchanged."""
+    _priced(factory)
+    with factory() as s:
+        before = [(e.id, e.actor) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
+    assert before
+    with pytest.raises(DBAPIError, match="audit"), factory() as s, s.begin():
+        s.execute(text(statement))
+    with factory() as s:
+        assert [(e.id, e.actor) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))] == before
+
+
+_RECOPY = "SELECT id, occurred_at, 'mallory', action, details FROM audit_events"
+
+
 @pytest.mark.parametrize("statement", [
     "UPDATE audit_events SET actor = 'mallory'",
     "DELETE FROM audit_events",
-    "REPLACE INTO audit_events (id, occurred_at, actor, action, details) "
-    "SELECT id, occurred_at, 'mallory', action, details FROM audit_events",
-    "INSERT OR REPLACE INTO audit_events (id, occurred_at, actor, action, details) "
-    "SELECT id, occurred_at, 'mallory', action, details FROM audit_events",
-    "INSERT INTO audit_events (id, occurred_at, actor, action, details) "
-    "SELECT id, occurred_at, 'mallory', action, details FROM audit_events "
+    f"INSERT INTO audit_events (id, occurred_at, actor, action, details) {_RECOPY} "
     "ON CONFLICT (id) DO UPDATE SET actor = excluded.actor",
-    "TRUNCATE audit_events",
 ])
 def test_the_audit_trail_is_append_only(session_factory: sessionmaker[Session], statement: str) -> None:
-    _priced(session_factory)
-    with session_factory() as s:
-        sqlite_only = statement.startswith(("REPLACE", "INSERT OR"))
-        if sqlite_only and is_postgres(s):
-            pytest.skip("REPLACE / INSERT OR REPLACE are SQLite syntax")
-        if statement.startswith("TRUNCATE") and not is_postgres(s):
-            pytest.skip("TRUNCATE is PostgreSQL syntax (SQLite's DELETE is refused above)")
-        before = [(e.id, e.actor) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
-    assert before
-    with pytest.raises(DBAPIError, match="audit"), session_factory() as s, s.begin():
-        s.execute(text(statement))
-    with session_factory() as s:
-        assert [(e.id, e.actor) for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))] == before
+    """On both engines."""
+    _assert_refused(session_factory, statement)
+
+
+@pytest.mark.parametrize("verb", ["REPLACE INTO", "INSERT OR REPLACE INTO"])
+def test_sqlite_replace_cannot_rewrite_the_audit_trail(sqlite_engine: Engine, verb: str) -> None:
+    """SQLite's own syntax: a REPLACE deletes and re-inserts without firing DELETE triggers."""
+    _assert_refused(make_session_factory(sqlite_engine),
+                    f"{verb} audit_events (id, occurred_at, actor, action, details) {_RECOPY}")
+
+
+def test_postgres_truncate_cannot_empty_the_audit_trail(pg_session_factory: sessionmaker[Session]) -> None:
+    """PostgreSQL's own syntax: TRUNCATE fires no row trigger."""
+    _assert_refused(pg_session_factory, "TRUNCATE audit_events")
 
 
 def test_verify_names_a_sample_whose_provider_changed_after_pricing(session_factory: sessionmaker[Session]) -> None:
