@@ -83,6 +83,20 @@ class BodyLimitMiddleware:
             await send_json(send, 413, error_body("payload_too_large", detail), {"connection": "close"})
 
 
+class _StartTracking:
+    """Wraps ``send`` to remember whether the response has started (headers sent): after that, an error can
+    no longer be answered with a JSON body of its own."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class TimeoutMiddleware:
     """504 when a request has not answered within ``timeout_s`` seconds. Work already running in a worker
     thread cannot be interrupted and finishes on its own; with an ``Idempotency-Key`` the client can ask
@@ -96,18 +110,11 @@ class TimeoutMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = _StartTracking(send)
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.timeout_s)
+            await asyncio.wait_for(self.app(scope, receive, tracked.send), self.timeout_s)
         except TimeoutError:
-            if not started:
+            if not tracked.started:
                 await send_json(send, 504, error_body(
                     "timeout", f"the request took longer than {self.timeout_s:g} s; retry it (with the same "
                                "Idempotency-Key for a POST)"))
@@ -123,21 +130,14 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = _StartTracking(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked.send)
         except Exception:
             reference = uuid.uuid4().hex[:12]
             log.exception("unexpected error in %s %s (reference %s)", scope.get("method"), scope.get("path"),
                           reference)
-            if not started:
+            if not tracked.started:
                 await send_json(send, 500, error_body(
                     "internal", f"an unexpected error occurred (reference {reference}); the operator's server log "
                                 "has the details"))
