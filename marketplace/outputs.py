@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from marketplace.errors import ConfigError
@@ -41,14 +41,18 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     if p.exists() and not p.is_file():
         raise ConfigError(f"output {shown} exists and is not a regular file (a device, pipe or socket); "
                           "pass another path")
-    parent = p.parent
-    for ancestor in (parent, *parent.parents):
-        if ancestor.exists() and not ancestor.is_dir():
-            raise ConfigError(f"output {shown}: {display_name(str(ancestor), limit=300)} is a file, not a folder; "
-                              "pass a path inside a folder")
-        if ancestor.exists():
-            break
+    _check_nearest_existing_ancestor(p.parents, f"output {shown}", "; pass a path inside a folder")
     return p.absolute()
+
+
+def _check_nearest_existing_ancestor(parents: Sequence[Path], what: str, hint: str) -> None:
+    """ConfigError when the nearest existing folder above an output path is a file (nothing could be
+    created below it); folders that do not exist yet are created later."""
+    for ancestor in parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ConfigError(f"{what}: {display_name(str(ancestor), limit=300)} is a file, not a folder{hint}")
+            return
 
 
 def check_output_dir(path: str | os.PathLike[str]) -> Path:
@@ -59,12 +63,7 @@ def check_output_dir(path: str | os.PathLike[str]) -> Path:
         raise ConfigError(f"output folder {shown} is a file; pass a folder path (it is created when missing)")
     if p.is_symlink() and not p.exists():
         raise ConfigError(f"output folder {shown} is a broken symbolic link; pass a real folder")
-    for ancestor in p.parents:
-        if ancestor.exists() and not ancestor.is_dir():
-            raise ConfigError(f"output folder {shown}: {display_name(str(ancestor), limit=300)} is a file, "
-                              "not a folder")
-        if ancestor.exists():
-            break
+    _check_nearest_existing_ancestor(p.parents, f"output folder {shown}", "")
     return p.absolute()
 
 
