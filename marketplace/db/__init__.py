@@ -37,6 +37,7 @@ from marketplace.db.ledger import (
     PricingRunStatus,
     TransactionKind,
 )
+from marketplace.db.portal_sessions import PortalSession
 from marketplace.db.principals import ApiToken, IdempotencyRecord, Principal, PrincipalRole
 from marketplace.db.scoring import ApproximatorEvent, ApproximatorVersion, Score, ScoreRun
 from marketplace.db.valuation import Label, LabelSet, RunStatus
@@ -61,6 +62,7 @@ __all__ = [
     "NearDupBand",
     "NearDupIndex",
     "NearDupSignature",
+    "PortalSession",
     "PricingRun",
     "PricingRunStatus",
     "Principal",
