@@ -1,6 +1,7 @@
 """infra/compose.yaml ships safe defaults: no password written in it (every secret is a required variable,
 ``${VAR:?...}``), the application connects as the app role and migrations as the owner, and the servers
-without authentication (MLflow, Prefect, the Dask dashboard) are published on 127.0.0.1 only."""
+without authentication (MLflow, Prefect, the Dask dashboard) and the plain-HTTP API are published on 127.0.0.1
+only."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def test_roles_and_published_ports() -> None:
     for name, ports in published.items():
         for port in ports:
             assert str(port).startswith("127.0.0.1:"), (name, port)
-    assert {n for n, p in published.items() if p} == {"mlflow", "prefect-server", "dask-scheduler"}
+    assert {n for n, p in published.items() if p} == {"mlflow", "prefect-server", "dask-scheduler", "api"}
     init = (INFRA / "postgres-init-roles.sh").read_text()
     assert "postgres-roles.sql" in init and "PASSWORD :'app_password'" in init
+
+
+def test_the_api_runs_the_shared_image_as_the_app_role_with_a_health_check() -> None:
+    services = _compose()["services"]
+    api, worker = services["api"], services["worker"]
+    assert api["image"] == worker["image"] and api["command"][:2] == ["api", "serve"]
+    assert api["environment"] == worker["environment"]  # the same MKT_ settings, the app role, the Prefect server
+    assert api["environment"]["MKT_HOME"] == "/data" and "marketplace-data:/data" in api["volumes"]
+    assert api["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert api["ports"] == ["127.0.0.1:8000:8000"]  # plain HTTP: this machine only, behind a TLS proxy
