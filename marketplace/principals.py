@@ -36,6 +36,7 @@ __all__ = [
     "IssuedToken",
     "PrincipalInfo",
     "authenticate",
+    "authenticate_token",
     "create_principal",
     "find_principal",
     "hash_token",
@@ -43,6 +44,7 @@ __all__ = [
     "principal_actor",
     "revoke_principal",
     "rotate_token",
+    "token_is_active",
 ]
 
 ROLES = tuple(r.value for r in PrincipalRole)
@@ -84,6 +86,12 @@ def hash_token(token: str) -> str:
 def principal_actor(role: str, name: str, principal_id: int) -> str:
     """How a principal is named in the audit trail (``provider acme (principal 3)``)."""
     return f"{role} {name} (principal {principal_id})"
+
+
+def token_is_active(token: ApiToken, principal: Principal) -> bool:
+    """Whether a stored token still lets its principal in: neither the token (rotated away, revoked) nor the
+    principal (revoked) is revoked. Checked by :func:`authenticate` and by the web portal's sessions."""
+    return token.revoked_at is None and principal.revoked_at is None
 
 
 def _role(role: str) -> PrincipalRole:
@@ -184,11 +192,10 @@ def rotate_token(session: Session, name: str, role: str | None = None, *, actor:
     return IssuedToken(_info(session, principal), token)
 
 
-def authenticate(session: Session, token: str, *, now: dt.datetime | None = None) -> Principal | None:
-    """The active principal ``token`` belongs to, or None (malformed, unknown, revoked token or principal).
-
-    Touches the token's ``last_used_at`` at most once per :data:`LAST_USED_RESOLUTION` (a flush, the caller
-    commits), so a busy client does not turn every read into a write."""
+def authenticate_token(session: Session, token: str, *,
+                       now: dt.datetime | None = None) -> tuple[Principal, ApiToken] | None:
+    """The active principal ``token`` belongs to and the token's row, or None (malformed, unknown, revoked
+    token or principal). See :func:`authenticate`."""
     if not token.startswith(TOKEN_PREFIX) or len(token) != _TOKEN_CHARS or not token.isascii():
         return None
     digest = hash_token(token)
@@ -199,10 +206,19 @@ def authenticate(session: Session, token: str, *, now: dt.datetime | None = None
     stored, principal = row
     if not hmac.compare_digest(stored.token_hash, digest):
         return None
-    if stored.revoked_at is not None or principal.revoked_at is not None:
+    if not token_is_active(stored, principal):
         return None
     moment = now or utcnow()
     if stored.last_used_at is None or moment - stored.last_used_at >= LAST_USED_RESOLUTION:
         stored.last_used_at = moment
         session.flush()
-    return principal
+    return principal, stored
+
+
+def authenticate(session: Session, token: str, *, now: dt.datetime | None = None) -> Principal | None:
+    """The active principal ``token`` belongs to, or None (malformed, unknown, revoked token or principal).
+
+    Touches the token's ``last_used_at`` at most once per :data:`LAST_USED_RESOLUTION` (a flush, the caller
+    commits), so a busy client does not turn every read into a write."""
+    found = authenticate_token(session, token, now=now)
+    return found[0] if found is not None else None

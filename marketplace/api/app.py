@@ -5,6 +5,9 @@ OpenAPI at ``/docs`` (and ``/openapi.json``). Routes call the same core function
 flows (the shared edge, :mod:`marketplace.runtime`, gives the session factory and the ingestion
 parameters). docs/api.md describes the endpoints, the authorization rules and the limits.
 
+The web portal (:mod:`marketplace.api.portal`) is mounted under ``/portal`` with its own pages, errors and
+headers; ``/`` redirects there.
+
 Layers (inside out): the routes; their errors turned into JSON by the exception handlers; the request-size
 limit (413); the timeout (504); the last-resort handler (500 without a trace). Every response carries
 :data:`marketplace.api.responses.SECURITY_HEADERS`.
@@ -28,6 +31,7 @@ from marketplace.api.auth import FailedAuthLimiter
 from marketplace.api.config import MULTIPART_OVERHEAD_BYTES, ApiLimits
 from marketplace.api.errors import TooManyRequestsError, error_body, error_parts
 from marketplace.api.middleware import BodyLimitMiddleware, CatchAllMiddleware, TimeoutMiddleware
+from marketplace.api.portal import PORTAL_UPLOAD_PATH, mount_portal
 from marketplace.api.responses import SECURITY_HEADERS
 from marketplace.api.runs import BackgroundRevalue, RevalueLauncher
 from marketplace.errors import MarketplaceError
@@ -37,7 +41,7 @@ __all__ = ["API_PREFIX", "UPLOAD_PATHS", "create_app"]
 
 log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
-UPLOAD_PATHS = frozenset({f"{API_PREFIX}/submissions", f"{API_PREFIX}/campaigns"})
+UPLOAD_PATHS = frozenset({f"{API_PREFIX}/submissions", f"{API_PREFIX}/campaigns", PORTAL_UPLOAD_PATH})
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
                415: "unsupported_media_type", 422: "invalid", 429: "too_many_requests"}
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None, *, limits: ApiLimits | None = N
 
     for module in (routes_provider, routes_buyer, routes_operator):
         app.include_router(module.router)
+    mount_portal(app)  # the web portal under /portal (and / redirects there)
 
     upload_limit = min(lim.max_upload_bytes, runtime.ingest_limits(cfg).max_file_bytes) + MULTIPART_OVERHEAD_BYTES
 

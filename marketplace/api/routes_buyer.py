@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from marketplace.api.auth import Caller, SessionDep, require_roles
@@ -27,16 +28,17 @@ from marketplace.api.idempotency import ApiResult, request_fingerprint, run_idem
 from marketplace.api.responses import HTML_HEADERS, download_headers, replay_headers
 from marketplace.api.routes_provider import IdempotencyKey, OptionalForm, field_mapping
 from marketplace.api.runs import campaign_runs
-from marketplace.api.tenancy import not_found, visible_campaign
+from marketplace.api.tenancy import not_found, visible_campaign, visible_campaigns
 from marketplace.api.uploads import clean_filename, saved_upload
-from marketplace.campaigns import CampaignInfo, create_campaign, describe_campaign, list_campaigns
+from marketplace.campaigns import CampaignInfo, create_campaign, describe_campaign
+from marketplace.db import Campaign
 from marketplace.errors import ConflictError, ValidationError
 from marketplace.names import display_name, validate_name
 from marketplace.outputs import atomic_output
 from marketplace.runtime import ingest_limits
 from marketplace.settings import Settings
 
-__all__ = ["campaign_view", "router"]
+__all__ = ["campaign_validation", "campaign_view", "router", "selection_download"]
 
 router = APIRouter(prefix="/api/v1", tags=["buyer"])
 BuyerOrOperator = Annotated[Caller, Depends(require_roles("buyer", "operator"))]
@@ -135,10 +137,7 @@ def post_campaign(
 
 @router.get("/campaigns", summary="Your campaigns (every campaign for the operator)")
 def get_campaigns(caller: BuyerOrOperator, session: SessionDep) -> dict[str, Any]:
-    infos = list_campaigns(session)
-    if caller.role == "buyer":
-        infos = [i for i in infos if i.buyer_name == caller.name]
-    return {"campaigns": [campaign_view(i) for i in infos]}
+    return {"campaigns": [campaign_view(i) for i in visible_campaigns(session, caller)]}
 
 
 @router.get("/campaigns/{name}", summary="A campaign and the status of its runs")
@@ -171,9 +170,16 @@ def get_selection(name: str, caller: BuyerOrOperator, session: SessionDep,
                   top: Annotated[float, Query(gt=0.0, le=1.0, description="Fraction to keep, e.g. 0.2.")],
                   version: Annotated[str | None, Query(description="Model version (default: the latest "
                                                                    "scored).")] = None) -> FileResponse:
+    return selection_download(session, visible_campaign(session, caller, name), top, version)
+
+
+def selection_download(session: Session, campaign: Campaign, top: float, version: str | None = None) -> FileResponse:
+    """The campaign's best unique samples (the fraction ``top``, by the latest scored model version or
+    ``version``) as a JSONL download (the API's and the portal's): written by
+    :func:`marketplace.approx.export.select_top` into a private temporary folder that is removed once sent;
+    the headers say how many rows and which model version."""
     from marketplace.approx.export import select_top
 
-    campaign = visible_campaign(session, caller, name)
     folder = Path(tempfile.mkdtemp(prefix="mkt-selection-"))
     try:
         filename = f"selection_campaign{campaign.id}_top{top:g}.jsonl"
@@ -190,12 +196,20 @@ def get_selection(name: str, caller: BuyerOrOperator, session: SessionDep,
 
 @router.get("/campaigns/{name}/validation", summary="The fine-tuning validation of the latest payouts, when run")
 def get_validation(name: str, request: Request, caller: BuyerOrOperator, session: SessionDep) -> dict[str, Any]:
+    campaign = visible_campaign(session, caller, name)
+    data = campaign_validation(request.app.state.settings, campaign.id)
+    if data is None:
+        raise not_found("validation of campaign", name)
+    return data
+
+
+def campaign_validation(settings: Settings, campaign_id: int) -> dict[str, Any] | None:
+    """The newest validation report of the campaign (``marketplace validate``'s JSON), or None when the campaign
+    was never validated."""
     from marketplace.validation.render import latest_validation_json
 
-    campaign = visible_campaign(session, caller, name)
-    settings: Settings = request.app.state.settings
-    path = latest_validation_json(settings.resolved_artifacts_dir / "validation", campaign.id)
+    path = latest_validation_json(settings.resolved_artifacts_dir / "validation", campaign_id)
     if path is None:
-        raise not_found("validation of campaign", name)
+        return None
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data

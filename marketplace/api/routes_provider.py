@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Uplo
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from marketplace.api.auth import Caller, SessionDep, require_roles
 from marketplace.api.errors import error_body
@@ -24,18 +25,19 @@ from marketplace.api.idempotency import ApiResult, request_fingerprint, run_idem
 from marketplace.api.responses import HTML_HEADERS, download_headers, replay_headers
 from marketplace.api.tenancy import caller_provider, not_found, visible_submission
 from marketplace.api.uploads import saved_upload
-from marketplace.db import LedgerAccount
+from marketplace.db import LedgerAccount, Provider
 from marketplace.db.ledger import AccountKind
 from marketplace.errors import ValidationError
 from marketplace.ingest import FieldMapping, FileIngestResult, IngestOptions, ingest_one_file
 from marketplace.ledger.balances import provider_payable_balance
 from marketplace.money import Money
 from marketplace.reports.render import statement_html, write_statement
-from marketplace.reports.statements import build_provider_statement, require_postings
+from marketplace.reports.statements import ProviderStatement, build_provider_statement, require_postings
 from marketplace.reports.submissions import ALREADY_IN_MARKET, copies_explanation, provider_submissions
 from marketplace.runtime import ingest_parameters
 
-__all__ = ["router"]
+__all__ = ["field_mapping", "ingest_upload", "provider_balances", "provider_statement", "router",
+           "submission_result"]
 
 router = APIRouter(prefix="/api/v1", tags=["provider"])
 ProviderOnly = Annotated[Caller, Depends(require_roles("provider"))]
@@ -78,23 +80,20 @@ def submission_result(result: FileIngestResult, filename: str) -> dict[str, Any]
             "field_mapping": dict(result.field_mapping), "notes": notes}
 
 
-@router.post("/submissions", status_code=201, summary="Upload a data file (the same ingestion as the CLI)",
-             responses={413: {"description": "File too large"}, 422: {"description": "File rejected, with its "
-                                                                                      "reason"}})
-def create_submission(
-    request: Request,
-    file: Annotated[UploadFile, File(description="A data file: .jsonl/.csv/.tsv/.parquet, optionally .gz, or .zip.")],
-    caller: ProviderOnly,
-    text_field: OptionalForm = None, prompt_field: OptionalForm = None, response_field: OptionalForm = None,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    state = request.app.state
+def ingest_upload(state: Any, caller: Caller, file: UploadFile, *, path: str, text_field: str | None = None,
+                  prompt_field: str | None = None, response_field: str | None = None,
+                  idempotency_key: str | None = None) -> tuple[ApiResult, bool]:
+    """Ingest an uploaded file as ``caller``'s provider (the API's and the portal's upload): the field options
+    checked, the file streamed to a private temporary folder under the size limit (413 past it), then
+    :func:`marketplace.ingest.ingest_one_file` with the caller as the audit trail's actor, once per
+    ``idempotency_key``. ``state``: the app's state; ``path``: the request's path (part of the fingerprint).
+    Returns ((status, body), replayed): 201 accepted or copy, 200 the same bytes again, 422 rejected."""
     mapping = field_mapping(text_field, prompt_field, response_field)
     limits, dedup = ingest_parameters(settings=state.settings)
     options = IngestOptions(mapping=mapping, limits=limits, dedup_params=dedup)
     max_bytes = min(state.limits.max_upload_bytes, limits.max_file_bytes)
     with saved_upload(file.file, file.filename, max_bytes=max_bytes, chunk_bytes=state.limits.upload_chunk_bytes) as up:
-        fingerprint = request_fingerprint("POST", request.url.path, {
+        fingerprint = request_fingerprint("POST", path, {
             "file_sha256": up.sha256, "filename": up.filename, "text_field": text_field, "prompt_field": prompt_field,
             "response_field": response_field})
 
@@ -105,8 +104,22 @@ def create_submission(
                                        reason_code=result.reason_code, location=result.location)
             return (200 if result.status == "existing" else 201), submission_result(result, up.filename)
 
-        (status, body), replayed = run_idempotent(state.session_factory, caller.principal_id, idempotency_key,
-                                                  fingerprint, work)
+        return run_idempotent(state.session_factory, caller.principal_id, idempotency_key, fingerprint, work)
+
+
+@router.post("/submissions", status_code=201, summary="Upload a data file (the same ingestion as the CLI)",
+             responses={413: {"description": "File too large"}, 422: {"description": "File rejected, with its "
+                                                                                      "reason"}})
+def create_submission(
+    request: Request,
+    file: Annotated[UploadFile, File(description="A data file: .jsonl/.csv/.tsv/.parquet, optionally .gz, or .zip.")],
+    caller: ProviderOnly,
+    text_field: OptionalForm = None, prompt_field: OptionalForm = None, response_field: OptionalForm = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    (status, body), replayed = ingest_upload(request.app.state, caller, file, path=request.url.path,
+                                             text_field=text_field, prompt_field=prompt_field,
+                                             response_field=response_field, idempotency_key=idempotency_key)
     return JSONResponse(body, status, headers=replay_headers(replayed))
 
 
@@ -132,6 +145,18 @@ def get_submission(submission_id: int, caller: ProviderOrOperator, session: Sess
                                   for d in detail.duplicates]}
 
 
+def provider_statement(session: Session, prov: Provider | None, period: str,
+                       currency: str | None = None) -> ProviderStatement:
+    """``prov``'s statement for ``period`` (``latest``: the latest period with postings); the one 404 when the
+    provider has submitted nothing, a one-line error listing the periods with postings for an empty one."""
+    if prov is None:
+        raise not_found("statement", period)
+    wanted = None if period == "latest" else period
+    if wanted is not None:
+        require_postings(session, prov.id, wanted)
+    return build_provider_statement(session, prov.id, wanted, currency=currency)
+
+
 @router.get("/statements/{period}", summary="Your statement for a period (JSON, CSV or HTML)",
             response_model=None)
 def get_statement(
@@ -141,13 +166,7 @@ def get_statement(
     currency: Annotated[str | None, Query(description="Only for providers paid in several currencies.")] = None,
     provider: ProviderQuery = None,
 ) -> Response | dict[str, Any]:
-    prov = caller_provider(session, caller, provider)
-    if prov is None:
-        raise not_found("statement", period)
-    wanted = None if period == "latest" else period
-    if wanted is not None:
-        require_postings(session, prov.id, wanted)
-    statement = build_provider_statement(session, prov.id, wanted, currency=currency)
+    statement = provider_statement(session, caller_provider(session, caller, provider), period, currency)
     if format == "html":
         return HTMLResponse(statement_html(statement), headers=HTML_HEADERS)
     if format == "csv":
@@ -163,15 +182,21 @@ def get_statement(
     return data
 
 
+def provider_balances(session: Session, provider_id: int) -> list[dict[str, Any]]:
+    """What the marketplace owes the provider, one entry per currency it is paid in (sorted):
+    ``currency``, ``amount_minor`` (integer minor units) and ``amount`` (as text, e.g. ``12.34 EUR``)."""
+    currencies = sorted(set(session.scalars(select(LedgerAccount.currency).where(
+        LedgerAccount.provider_id == provider_id, LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE))))
+    balances = []
+    for cur in currencies:
+        owed = provider_payable_balance(session, provider_id, cur)
+        balances.append({"currency": cur, "amount_minor": owed, "amount": str(Money(owed, cur))})
+    return balances
+
+
 @router.get("/balance", summary="What the marketplace owes you, per currency")
 def get_balance(caller: ProviderOrOperator, session: SessionDep, provider: ProviderQuery = None) -> dict[str, Any]:
     prov = caller_provider(session, caller, provider)
     if prov is None:
         return {"provider": caller.name, "balances": []}
-    currencies = sorted(set(session.scalars(select(LedgerAccount.currency).where(
-        LedgerAccount.provider_id == prov.id, LedgerAccount.kind == AccountKind.PROVIDER_PAYABLE))))
-    balances = []
-    for cur in currencies:
-        owed = provider_payable_balance(session, prov.id, cur)
-        balances.append({"currency": cur, "amount_minor": owed, "amount": str(Money(owed, cur))})
-    return {"provider": prov.name, "balances": balances}
+    return {"provider": prov.name, "balances": provider_balances(session, prov.id)}

@@ -16,14 +16,14 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from marketplace.api.auth import Caller
-from marketplace.campaigns import get_campaign
+from marketplace.campaigns import CampaignInfo, get_campaign, list_campaigns
 from marketplace.db import Campaign, Provider, Submission
 from marketplace.db.lookup import find_by_name_or_id
 from marketplace.errors import ConflictError, NotFoundError, ValidationError
 from marketplace.names import display_name
 from marketplace.reports.submissions import SubmissionDetail, submission_detail
 
-__all__ = ["caller_provider", "not_found", "visible_campaign", "visible_submission"]
+__all__ = ["caller_provider", "not_found", "visible_campaign", "visible_campaigns", "visible_submission"]
 
 
 def not_found(kind: str, ref: object) -> NotFoundError:
@@ -58,6 +58,15 @@ def visible_campaign(session: Session, caller: Caller, ref: str) -> Campaign:
     if caller.role == "operator" or (caller.role == "buyer" and campaign.buyer_name == caller.name):
         return campaign
     raise not_found("campaign", ref)
+
+
+def visible_campaigns(session: Session, caller: Caller) -> list[CampaignInfo]:
+    """The campaigns the caller may see, in :func:`marketplace.campaigns.list_campaigns` order: a buyer's own,
+    every campaign for the operator, none for a provider."""
+    infos = list_campaigns(session)
+    if caller.role == "operator":
+        return infos
+    return [i for i in infos if caller.role == "buyer" and i.buyer_name == caller.name]
 
 
 def visible_submission(session: Session, caller: Caller, submission_id: int) -> SubmissionDetail:

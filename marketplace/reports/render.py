@@ -22,11 +22,13 @@ from marketplace.reports.statements import ProviderStatement, SampleValue
 
 __all__ = [
     "buyer_artifact_rows",
+    "buyer_report_body_html",
     "buyer_report_html",
     "buyer_report_markdown",
     "buyer_stem",
     "file_slug",
     "statement_artifact_rows",
+    "statement_body_html",
     "statement_html",
     "statement_markdown",
     "statement_stem",
@@ -138,6 +140,14 @@ def _statement_rows(st: ProviderStatement) -> dict[str, tuple[list[str], list[li
 
 
 def statement_html(st: ProviderStatement) -> str:
+    """The statement as a self-contained page (inline CSS, plots as ``data:`` PNGs)."""
+    return _page(f"Statement {st.provider_name} {st.period}", statement_body_html(st))
+
+
+def statement_body_html(st: ProviderStatement) -> str:
+    """The statement's content without the page around it: classed elements (``summary``, ``note``,
+    ``muted``, ``num``), no inline style or script, plots as ``data:`` PNGs; every text escaped. The web
+    portal shows it under its own stylesheet."""
     cur = st.currency
     summary = _table(["", cur], [
         ["Opening balance", _money(st.opening_minor, cur)],
@@ -185,7 +195,7 @@ def statement_html(st: ProviderStatement) -> str:
         + _img(value_distribution_png(st.values, "Value of your samples"), "value distribution")
         + _img(balance_history_png(st.balance_history, minor_digits(cur), cur), "balance over time")
     )
-    return _page(f"Statement {st.provider_name} {st.period}", body)
+    return body
 
 
 def statement_markdown(st: ProviderStatement) -> str:
@@ -286,6 +296,12 @@ def _quality(rep: BuyerReport) -> str:
 
 
 def buyer_report_html(rep: BuyerReport) -> str:
+    """The buyer report as a self-contained page (inline CSS, an SVG chart, plots as ``data:`` PNGs)."""
+    return _page(f"Buyer report {rep.campaign_name} {rep.period}", buyer_report_body_html(rep))
+
+
+def buyer_report_body_html(rep: BuyerReport) -> str:
+    """The buyer report's content without the page around it (as :func:`statement_body_html`)."""
     cur = rep.currency
     lineage = _table(["", ""], [
         ["Budget", _money(rep.budget_minor, cur)], ["Allocated", _money(rep.allocated_minor, cur)],
@@ -320,7 +336,7 @@ def buyer_report_html(rep: BuyerReport) -> str:
         + "<h2>Value distribution</h2>" + _img(value_distribution_png(rep.values, "Value of all eligible samples"),
                                                "value distribution")
     )
-    return _page(f"Buyer report {rep.campaign_name} {rep.period}", body)
+    return body
 
 
 def buyer_report_markdown(rep: BuyerReport) -> str:
