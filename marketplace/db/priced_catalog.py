@@ -16,7 +16,7 @@ submission's provider, status and ``copy_of_submission_id``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -39,24 +39,28 @@ def fingerprint(sample_id: int, submission_id: int, provider_id: int, content_ha
     return hashlib.sha256("|".join("" if f is None else str(f) for f in fields).encode()).hexdigest()
 
 
-def _ownership_rows(session: Session, sample_ids: Sequence[int]) -> Iterator[tuple[int, str, str]]:
-    """(sample id, fingerprint now, text digest now) of these samples, as the catalog holds them now."""
-    s, sub = Sample, Submission
-    stmt = (select(s.id, s.submission_id, s.provider_id, s.content_hash, s.duplicate_of_id, sub.provider_id,
-                   sub.status, sub.copy_of_submission_id, s.text)
-            .join(sub, sub.id == s.submission_id))
-    for start in range(0, len(sample_ids), _CHUNK):
-        chunk = list(sample_ids[start : start + _CHUNK])
-        for sid, sub_id, pid, chash, dup, sub_pid, status, copy_of, text in session.execute(
-                stmt.where(s.id.in_(chunk))):
-            text_ok = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() == chash
-            yield (int(sid), fingerprint(int(sid), int(sub_id), int(pid), chash, dup, int(sub_pid), status, copy_of),
-                   "" if text_ok else "text")
+def _sample_fingerprint(sid: int, sub_id: int, pid: int, chash: str, dup: int | None, sub_pid: int, status: object,
+                        copy_of: int | None) -> str:
+    return fingerprint(int(sid), int(sub_id), int(pid), chash, dup, int(sub_pid), status, copy_of)
+
+
+def _text_ok(text: str, content_hash: str) -> bool:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() == content_hash
 
 
 def catalog_fingerprints(session: Session, sample_ids: Sequence[int]) -> dict[int, str]:
-    """The fingerprint of each sample as it is now (what a new pricing run stores on its allocations)."""
-    return {sid: fp for sid, fp, _ in _ownership_rows(session, sample_ids)}
+    """The fingerprint of each of ``sample_ids`` as the catalog holds it now (what a new pricing run stores
+    on its allocations). Reads ``_CHUNK`` ids per query and no text: pass a bounded batch of ids."""
+    s, sub = Sample, Submission
+    stmt = (select(s.id, s.submission_id, s.provider_id, s.content_hash, s.duplicate_of_id, sub.provider_id,
+                   sub.status, sub.copy_of_submission_id)
+            .join(sub, sub.id == s.submission_id))
+    out: dict[int, str] = {}
+    for start in range(0, len(sample_ids), _CHUNK):
+        chunk = list(sample_ids[start : start + _CHUNK])
+        for row in session.execute(stmt.where(s.id.in_(chunk))):
+            out[int(row[0])] = _sample_fingerprint(*row)
+    return out
 
 
 @dataclass(frozen=True)
@@ -68,25 +72,42 @@ class ChangedSample:
     what: str  # "ownership" (fingerprint differs), "text" (text no longer hashes to content_hash), "missing"
 
 
+_ORDER = {"missing": 0, "ownership": 0, "text": 1}
+
+
 def changed_priced_samples(session: Session) -> list[ChangedSample]:
-    """Every priced sample (allocations that carry a fingerprint) whose catalog rows changed since."""
-    stored = session.execute(
-        select(Allocation.pricing_run_id, Allocation.sample_id, Allocation.catalog_sha256)
-        .where(Allocation.catalog_sha256.is_not(None)).order_by(Allocation.pricing_run_id, Allocation.sample_id)
-    ).all()
-    if not stored:
-        return []
-    ids = sorted({int(sid) for _, sid, _ in stored})
-    now: dict[int, tuple[str, str]] = {sid: (fp, text) for sid, fp, text in _ownership_rows(session, ids)}
+    """Every priced sample (allocations that carry a fingerprint) whose catalog rows changed since, ordered
+    by pricing run, sample and kind; a text change is reported once per sample, under its first run.
+
+    One streamed query (allocations joined to the sample and its submission as they are now, by sample
+    id): memory holds one batch of rows and the changes found, never every allocation; each sample's
+    text is hashed once however many runs priced it.
+    """
+    s, sub, a = Sample, Submission, Allocation
+    stmt = (
+        select(a.pricing_run_id, a.sample_id, a.catalog_sha256, s.id, s.submission_id, s.provider_id,
+               s.content_hash, s.duplicate_of_id, sub.provider_id, sub.status, sub.copy_of_submission_id,
+               sub.id, s.text)
+        .outerjoin(s, s.id == a.sample_id)
+        .outerjoin(sub, sub.id == s.submission_id)
+        .where(a.catalog_sha256.is_not(None))
+        .order_by(a.sample_id, a.pricing_run_id)
+        .execution_options(yield_per=_CHUNK)
+    )
     out: list[ChangedSample] = []
-    text_reported: set[int] = set()
-    for run_id, sid, fp in stored:
-        current = now.get(int(sid))
-        if current is None:
-            out.append(ChangedSample(int(run_id), int(sid), "missing"))
-        elif current[0] != fp:
-            out.append(ChangedSample(int(run_id), int(sid), "ownership"))
-        if current is not None and current[1] and int(sid) not in text_reported:
-            text_reported.add(int(sid))
-            out.append(ChangedSample(int(run_id), int(sid), "text"))
+    last_sample: int | None = None
+    now: str | None = None  # the current sample's fingerprint (None: the sample or its submission is gone)
+    for row in session.execute(stmt):
+        run_id, sid, stored = int(row[0]), int(row[1]), row[2]
+        if sid != last_sample:  # the first (lowest) run that priced this sample
+            last_sample = sid
+            found = row[3] is not None and row[11] is not None
+            now = _sample_fingerprint(*row[3:11]) if found else None
+            if found and not _text_ok(row[12], row[6]):
+                out.append(ChangedSample(run_id, sid, "text"))
+        if now is None:
+            out.append(ChangedSample(run_id, sid, "missing"))
+        elif now != stored:
+            out.append(ChangedSample(run_id, sid, "ownership"))
+    out.sort(key=lambda c: (c.pricing_run_id, c.sample_id, _ORDER[c.what]))
     return out

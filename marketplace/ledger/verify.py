@@ -29,7 +29,9 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -66,6 +68,7 @@ class VerifyReport:
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 200  # violations listed in a report (all of them are counted)
+BODY_BATCH = 2000  # transactions whose bodies and entries are held at once
 
 
 def _check_unbalanced(session: Session, out: list[Violation]) -> None:
@@ -121,40 +124,62 @@ def _stored_value(value: object) -> object:
 
 def _check_bodies(session: Session, out: list[Violation]) -> None:
     """Every stored column of a transaction against what was hashed: the body (its fields and entries:
-    account code, currency and kind, side, amount) and the seal (id and posted_at)."""
+    account code, currency and kind, side, amount) and the seal (id and posted_at).
+
+    Transactions are read in keyset batches of ``BODY_BATCH`` ids, each with its entries (by a range of
+    transaction ids), so memory holds one batch, never the whole journal."""
+    columns = [getattr(JournalTransaction, c) for c in _BODY_FIELDS]
+    last_id = None
+    while True:
+        stmt = select(JournalTransaction.id, JournalTransaction.body, JournalTransaction.body_sha256,
+                      JournalTransaction.posted_at, JournalTransaction.seal_sha256, *columns)
+        if last_id is not None:
+            stmt = stmt.where(JournalTransaction.id > last_id)
+        batch = session.execute(stmt.order_by(JournalTransaction.id).limit(BODY_BATCH)).all()
+        if not batch:
+            return
+        first_id, last_id = int(batch[0][0]), int(batch[-1][0])
+        entries = _entries_between(session, first_id, last_id)
+        for row in batch:
+            _check_body(row, entries.get(int(row[0]), []), out)
+
+
+def _entries_between(session: Session, first_id: int, last_id: int) -> dict[int, list[list[object]]]:
+    """Transaction id -> its entries as a body lists them, for transactions ``first_id``..``last_id``."""
     entries: dict[int, list[list[object]]] = defaultdict(list)
     for tid, code, cur, kind, side, amt in session.execute(
         select(JournalEntry.transaction_id, LedgerAccount.code, LedgerAccount.currency, LedgerAccount.kind,
-               JournalEntry.side, JournalEntry.amount_minor).join(LedgerAccount,
-                                                                   LedgerAccount.id == JournalEntry.account_id)
+               JournalEntry.side, JournalEntry.amount_minor)
+        .join(LedgerAccount, LedgerAccount.id == JournalEntry.account_id)
+        .where(JournalEntry.transaction_id.between(first_id, last_id))
     ):
         entries[int(tid)].append([code, cur, AccountKind(kind).value, EntrySide(side).value, int(amt)])
-    columns = [getattr(JournalTransaction, c) for c in _BODY_FIELDS]
-    for row in session.execute(
-        select(JournalTransaction.id, JournalTransaction.body, JournalTransaction.body_sha256,
-               JournalTransaction.posted_at, JournalTransaction.seal_sha256, *columns)
-    ):
-        tid, body, sha, posted_at, seal = row[:5]
-        stored = dict(zip(_BODY_FIELDS, row[5:], strict=True))
-        key = stored["idempotency_key"]
-        if hashlib.sha256(body.encode()).hexdigest() != sha:
-            out.append(Violation("body", f"transaction {tid} ({key}): body does not hash to its body_sha256"))
-            continue
-        try:
-            data = json.loads(body)
-            listed = data["entries"]
-        except (ValueError, KeyError, TypeError):
-            out.append(Violation("body", f"transaction {tid} ({key}): body is not a posting request"))
-            continue
-        differ = [c for c, f in _BODY_FIELDS.items() if _stored_value(stored[c]) != data.get(f)]
-        if differ:
-            out.append(Violation("body", f"transaction {tid} ({key}): stored {', '.join(differ)} differ from the "
-                                         "hashed body"))
-        if sorted(listed) != sorted(entries.get(int(tid), [])):
-            out.append(Violation("body", f"transaction {tid} ({key}): entries differ from the hashed body"))
-        if seal != seal_sha256(tid, sha, posted_at):
-            out.append(Violation("body", f"transaction {tid} ({key}): id or posted_at differ from the row's seal "
-                                         "(seal_sha256)"))
+    return entries
+
+
+def _check_body(row: Sequence[Any], entries: list[list[object]], out: list[Violation]) -> None:
+    """One transaction row (id, body, body_sha256, posted_at, seal_sha256, the ``_BODY_FIELDS`` columns)."""
+    tid, body, sha, posted_at, seal = row[:5]
+    stored = dict(zip(_BODY_FIELDS, row[5:], strict=True))
+    key = stored["idempotency_key"]
+    if hashlib.sha256(body.encode()).hexdigest() != sha:
+        out.append(Violation("body", f"transaction {tid} ({key}): body does not hash to its body_sha256"))
+        return
+    try:
+        data = json.loads(body)
+        listed = data["entries"]
+    except (ValueError, KeyError, TypeError):
+        out.append(Violation("body", f"transaction {tid} ({key}): body is not a posting request"))
+        return
+    differ = [c for c, f in _BODY_FIELDS.items() if _stored_value(stored[c]) != data.get(f)]
+    if differ:
+        out.append(Violation("body", f"transaction {tid} ({key}): stored {', '.join(differ)} differ from the "
+                                     "hashed body"))
+    if sorted(listed) != sorted(entries):
+        out.append(Violation("body", f"transaction {tid} ({key}): entries differ from the hashed body"))
+    if seal != seal_sha256(tid, sha, posted_at):
+        out.append(Violation("body", f"transaction {tid} ({key}): id or posted_at differ from the row's seal "
+                                     "(seal_sha256)"))
 
 
 def _check_stored(session: Session, out: list[Violation]) -> None:

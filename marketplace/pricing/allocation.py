@@ -33,6 +33,15 @@ no longer drags the other down), exactly as with the share cap. With ``cap_perce
 low-scoring samples can lower the cap (an order statistic), in both modes, which shrinks everyone's
 capped values; the tests therefore check "adding negative samples never gains" with the cap at 100.
 
+**Memory** (docs/pricing-and-ledger.md, "At scale"): the inputs and outputs are NumPy columns (about 50
+bytes per sample in all); the Python ints of steps 2-4 exist for ``chunk_size`` samples at a time
+(:data:`CHUNK_SAMPLES`), computed twice (once for the sums, once for the quotas) rather than kept. Step 4
+keeps each sample's floor (int64) and fractional part (float64, correctly rounded from the exact one),
+finds the threshold of the R largest with a partition, and compares exactly only the samples whose float
+ties the threshold. Integer sums do not depend on grouping and every per-sample quantity depends only on
+that sample and the global sums, so the result is the same for every chunk size (tested, and pinned by
+tests/pricing/golden/allocations.json, written by the former all-at-once implementation).
+
 **Properties** (tests/pricing/test_allocation.py checks each with Hypothesis):
 
 - the amounts sum to exactly B (or B - unallocated, with the share cap), none is negative;
@@ -61,7 +70,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -72,7 +81,9 @@ from marketplace.errors import ValidationError
 from marketplace.pricing.policy import PricingPolicy
 
 __all__ = [
+    "CHUNK_SAMPLES",
     "AllocationResult",
+    "ExactQuotas",
     "allocate_budget",
     "apportion_largest_remainder",
     "compute_cap",
@@ -80,11 +91,14 @@ __all__ = [
     "exact_weights",
     "net_provider_weights",
     "validate_scores",
+    "weight_exponent",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_BUDGET_MINOR = 2**63 - 1  # BIGINT
+#: Samples whose exact Python-int arithmetic is held at once (module docstring, "Memory").
+CHUNK_SAMPLES = 65_536
 
 
 @dataclass(frozen=True)
@@ -154,88 +168,91 @@ def compute_values(scores: NDArray[np.float64], policy: PricingPolicy) -> tuple[
     return values.astype(np.float64), cap
 
 
-def exact_weights(values: NDArray[np.float64]) -> NDArray[np.object_]:
+def _mantissas(values: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``values`` (K,), all > 0, as ``m * 2**e`` with odd int64 mantissas m (K,) and exponents e (K,). Exact."""
+    mant, exp = np.frexp(values)  # mant in [0.5, 1)
+    m = (mant * 2.0**53).astype(np.int64)  # exact: 53 significant bits
+    e = exp.astype(np.int64) - 53
+    low_bit = m & -m
+    trailing = np.frexp(low_bit.astype(np.float64))[1].astype(np.int64) - 1  # exact for powers of two
+    return m >> trailing, e + trailing
+
+
+def weight_exponent(values: NDArray[np.float64]) -> int | None:
+    """The common power of two of :func:`exact_weights`: the least exponent of the positive ``values`` (N,)
+    written as odd mantissa times a power of two; None when none is positive."""
+    positive = values[values > 0]
+    if positive.size == 0:
+        return None
+    return int(_mantissas(positive)[1].min())
+
+
+def exact_weights(values: NDArray[np.float64], exponent: int | None = None) -> NDArray[np.object_]:
     """Exact integer weights (N,) (Python ints) proportional to ``values`` (N,), all >= 0.
 
-    ``v = m * 2**e`` with a 53-bit integer m; every weight is ``m << (e - e_min)`` after stripping the
-    common power of two, so ratios are exact and typical score ranges stay around 60-100 bits.
+    ``v = m * 2**e`` with a 53-bit integer m; every weight is ``m << (e - exponent)``, ``exponent`` being the
+    common power of two stripped from all of them (default: :func:`weight_exponent` of ``values``). Ratios
+    are exact and typical score ranges stay around 60-100 bits. A chunk of a larger array passes the whole
+    array's exponent, so its weights are those the whole array would get.
     """
     weights = np.zeros(values.shape, dtype=object)
     positive = values > 0
     if not positive.any():
         return weights
-    mant, exp = np.frexp(values[positive])  # mant in [0.5, 1)
-    m = (mant * 2.0**53).astype(np.int64)  # exact: 53 significant bits
-    e = exp.astype(np.int64) - 53
-    low_bit = m & -m
-    trailing = np.frexp(low_bit.astype(np.float64))[1].astype(np.int64) - 1  # exact for powers of two
-    m = m >> trailing
-    e = e + trailing
-    shift = e - e.min()
-    weights[positive] = np.left_shift(m.astype(object), shift.astype(object))
+    m, e = _mantissas(values[positive])
+    base = int(e.min()) if exponent is None else exponent
+    weights[positive] = np.left_shift(m.astype(object), (e - base).astype(object))
     return weights
+
+
+def _chunks(n: int, chunk_size: int) -> Iterator[slice]:
+    for start in range(0, n, chunk_size):
+        yield slice(start, min(start + chunk_size, n))
+
+
+def _chunked_group_sums(values: NDArray[np.float64], exponent: int | None, group_index: NDArray[np.int64],
+                        n_groups: int, chunk_size: int) -> list[int]:
+    """Exact per-group sums of the weights of ``values`` (N,) on the common scale ``exponent``, chunk by chunk."""
+    sums = [0] * n_groups
+    if exponent is None:
+        return sums
+    for part in _chunks(values.size, chunk_size):
+        for g, total in enumerate(_group_sums(exact_weights(values[part], exponent), group_index[part], n_groups)):
+            sums[g] += total
+    return sums
 
 
 def net_provider_weights(
     values: NDArray[np.float64], scores: NDArray[np.float64], cap: float, provider_index: NDArray[np.int64],
-    n_providers: int,
-) -> tuple[NDArray[np.object_], list[int], list[int]]:
-    """Exact inputs of provider netting: (weights (N,), per-provider sum of weights, per-provider net).
+    n_providers: int, *, chunk_size: int | None = None,
+) -> tuple[int | None, list[int], list[int]]:
+    """Exact inputs of provider netting: (common exponent, per-provider sum of weights, per-provider net).
 
     ``values`` (N,) from :func:`compute_values`, ``scores`` (N,) and ``cap`` as it returned them,
-    ``provider_index`` (N,) in 0..n_providers-1 (all present). A negative score's debit is
-    ``min(-s, max(cap, 0))``, on the same common scale as the weights, so both per-provider lists are
-    exact ints: net = max(sum of weights - sum of debits, 0).
+    ``provider_index`` (N,) in 0..n_providers-1. A negative score's debit is ``min(-s, max(cap, 0))``;
+    weights and debits share one power of two (the exponent returned; None when neither has a positive
+    entry), so both per-provider lists are exact ints: net = max(sum of weights - sum of debits, 0).
+    The sample weights are ``exact_weights(values, exponent)``.
     """
-    n = values.size
+    size = chunk_size or max(values.size, 1)
     debits = np.where(scores < 0.0, np.minimum(-scores, max(cap, 0.0)), 0.0)  # exact: negation and min
-    both = exact_weights(np.concatenate([values, debits]).astype(np.float64))
-    weights, debit_weights = both[:n], both[n:]
-    sums = _group_sums(weights, provider_index, n_providers)
-    debit_sums = _group_sums(debit_weights, provider_index, n_providers)
+    exponents = [e for e in (weight_exponent(values), weight_exponent(debits)) if e is not None]
+    exponent = min(exponents) if exponents else None
+    sums = _chunked_group_sums(values, exponent, provider_index, n_providers, size)
+    debit_sums = _chunked_group_sums(debits, exponent, provider_index, n_providers, size)
     nets = [s - d if s > d else 0 for s, d in zip(sums, debit_sums, strict=True)]
-    return weights, sums, nets
-
-
-def _allocate_netted(
-    budget_minor: int, scores: NDArray[np.float64], providers: NDArray[np.int64], values: NDArray[np.float64],
-    cap: float, policy: PricingPolicy,
-) -> tuple[NDArray[np.int64], int, tuple[int, ...], NDArray[np.float64]]:
-    """Provider netting (module docstring): (amounts (N,), target total, capped provider ids, netted values (N,))."""
-    uniq_prov, prov_index = np.unique(providers, return_inverse=True)
-    n_prov = uniq_prov.size
-    weights, sums, nets = net_provider_weights(values, scores, cap, prov_index, n_prov)
-    ratio = np.array([nets[p] / sums[p] if sums[p] else 0.0 for p in range(n_prov)], dtype=np.float64)
-    netted = values * ratio[prov_index]  # for the record only; the quotas below are exact
-    netted = np.where(netted > 0.0, netted, 0.0)
-    total_net = sum(nets)
-    if total_net == 0:
-        return np.zeros(values.size, dtype=np.int64), 0, (), netted
-    capped_ids: tuple[int, ...] = ()
-    if policy.provider_share_cap is None:
-        target = budget_minor
-        group_num = [budget_minor * nets[p] for p in range(n_prov)]
-        group_den = [sums[p] * total_net for p in range(n_prov)]
-    else:
-        cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget_minor)
-        capped, left, value_left, target = _water_fill(nets, budget_minor, cap_minor)
-        group_num = [cap_minor if capped[p] else left * nets[p] for p in range(n_prov)]
-        group_den = [sums[p] if capped[p] else value_left * sums[p] for p in range(n_prov)]
-        capped_ids = tuple(int(uniq_prov[p]) for p in range(n_prov) if capped[p])
-    group_den = [d if d > 0 else 1 for d in group_den]  # providers netted to 0: numerator 0 anyway
-    numerators = np.array(group_num, dtype=object)[prov_index]
-    denominators = np.array(group_den, dtype=object)[prov_index]
-    amounts = apportion_largest_remainder(weights, numerators, denominators, target)
-    return amounts, target, capped_ids, netted
+    return exponent, sums, nets
 
 
 def _group_sums(weights: NDArray[np.object_], group_index: NDArray[np.int64], n_groups: int) -> list[int]:
-    """Exact per-group sums of Python-int ``weights`` (N,) by ``group_index`` (N,) in 0..n_groups-1 (all present)."""
+    """Exact per-group sums of Python-int ``weights`` (N,) by ``group_index`` (N,) in 0..n_groups-1 (0 when absent)."""
+    out = [0] * n_groups
+    if weights.size == 0:
+        return out
     order = np.argsort(group_index, kind="stable")
     sorted_groups = group_index[order]
     starts = np.flatnonzero(np.r_[True, sorted_groups[1:] != sorted_groups[:-1]])
     sums = np.add.reduceat(weights[order], starts)  # object dtype: exact Python-int additions
-    out = [0] * n_groups
     for g, total in zip(sorted_groups[starts].tolist(), sums.tolist(), strict=True):
         out[g] = int(total)
     return out
@@ -261,42 +278,62 @@ def _water_fill(
     return capped, 0, 0, n_capped * cap_minor
 
 
-def apportion_largest_remainder(
-    weights: NDArray[np.object_], numerators: NDArray[np.object_], denominators: NDArray[np.object_], target: int
-) -> NDArray[np.int64]:
-    """Hamilton rounding of exact quotas ``q_i = numerators_i * weights_i / denominators_i`` (all (N,)).
+@dataclass(frozen=True)
+class ExactQuotas:
+    """Exact quotas ``q_i = num[g_i] * w_i / den[g_i]`` with the weights ``w = exact_weights(values, exponent)``:
+    ``values`` (N,) float64, ``group_index`` (N,) in 0..G-1, ``num`` and ``den`` (G,) Python ints (den > 0)."""
 
-    ``sum(q) == target`` must hold exactly. Inputs are in ascending sample-id order, which is the
+    values: NDArray[np.float64]
+    exponent: int | None
+    group_index: NDArray[np.int64]
+    num: list[int]
+    den: list[int]
+
+    def parts(self, at: slice | NDArray[np.int64]) -> tuple[NDArray[np.object_], NDArray[np.object_]]:
+        """(num * w, den) (K,) of the samples ``at`` selects."""
+        groups = self.group_index[at]
+        weights = exact_weights(self.values[at], self.exponent)
+        return np.array(self.num, dtype=object)[groups] * weights, np.array(self.den, dtype=object)[groups]
+
+
+def apportion_largest_remainder(quotas: ExactQuotas, target: int, chunk_size: int) -> NDArray[np.int64]:
+    """Hamilton rounding of exact ``quotas`` (N samples), ``chunk_size`` samples of Python ints at a time.
+
+    ``sum(q) == target`` must hold exactly. Samples are in ascending sample-id order, which is the
     tie-break: among equal fractional parts the smaller sample id gets the leftover unit first.
+    Memory: int64 floors and float64 fractional parts (N,) plus one chunk of Python ints; only the
+    samples whose float fractional part ties the last winning one are compared exactly, all at once.
     """
-    n = weights.size
+    n = quotas.group_index.size
     amounts = np.zeros(n, dtype=np.int64)
     if n == 0 or target == 0:
         return amounts
-    scaled = numerators * weights
-    floors = scaled // denominators
-    rems = scaled - floors * denominators
-    floor_total = int(sum(floors.tolist()))
+    fracs = np.empty(n, dtype=np.float64)
+    floor_total = 0
+    for part in _chunks(n, chunk_size):
+        scaled, denominators = quotas.parts(part)
+        floors = scaled // denominators
+        floor_list = floors.tolist()
+        floor_total += sum(floor_list)
+        amounts[part] = np.array(floor_list, dtype=np.int64)
+        # correctly rounded int division: the float order is a coarsening of the exact one
+        fracs[part] = np.array(((scaled - floors * denominators) / denominators).tolist(), dtype=np.float64)
     seats = target - floor_total
     if not 0 <= seats <= n:
         raise AssertionError(f"internal error: {seats} leftover units for {n} samples")  # quotas don't sum up
-    amounts[:] = np.array(floors.tolist(), dtype=np.int64)
     if seats == 0:
         return amounts
-    # Rank fractional parts with floats first (correctly rounded int division is monotone, so the
-    # float order is a coarsening of the exact one); resolve the float-equal boundary exactly.
-    fracs = np.array((rems / denominators).tolist(), dtype=np.float64)
-    order = np.argsort(-fracs, kind="stable")  # stable: ties keep ascending sample id
-    threshold = fracs[order[seats - 1]]
+    threshold = np.partition(fracs, n - seats)[n - seats]  # the seats-th largest fractional part
     above = np.flatnonzero(fracs > threshold)
-    boundary = np.flatnonzero(fracs == threshold)
+    boundary = np.flatnonzero(fracs == threshold)  # ascending sample id
     need = seats - above.size
-    single_denominator = len({d for d in denominators[boundary].tolist()}) == 1
-    if single_denominator:
-        keyed = sorted(boundary.tolist(), key=lambda i: -rems[i])  # stable: ascending id on ties
+    scaled, denominators = quotas.parts(boundary)
+    rems = scaled - amounts[boundary].astype(object) * denominators
+    if len(set(denominators.tolist())) == 1:
+        keyed = sorted(range(boundary.size), key=lambda j: -rems[j])  # stable: ascending id on ties
     else:
-        keyed = sorted(boundary.tolist(), key=lambda i: -Fraction(int(rems[i]), int(denominators[i])))
-    winners = np.concatenate([above, np.array(keyed[:need], dtype=np.int64)])
+        keyed = sorted(range(boundary.size), key=lambda j: -Fraction(int(rems[j]), int(denominators[j])))
+    winners = np.concatenate([above, boundary[np.array(keyed[:need], dtype=np.int64)]])
     amounts[winners] += 1
     return amounts
 
@@ -310,6 +347,62 @@ def _as_int64(name: str, data: ArrayLike, n: int | None = None) -> NDArray[np.in
     return arr.astype(np.int64)
 
 
+def _allocate_netted(
+    budget_minor: int, scores: NDArray[np.float64], providers: NDArray[np.int64], values: NDArray[np.float64],
+    cap: float, policy: PricingPolicy, chunk_size: int,
+) -> tuple[NDArray[np.int64], int, tuple[int, ...], NDArray[np.float64]]:
+    """Provider netting (module docstring): (amounts (N,), target total, capped provider ids, netted values (N,))."""
+    uniq_prov, prov_index = np.unique(providers, return_inverse=True)
+    n_prov = uniq_prov.size
+    exponent, sums, nets = net_provider_weights(values, scores, cap, prov_index, n_prov, chunk_size=chunk_size)
+    ratio = np.array([nets[p] / sums[p] if sums[p] else 0.0 for p in range(n_prov)], dtype=np.float64)
+    netted = values * ratio[prov_index]  # for the record only; the quotas below are exact
+    netted = np.where(netted > 0.0, netted, 0.0)
+    total_net = sum(nets)
+    if total_net == 0:
+        return np.zeros(values.size, dtype=np.int64), 0, (), netted
+    capped_ids: tuple[int, ...] = ()
+    if policy.provider_share_cap is None:
+        target = budget_minor
+        group_num = [budget_minor * nets[p] for p in range(n_prov)]
+        group_den = [sums[p] * total_net for p in range(n_prov)]
+    else:
+        cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget_minor)
+        capped, left, value_left, target = _water_fill(nets, budget_minor, cap_minor)
+        group_num = [cap_minor if capped[p] else left * nets[p] for p in range(n_prov)]
+        group_den = [sums[p] if capped[p] else value_left * sums[p] for p in range(n_prov)]
+        capped_ids = tuple(int(uniq_prov[p]) for p in range(n_prov) if capped[p])
+    group_den = [d if d > 0 else 1 for d in group_den]  # providers netted to 0: numerator 0 anyway
+    quotas = ExactQuotas(values, exponent, prov_index.astype(np.int64), group_num, group_den)
+    return apportion_largest_remainder(quotas, target, chunk_size), target, capped_ids, netted
+
+
+def _allocate_per_sample(
+    budget_minor: int, providers: NDArray[np.int64], values: NDArray[np.float64], policy: PricingPolicy,
+    chunk_size: int,
+) -> tuple[NDArray[np.int64], int, tuple[int, ...]]:
+    """Each sample valued alone (``netting == "sample"``): (amounts (N,), target total, capped provider ids)."""
+    n = values.size
+    exponent = weight_exponent(values)
+    if exponent is None or budget_minor == 0:
+        return np.zeros(n, dtype=np.int64), 0, ()
+    if policy.provider_share_cap is None:
+        total_weight = _chunked_group_sums(values, exponent, np.zeros(n, dtype=np.int64), 1, chunk_size)[0]
+        quotas = ExactQuotas(values, exponent, np.zeros(n, dtype=np.int64), [budget_minor], [total_weight])
+        return apportion_largest_remainder(quotas, budget_minor, chunk_size), budget_minor, ()
+    cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget_minor)
+    uniq_prov, prov_index = np.unique(providers, return_inverse=True)
+    prov_index = prov_index.astype(np.int64)
+    provider_values = _chunked_group_sums(values, exponent, prov_index, uniq_prov.size, chunk_size)
+    capped, left, value_left, target = _water_fill(provider_values, budget_minor, cap_minor)
+    group_num = [cap_minor if capped[p] else left for p in range(uniq_prov.size)]
+    group_den = [provider_values[p] if capped[p] else value_left for p in range(uniq_prov.size)]
+    group_den = [d if d > 0 else 1 for d in group_den]  # providers with zero value: weight 0 anyway
+    quotas = ExactQuotas(values, exponent, prov_index, group_num, group_den)
+    capped_ids = tuple(int(uniq_prov[p]) for p in range(uniq_prov.size) if capped[p])
+    return apportion_largest_remainder(quotas, target, chunk_size), target, capped_ids
+
+
 def allocate_budget(
     budget_minor: int,
     sample_ids: Sequence[int] | NDArray[np.int64],
@@ -317,11 +410,14 @@ def allocate_budget(
     submission_ids: Sequence[int] | NDArray[np.int64],
     provider_ids: Sequence[int] | NDArray[np.int64],
     policy: PricingPolicy | None = None,
+    *,
+    chunk_size: int = CHUNK_SAMPLES,
 ) -> AllocationResult:
     """Allocate ``budget_minor`` over eligible samples (all inputs (N,), any order) under ``policy``.
 
     Returns amounts in ascending sample-id order. Raises ValidationError for a bad budget, NaN/inf
-    scores (naming the samples) or repeated sample ids.
+    scores (naming the samples) or repeated sample ids. The exact integer arithmetic runs ``chunk_size``
+    samples at a time (module docstring, "Memory"); the result does not depend on it.
     """
     policy = policy or PricingPolicy()
     if isinstance(budget_minor, bool) or not isinstance(budget_minor, int | np.integer):
@@ -329,6 +425,8 @@ def allocate_budget(
     budget_minor = int(budget_minor)
     if not 0 <= budget_minor <= MAX_BUDGET_MINOR:
         raise ValidationError(f"budget_minor {budget_minor} must be between 0 and 2**63-1 minor units")
+    if chunk_size < 1:
+        raise ValidationError(f"chunk_size must be a positive number of samples, got {chunk_size}")
     sid = _as_int64("sample_ids", sample_ids)
     n = sid.size
     sub = _as_int64("submission_ids", submission_ids, n)
@@ -338,39 +436,19 @@ def allocate_budget(
         raise ValidationError(f"scores must be a 1-D sequence of {n} floats, got shape {sc.shape}")
     validate_scores(sid, sc)
 
-    order = np.argsort(sid, kind="stable")
-    sid, sub, prov, sc = sid[order], sub[order], prov[order], sc[order]
+    if not (n < 2 or bool(np.all(sid[1:] > sid[:-1]))):  # readers hand them over sorted already
+        order = np.argsort(sid, kind="stable")
+        sid, sub, prov, sc = sid[order], sub[order], prov[order], sc[order]
     if n == 0:
         empty_f = np.zeros(0, dtype=np.float64)
         return AllocationResult(budget_minor, sid, sub, prov, empty_f, empty_f, np.zeros(0, np.int64), None,
                                 budget_minor)
     values, cap = compute_values(sc, policy)
-    weights = exact_weights(values)
-    total_weight = int(sum(weights.tolist()))
-
-    capped_ids: tuple[int, ...] = ()
     if policy.netting == "provider":
-        amounts, target, capped_ids, values = _allocate_netted(budget_minor, sc, prov, values, cap, policy)
-    elif total_weight == 0 or budget_minor == 0:
-        amounts = np.zeros(n, dtype=np.int64)
-        target = 0
-    elif policy.provider_share_cap is None:
-        numerators = np.full(n, budget_minor, dtype=object)
-        denominators = np.full(n, total_weight, dtype=object)
-        target = budget_minor
-        amounts = apportion_largest_remainder(weights, numerators, denominators, target)
+        amounts, target, capped_ids, values = _allocate_netted(budget_minor, sc, prov, values, cap, policy,
+                                                               chunk_size)
     else:
-        cap_minor = math.floor(Fraction(policy.provider_share_cap) * budget_minor)
-        uniq_prov, prov_index = np.unique(prov, return_inverse=True)
-        provider_values = _group_sums(weights, prov_index, uniq_prov.size)
-        capped, left, value_left, target = _water_fill(provider_values, budget_minor, cap_minor)
-        group_num = [cap_minor if capped[p] else left for p in range(uniq_prov.size)]
-        group_den = [provider_values[p] if capped[p] else value_left for p in range(uniq_prov.size)]
-        group_den = [d if d > 0 else 1 for d in group_den]  # providers with zero value: weight 0 anyway
-        numerators = np.array(group_num, dtype=object)[prov_index]
-        denominators = np.array(group_den, dtype=object)[prov_index]
-        amounts = apportion_largest_remainder(weights, numerators, denominators, target)
-        capped_ids = tuple(int(uniq_prov[p]) for p in range(uniq_prov.size) if capped[p])
+        amounts, target, capped_ids = _allocate_per_sample(budget_minor, prov, values, policy, chunk_size)
 
     unallocated = budget_minor - target
     result = AllocationResult(

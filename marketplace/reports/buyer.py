@@ -23,7 +23,7 @@ from marketplace.db.scoring import ScoreRun
 from marketplace.db.valuation import LabelSet
 from marketplace.errors import NotFoundError
 from marketplace.pricing.period import validate_period
-from marketplace.reports.statements import excerpt
+from marketplace.reports.statements import allocation_values, excerpt
 
 __all__ = ["HELDOUT_METRICS", "BuyerReport", "ProviderValue", "SelectedSample", "UnpaidProvider",
            "build_buyer_report", "priced_periods"]
@@ -134,7 +134,7 @@ def build_buyer_report(session: Session, campaign: str | int, period: str | None
         .order_by(Allocation.score.desc(), Allocation.sample_id)
         .limit(top_k)
     ).all()
-    values = [float(v) for v in session.scalars(select(Allocation.value).where(Allocation.pricing_run_id == run.id))]
+    values = allocation_values(session, Allocation.pricing_run_id == run.id)
     score_run = session.get(ScoreRun, run.score_run_id)
     label_set = session.get(LabelSet, run.label_set_id)
     return BuyerReport(

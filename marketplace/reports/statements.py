@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from marketplace.campaigns import get_campaign
@@ -34,6 +34,7 @@ __all__ = [
     "SampleValue",
     "StatementLine",
     "SubmissionValue",
+    "allocation_values",
     "build_provider_statement",
     "excerpt",
     "get_provider",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 EXCERPT_CHARS = 160
+VALUE_BATCH = 50_000  # allocation values read per round trip
 
 
 def excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
@@ -227,6 +229,53 @@ def require_postings(session: Session, provider: str | int, period: str) -> None
                             "with --period, or leave --period out for the latest)")
 
 
+def allocation_values(session: Session, *where: ColumnElement[bool]) -> list[float]:
+    """The ``value`` (score units) of every allocation row matching ``where``, in sample-id order, read in
+    batches of ``VALUE_BATCH`` rows (8 bytes of float per row kept; the rows themselves are not)."""
+    out: list[float] = []
+    stmt = (select(Allocation.value).where(*where).order_by(Allocation.sample_id)
+            .execution_options(yield_per=VALUE_BATCH))
+    for part in session.execute(stmt).scalars().partitions():
+        out.extend(float(v) for v in part)
+    return out
+
+
+def _submission_values(session: Session, mine: tuple[ColumnElement[bool], ...],
+                       run_campaign: dict[int, str]) -> list[SubmissionValue]:
+    """Per (pricing run, submission) of the provider: samples, paid samples, value and amount, summed in SQL;
+    by submission id."""
+    rows = session.execute(
+        select(Allocation.pricing_run_id, Allocation.submission_id, Submission.filename, func.count(),
+               func.sum(case((Allocation.amount_minor > 0, 1), else_=0)), func.sum(Allocation.value),
+               func.sum(Allocation.amount_minor))
+        .join(Submission, Submission.id == Allocation.submission_id)
+        .where(*mine)
+        .group_by(Allocation.pricing_run_id, Allocation.submission_id, Submission.filename)
+        .order_by(Allocation.submission_id, Allocation.pricing_run_id)
+    ).all()
+    return [SubmissionValue(int(sub), fname, run_campaign[int(run_id)], int(n), int(n_paid or 0), float(value or 0.0),
+                            int(amount or 0))
+            for run_id, sub, fname, n, n_paid, value, amount in rows]
+
+
+def _ranked_samples(session: Session, mine: tuple[ColumnElement[bool], ...], run_campaign: dict[int, str], n: int,
+                    *, best: bool) -> list[SampleValue]:
+    """The provider's ``n`` highest-scoring samples (``best``; equal scores by ascending sample id), else its
+    ``n`` lowest (lowest first; equal scores by descending sample id): by score, as capped values tie."""
+    if n <= 0:
+        return []
+    order = ((Allocation.score.desc(), Allocation.sample_id, Allocation.pricing_run_id) if best else
+             (Allocation.score.asc(), Allocation.sample_id.desc(), Allocation.pricing_run_id.desc()))
+    rows = session.execute(
+        select(Allocation.sample_id, Allocation.submission_id, Allocation.pricing_run_id, Allocation.score,
+               Allocation.value, Allocation.amount_minor, Sample.text)
+        .join(Sample, Sample.id == Allocation.sample_id)
+        .where(*mine).order_by(*order).limit(n)
+    ).all()
+    return [SampleValue(int(sid), int(sub), excerpt(text), float(score), float(value), int(amount),
+                        run_campaign[int(run_id)]) for sid, sub, run_id, score, value, amount, text in rows]
+
+
 def build_provider_statement(
     session: Session, provider: str | int, period: str | None = None, *, currency: str | None = None,
     n_samples: int = 5,
@@ -251,30 +300,16 @@ def build_provider_statement(
             select(Campaign.id, Campaign.name).where(Campaign.id.in_([r.campaign_id for r in runs])))
     }
     run_campaign = {r.id: camp_names.get(r.campaign_id, str(r.campaign_id)) for r in runs}
-    alloc_rows = session.execute(
-        select(Allocation, Sample.text, Submission.filename)
-        .join(Sample, Sample.id == Allocation.sample_id)
-        .join(Submission, Submission.id == Allocation.submission_id)
-        .where(Allocation.pricing_run_id.in_(run_ids), Allocation.provider_id == prov.id)
-        .order_by(Allocation.sample_id)
-    ).all() if run_ids else []
-    per_sub: dict[tuple[int, int], list[tuple[Allocation, str]]] = {}
-    for a, _text, fname in alloc_rows:
-        per_sub.setdefault((a.pricing_run_id, a.submission_id), []).append((a, fname))
-    submissions = [
-        SubmissionValue(sub, items[0][1], run_campaign[run_id], len(items), sum(1 for a, _ in items if a.amount_minor),
-                        float(sum(a.value for a, _ in items)), sum(a.amount_minor for a, _ in items))
-        for (run_id, sub), items in sorted(per_sub.items(), key=lambda kv: kv[0][1])
-    ]
-    samples = [SampleValue(a.sample_id, a.submission_id, excerpt(text), a.score, a.value, a.amount_minor,
-                           run_campaign[a.pricing_run_id]) for a, text, _ in alloc_rows]
-    ranked = sorted(samples, key=lambda x: (-x.score, x.sample_id))  # by score: capped values tie
+    mine = (Allocation.pricing_run_id.in_(run_ids), Allocation.provider_id == prov.id)
+    submissions = _submission_values(session, mine, run_campaign) if run_ids else []
+    top, bottom = (_ranked_samples(session, mine, run_campaign, n_samples, best=b) if run_ids else []
+                   for b in (True, False))
     return ProviderStatement(
         provider_id=prov.id, provider_name=prov.name, period=period, currency=cur, opening_minor=opening,
         credits_minor=credits, adjustments_minor=adjustments, closing_minor=opening + credits + adjustments,
-        lines=lines, submissions=submissions, top_samples=ranked[:n_samples],
-        bottom_samples=list(reversed(ranked[-n_samples:])),
-        values=[x.value for x in samples], balance_history=_history(session, prov.id, cur, period),
+        lines=lines, submissions=submissions, top_samples=top, bottom_samples=bottom,
+        values=allocation_values(session, *mine) if run_ids else [],
+        balance_history=_history(session, prov.id, cur, period),
         submitted=provider_submissions(session, prov.id),
     )
 

@@ -13,6 +13,7 @@ from marketplace.ledger import verify_ledger
 from marketplace.pricing import PricingPolicy
 from marketplace.pricing.runner import run_pricing
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
+from tests.support.tamper import bypass_ledger_triggers as _bypass
 
 # Per append-only table: a column that a rewrite would change (ON CONFLICT DO UPDATE SET col = ...).
 TABLES = {"journal_transactions": "memo", "journal_entries": "amount_minor", "allocations": "amount_minor",
@@ -105,23 +106,6 @@ def test_complete_pricing_runs_are_frozen(engine: Engine, session_factory: sessi
     before = _snapshot(session_factory)
     assert "refused" in _refused(engine, sql)
     assert _snapshot(session_factory) == before
-
-
-def _bypass(engine: Engine, *statements: str) -> None:
-    """Change a posted row behind the triggers' back (as a superuser or the file's owner could)."""
-    with engine.begin() as conn:
-        if is_postgres(engine):
-            conn.execute(text("ALTER TABLE journal_transactions DISABLE TRIGGER USER"))
-            conn.execute(text("ALTER TABLE journal_entries DISABLE TRIGGER USER"))
-        else:
-            conn.execute(text("DROP TRIGGER journal_transactions_no_update"))
-            conn.execute(text("DROP TRIGGER journal_entries_no_update"))
-        for sql in statements:
-            conn.execute(text(sql))
-    if is_postgres(engine):  # after COMMIT: the deferred foreign key events are gone
-        with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE journal_transactions ENABLE TRIGGER USER"))
-            conn.execute(text("ALTER TABLE journal_entries ENABLE TRIGGER USER"))
 
 
 FIRST_TXN = "(SELECT min(id) FROM journal_transactions)"
