@@ -21,19 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from marketplace.api.app import API_PREFIX
-from marketplace.api.auth import current_caller
 from marketplace.db import ApproximatorVersion
 from marketplace.db.lookup import parse_id_reference
 from marketplace.names import display_name
 from tests.support.api import ALICE_TEXTS, Market, api_client, api_settings, build_market, jsonl, leaks, make_token
+from tests.support.routes import bearer_routes
 
 ROLES = {"alice": "provider", "bob": "provider", "carol": "provider", "b-one": "buyer", "b-two": "buyer",
          "ops": "operator", "ops2": "operator"}
@@ -51,47 +49,6 @@ OBJECT_PARAMS = frozenset({"submission_id", "name", "provider", "campaign", "run
 PLAIN_PARAMS = frozenset({"format", "table", "currency", "period", "top_k", "top", "limit", "file", "target_data",
                           "text_field", "prompt_field", "response_field", "budget", "target_model",
                           "audit_threshold", "body"})
-
-
-def _route_table(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
-    """(method, path, route) for every API route, prefixes of included routers applied."""
-    try:  # FastAPI >= 0.150 keeps included routers as such; this walks through them
-        from fastapi.routing import iter_route_contexts
-
-        contexts: Iterator[Any] = iter_route_contexts(app.routes)
-    except ImportError:  # older FastAPI: included routes are copied into app.routes
-        contexts = iter(app.routes)
-    for ctx in contexts:
-        route = getattr(ctx, "original_route", ctx)
-        if isinstance(route, APIRoute):
-            for method in sorted(ctx.methods or ()):
-                yield method, str(ctx.path), route
-
-
-def _parameters(route: APIRoute) -> tuple[set[str], set[Any]]:
-    """Every parameter name of a route (its dependencies' too) and every dependency it calls."""
-    names: set[str] = set()
-    calls: set[Any] = set()
-    todo = [route.dependant]
-    while todo:
-        dep = todo.pop()
-        for group in (dep.path_params, dep.query_params, dep.header_params, dep.cookie_params, dep.body_params):
-            names.update(p.name for p in group)
-        calls.update(d.call for d in dep.dependencies)
-        todo.extend(dep.dependencies)
-    return names, calls
-
-
-def bearer_routes(app: FastAPI) -> dict[tuple[str, str], set[str]]:
-    """(method, path) -> parameter names, for every route that authenticates with a bearer token."""
-    out = {}
-    for method, path, route in _route_table(app):
-        names, calls = _parameters(route)
-        if current_caller in calls:
-            out[(method, path)] = names
-        else:
-            assert not path.startswith(API_PREFIX), f"{method} {path} is under {API_PREFIX} without a token check"
-    return out
 
 
 @dataclass(frozen=True)
