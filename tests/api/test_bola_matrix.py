@@ -132,8 +132,8 @@ def matrix(w: World) -> dict[tuple[str, str], list[Probe]]:
     sub = str(m.submission_ids["alice"][0])
     camp = m.campaign_ids["camp-one"]
     alice, b_one = frozenset({"alice"}) | OPERATORS, frozenset({"b-one"}) | OPERATORS
-    prov = {"covers": frozenset({"provider"}), "roles": PROVIDER_ROUTE, "visible_to": alice, "ref": "alice",
-            "missing": "nobody-here"}
+    prov: dict[str, Any] = {"covers": frozenset({"provider"}), "roles": PROVIDER_ROUTE, "visible_to": alice,
+                            "ref": "alice", "missing": "nobody-here"}
     by_ref = [("name", "camp-one", "no-such-campaign"), ("id", str(camp), "987654"),
               ("id:", f"id:{camp}", "id:987654")]
 
