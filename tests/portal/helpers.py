@@ -86,8 +86,8 @@ def assert_portal_headers(response: Any, *, cached: bool = False) -> None:
         assert response.headers["cache-control"] == "no-store"
 
 
-_INLINE = [re.compile(p, re.IGNORECASE) for p in (r"<script(?![^>]*\ssrc=)[^>]*>", r"<style", r"\sstyle=",
-                                                  r"\son[a-z]+\s*=", r"javascript:")]
+_INLINE = [re.compile(p, re.IGNORECASE) for p in (r"<script(?![^>]*\ssrc=)[^>]*>", r"<style", r"<[a-z][^>]*\sstyle=",
+                                                  r"<[a-z][^>]*\son[a-z]+\s*=", r"<[a-z][^>]*javascript:")]
 
 
 def assert_no_inline_code(html: str) -> None:

@@ -42,7 +42,9 @@ def optional_user(request: Request, session: SessionDep) -> SignedIn | None:
     """The signed-in principal of the request's session cookie, or None."""
     limiter: FailedAuthLimiter = request.app.state.auth_limiter
     limiter.check(client_address(request))
-    return signed_in(session, request.cookies.get(SESSION_COOKIE))
+    user = signed_in(session, request.cookies.get(SESSION_COOKIE))
+    session.commit()  # ends the read: the page starts with a clean session, and an upload's writer is not held up
+    return user
 
 
 def signed_user(user: Annotated[SignedIn | None, Depends(optional_user)]) -> SignedIn:
