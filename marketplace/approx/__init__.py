@@ -3,7 +3,9 @@
 Read in pipeline order:
 
 - ``config``           frozen, hashed parameters (ApproxConfig, EmbedConfig)
-- ``encoder``          offline Hugging Face encoder, mean pooling + L2 (MiniLM by default)
+- ``encoder``          the encoder interface (open_encoder) and the offline Hugging Face encoder, mean
+  pooling + L2 (MiniLM by default); ``static_encoder`` (a word-piece table distilled from it) and
+  ``hashed_encoder`` (hashed word-piece n-grams), both on ``token_bags`` (batched tokenisation)
 - ``embedding_store``  content-addressed float16 embedding cache shared by all campaigns
 - ``heads``, ``train`` the MLP head ensemble; frozen-embedding and fine-tuning training loops
 - ``scaling``          label standardisation and its inverse
@@ -13,7 +15,8 @@ Read in pipeline order:
   token-weighted labels
 - ``gate``, ``publish`` promotion gate, registration, SQL lineage (registry behind a Protocol)
 - ``registry``, ``registry_pyfunc``  the MLflow adapter (the only MLflow importers; not imported here)
-- ``scoring``, ``audit`` incremental sharded scoring and the exact-label audit
+- ``scoring``, ``audit`` incremental sharded scoring and the exact-label audit; ``cascade`` (a fast model for
+  all, a slow one re-scoring the top and the samples near the pricing threshold)
 - ``export``, ``active``, ``history``  exports, active labeling, registry lookups
 """
 

@@ -4,17 +4,22 @@ Layout of a bundle folder (what the MLflow pyfunc carries as its artifact)::
 
     bundle.json          format, mode, ApproxConfig, encoder reference, label scaler, lineage, dim
     heads.safetensors    w1 (K, D, H), b1 (K, H), w2 (K, H), b2 (K,) float32 + scaler knots
-    encoder/             fine-tuned encoder + tokenizer (mode "finetune" only)
+    encoder/             fine-tuned encoder + tokenizer (mode "finetune"), or the distilled static
+                         encoder (static_encoder.py: its table + tokenizer, ~16 MB) it was trained with
     token_factor/        the target model's tokenizer (token-weighted label sets only, see token_factor.py)
 
-The frozen encoder is *referenced* (source + digest), not copied: 90 MB per version would buy
-nothing, and the digest check on load refuses a different encoder with a clear error.
+The frozen transformer encoder is *referenced* (source + digest), not copied: 90 MB per version would
+buy nothing, and the digest check on load refuses a different encoder with a clear error. A static
+encoder is copied: it is small, and a bundle then scores on any machine without distilling again. The
+encoder kind and its parameters are part of the hashed config (``config.embed``), so a bundle can only
+ever be scored with the encoder it was trained with (:class:`Approximator` refuses another).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,13 +29,22 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from marketplace.approx.config import ApproxConfig, check_config_hash, read_json_manifest, upgrade_config
-from marketplace.approx.encoder import EncoderRef, TextEncoder, digest_model_dir, embedding_cache_key, load_encoder
+from marketplace.approx.encoder import (
+    Encoder,
+    EncoderRef,
+    TextEncoder,
+    digest_model_dir,
+    embedding_cache_key,
+    open_encoder,
+    resolve_encoder_path,
+)
 from marketplace.approx.heads import predict_numpy
 from marketplace.approx.scaling import LabelScaler
 from marketplace.approx.token_factor import TokenFactor
 from marketplace.errors import ManifestMismatchError, ValidationError
 
-__all__ = ["BUNDLE_FORMAT", "Approximator", "ModelBundle", "Prediction", "load_bundle", "save_bundle"]
+__all__ = ["BUNDLE_FORMAT", "Approximator", "ModelBundle", "Prediction", "check_encoder_fits", "load_bundle",
+           "save_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +88,15 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncode
         ref = EncoderRef(source="path", path="encoder", digest=digest_model_dir(enc_dir))
         bundle.encoder_ref = ref
         bundle.encoder_dir = enc_dir
+    elif _encoder_in_bundle(bundle.config):
+        enc_dir = out / "encoder"
+        shutil.copytree(resolve_encoder_path(ref), enc_dir, dirs_exist_ok=True)
+        ref = EncoderRef(source="path", path="encoder", digest=digest_model_dir(enc_dir))
+        if ref.digest != bundle.encoder_ref.digest:
+            raise ManifestMismatchError(f"the copy of the static encoder in {enc_dir} does not hash like its source "
+                                        f"{bundle.encoder_ref.path}; the source changed while it was copied, retrain")
+        bundle.encoder_ref = ref
+        bundle.encoder_dir = enc_dir
     tensors = {k: np.ascontiguousarray(bundle.head_params[k], dtype=np.float32) for k in _HEAD_KEYS}
     tensors.update(bundle.scaler.arrays())
     save_file(tensors, str(out / "heads.safetensors"))
@@ -106,7 +129,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     arrays = load_file(str(root / "heads.safetensors"))
     ref = EncoderRef.from_dict(meta["encoder"])
     encoder_dir = None
-    if config.mode == "finetune":
+    if _encoder_in_bundle(config):
         encoder_dir = root / ref.path
         ref = EncoderRef(source="path", path=str(encoder_dir), digest=ref.digest)
     factor_meta = meta.get("token_factor")
@@ -121,20 +144,46 @@ def load_bundle(path: str | Path) -> ModelBundle:
     )
 
 
+def _encoder_in_bundle(config: ApproxConfig) -> bool:
+    """Whether the bundle carries its encoder (fine-tuned weights, a static table) under encoder/."""
+    return config.mode == "finetune" or config.embed.encoder == "static"
+
+
 @dataclass(frozen=True)
 class Prediction:
     score: np.ndarray  # (N,) LinFiK units: inverse transform of the ensemble mean
     spread: np.ndarray  # (N,) std over heads, LinFiK units (the uncertainty)
 
 
+def _describe(embed_kind: str, digest: str) -> str:
+    return f"the {embed_kind} encoder {digest[:12]}"
+
+
+def check_encoder_fits(bundle: ModelBundle, encoder: Encoder) -> None:
+    """Refuse an encoder other than the one ``bundle`` was trained with: another kind or embedding
+    configuration, or (frozen mode) other weights. One line: what the model needs, what it was given."""
+    want = bundle.config.embed
+    same_weights = bundle.config.mode != "frozen" or encoder.ref.digest == bundle.encoder_ref.digest
+    if encoder.embed_config != want or not same_weights:
+        raise ManifestMismatchError(
+            f"this model was trained with {_describe(want.encoder, bundle.encoder_ref.digest)} "
+            f"(config {want.config_hash()[:8]}) and cannot score with "
+            f"{_describe(encoder.embed_config.encoder, encoder.ref.digest)} (config "
+            f"{encoder.embed_config.config_hash()[:8]}); score with the model's own encoder or retrain"
+        )
+
+
 class Approximator:
     """Predicts LinFiK from text (or from cached embeddings, in frozen mode)."""
 
-    def __init__(self, bundle: ModelBundle, *, device: str = "cpu", encoder: TextEncoder | None = None) -> None:
-        """``encoder``: an already loaded encoder with the bundle's weights (skips loading it again)."""
+    def __init__(self, bundle: ModelBundle, *, device: str = "cpu", encoder: Encoder | None = None) -> None:
+        """``encoder``: an already loaded encoder with the bundle's weights (skips loading it again); one
+        of another kind, configuration or digest is refused (ManifestMismatchError)."""
         self.bundle = bundle
         self.device = device
-        self._encoder: TextEncoder | None = encoder
+        if encoder is not None:
+            check_encoder_fits(bundle, encoder)
+        self._encoder: Encoder | None = encoder
         self._lock = threading.Lock()  # shard tasks on a thread pool share one predictor
 
     @property
@@ -142,10 +191,10 @@ class Approximator:
         return self.bundle.config.mode
 
     @property
-    def encoder(self) -> TextEncoder:
+    def encoder(self) -> Encoder:
         with self._lock:
             if self._encoder is None:
-                self._encoder = load_encoder(self.bundle.encoder_ref, self.bundle.config.embed, device=self.device)
+                self._encoder = open_encoder(self.bundle.encoder_ref, self.bundle.config.embed, device=self.device)
             return self._encoder
 
     @property

@@ -11,13 +11,14 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from marketplace.errors import ManifestMismatchError, NotFoundError
 
 __all__ = [
     "ApproxConfig",
     "EmbedConfig",
+    "EncoderKind",
     "Mode",
     "Precision",
     "canonical_hash",
@@ -28,6 +29,9 @@ __all__ = [
 
 Mode = Literal["frozen", "finetune"]
 Precision = Literal["float32", "bfloat16", "int8"]
+EncoderKind = Literal["transformer", "static", "hashed"]
+# Output dimension of the encoders whose dimension is a choice (a transformer's is its hidden size).
+DEFAULT_DIMS: dict[str, int] = {"static": 256, "hashed": 1024}
 
 
 def canonical_hash(payload: dict[str, object]) -> str:
@@ -52,11 +56,20 @@ def check_config_hash(manifest: dict[str, Any], where: str) -> None:
 
 
 class EmbedConfig(BaseModel):
-    """How a text becomes a vector: which hidden layer is pooled, tokenisation length, batching and
-    the numeric precision.
+    """How a text becomes a vector: which encoder, which hidden layer is pooled, tokenisation length,
+    batching and the numeric precision.
+
+    ``encoder``: ``transformer`` (default) runs the Hugging Face encoder (all-MiniLM-L6-v2 unless
+    another folder is given) and mean-pools hidden state ``layer``. ``static`` looks every token up in
+    a table distilled once from that same encoder (each vocabulary token's hidden state ``layer``,
+    PCA to ``dim``, Zipf/SIF weighting; static_encoder.py) and sums the rows: no forward pass, about
+    two orders of magnitude faster. ``hashed`` hashes the encoder tokenizer's word-piece unigrams and
+    bigrams into ``dim`` signed buckets (sublinear counts; hashed_encoder.py): no model at all.
+    All three give L2-normalised vectors. The measured trade-off is in benchmarks/results/encoders.md.
 
     ``layer``: the hidden state that is mean-pooled (0 = token embeddings, i = output of block i,
-    -1 = the last block, i.e. exactly the sentence-transformers embedding of all-MiniLM-L6-v2).
+    -1 = the last block, i.e. exactly the sentence-transformers embedding of all-MiniLM-L6-v2); for a
+    static encoder, the hidden state its vocabulary table is read from.
     The default, block 4 of 6, is a measured choice: MiniLM's last block is trained for *semantic*
     similarity and drops the lexical detail LinFiK depends on. On the default demo campaign (2,400
     real LinFiK labels, held-out Spearman of the default head) block 4 gave 0.704 against 0.628 for
@@ -67,10 +80,12 @@ class EmbedConfig(BaseModel):
     1.5x faster with the same held-out Spearman (+0.002), so it is a safe ``--precision int8``; it is
     not the default because quantised kernels differ between CPUs (the cache key and the model's
     lineage record the choice). bfloat16 gives the same Spearman but is 6x slower on CPUs without
-    native bf16.
+    native bf16. Static and hashed encoders compute in float32 only.
 
-    ``layer``, ``max_length`` and ``precision`` change the numbers, so they are part of the cache
-    key; ``batch_size`` does not (beyond float noise) and is left out.
+    ``layer``, ``max_length``, ``precision``, ``encoder`` and ``dim`` change the numbers, so they are
+    part of the cache key; ``batch_size`` does not (beyond float noise) and is left out. ``encoder`` and
+    ``dim`` are left out of the dump (and so of every hash) at their defaults, so configs written before
+    they existed keep their hashes and their meaning.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -79,10 +94,47 @@ class EmbedConfig(BaseModel):
     max_length: int = Field(default=256, ge=8, le=4096, description="Tokens per text (MiniLM was trained with 256).")
     batch_size: int = Field(default=64, ge=1, le=4096)
     precision: Precision = "float32"
+    encoder: EncoderKind = Field(default="transformer", description="transformer, static or hashed (see above).")
+    dim: int | None = Field(
+        default=None, ge=2, le=65536,
+        description="Output dimension of a static (PCA components, default 256) or hashed (buckets, default 1024) "
+                    "encoder; unset for a transformer (its hidden size).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_dim(cls, data: Any) -> Any:
+        """A static or hashed encoder's ``dim`` is written down (its default filled in), so a stored
+        config keeps its meaning if a default changes."""
+        if isinstance(data, dict) and data.get("encoder") in DEFAULT_DIMS and data.get("dim") is None:
+            data = {**data, "dim": DEFAULT_DIMS[data["encoder"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _fits_the_encoder(self) -> EmbedConfig:
+        if self.encoder == "transformer" and self.dim is not None:
+            raise ValueError(f"a transformer encoder's dimension is its hidden size; drop dim={self.dim} "
+                             "or choose encoder static or hashed")
+        if self.encoder != "transformer" and self.precision != "float32":
+            raise ValueError(f"the {self.encoder} encoder computes in float32; precision {self.precision} "
+                             "applies to the transformer encoder only")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("encoder") == "transformer":
+            data.pop("encoder")
+        if data.get("dim") is None:
+            data.pop("dim", None)
+        return data
 
     def config_hash(self) -> str:
-        return canonical_hash({"layer": self.layer, "max_length": self.max_length, "precision": self.precision,
-                               "pooling": "mean+l2"})
+        payload: dict[str, object] = {"layer": self.layer, "max_length": self.max_length,
+                                      "precision": self.precision, "pooling": "mean+l2"}
+        if self.encoder != "transformer":
+            payload.update(encoder=self.encoder, dim=self.dim)
+        return canonical_hash(payload)
 
 
 class ApproxConfig(BaseModel):
@@ -123,6 +175,9 @@ class ApproxConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> ApproxConfig:
+        if self.mode == "finetune" and self.embed.encoder != "transformer":
+            raise ValueError(f"mode finetune trains a transformer encoder; the {self.embed.encoder} encoder has "
+                             "nothing to fine-tune (use mode frozen)")
         if self.test_fraction + self.val_fraction >= 0.9:
             raise ValueError(
                 f"test_fraction + val_fraction = {self.test_fraction + self.val_fraction:.2f} leaves too few "

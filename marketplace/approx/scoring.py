@@ -38,7 +38,7 @@ from marketplace.approx.token_factor import count_key, open_count_store
 from marketplace.db import ApproximatorVersion, Campaign, RunStatus, Sample, Score, ScoreRun, utcnow
 from marketplace.db.eligibility import is_first_owner
 from marketplace.db.engine import is_postgres
-from marketplace.errors import NotFoundError, ValidationError
+from marketplace.errors import ManifestMismatchError, NotFoundError, ValidationError
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -203,6 +203,11 @@ def compute_shard(shard: ShardInput, approx: Approximator, store: EmbeddingStore
         empty = np.zeros(0)
         return ShardScores(shard.score_run_id, shard.approximator_version_id, shard.sample_ids, empty, empty, 0)
     if store is not None:
+        if store.manifest.get("cache_key") != approx.embedding_cache_key:
+            raise ManifestMismatchError(
+                f"score run {shard.score_run_id}: the embedding store {store.dir.name} holds another encoder's "
+                f"vectors than this model's ({approx.embedding_cache_key}); open the model's own store with open_scorer"
+            )
         x, stats = store.ensure(
             shard.content_hashes, lambda positions: [shard.texts[p] for p in positions], approx.embed
         )

@@ -36,7 +36,7 @@ from marketplace.approx.bundle import Approximator, ModelBundle, Prediction, sav
 from marketplace.approx.config import ApproxConfig, check_config_hash, read_json_manifest
 from marketplace.approx.data import LabeledData
 from marketplace.approx.embedding_store import open_embedding_store
-from marketplace.approx.encoder import EncoderRef, TextEncoder, load_encoder
+from marketplace.approx.encoder import EncoderRef, TextEncoder, default_encoder_ref, load_encoder, open_encoder
 from marketplace.approx.lineage import code_version
 from marketplace.approx.metrics import agreement
 from marketplace.approx.plots import plot_learning_curve, plot_pred_vs_exact
@@ -141,7 +141,8 @@ def train_approximator(
     scaler = fit_scaler(learned[train], config.label_transform)
     z = scaler.transform(learned)
 
-    base = load_encoder(encoder_ref, config.embed, device=device)
+    # A static encoder is distilled from ``encoder_ref`` once, into the embedding store's root.
+    base = open_encoder(encoder_ref, config.embed, device=device, cache_dir=store_root)
     store = open_embedding_store(store_root, base.ref, config.embed, base.dim)
     x_all, stats = store.ensure(data.content_hashes, data.texts, base.embed)
     x_target, _ = store.ensure(data.target_hashes, data.target_texts, base.embed)
@@ -157,12 +158,15 @@ def train_approximator(
             tuned, [texts[i] for i in train], z[train], [texts[i] for i in val], z[val], config
         )
         encoder_for_bundle = tuned
-    lineage = {**data.lineage, "code_version": code_version(), "encoder_digest": base.ref.digest}
+    lineage = {**data.lineage, "code_version": code_version(), "encoder_digest": base.ref.digest,
+               "encoder_kind": config.embed.encoder}
+    if config.embed.encoder == "static":  # the transformer the static table was distilled from
+        lineage["encoder_source_digest"] = (encoder_ref or default_encoder_ref()).digest
     bundle = ModelBundle(config=config, encoder_ref=base.ref, head_params=fit.head_params, scaler=scaler,
                          lineage=lineage, token_factor=factor)
     save_bundle(bundle, out / "bundle", encoder=encoder_for_bundle)
 
-    approx = Approximator(bundle, device=device, encoder=encoder_for_bundle)
+    approx = Approximator(bundle, device=device, encoder=encoder_for_bundle or base)
     w_test = w[test] if factor is not None else None
     prompts_test = None if data.prompt_chars is None else [data.prompt_chars[i] for i in test]
     if config.mode == "frozen":

@@ -38,7 +38,7 @@ def _render(d: dict[str, Any]) -> None:
 def train(
     campaign: str = CampaignArg,
     label_set: int | None = typer.Option(None, "--label-set", help="Label set id (default: the latest complete)."),
-    mode: str = typer.Option("frozen", "--mode", help="frozen (MiniLM embeddings + MLP heads) or finetune."),
+    mode: str = typer.Option("frozen", "--mode", help="frozen (encoder embeddings + MLP heads) or finetune."),
     seed: int | None = typer.Option(None, "--seed", help="Training seed (default MKT_SEED)."),
     heads: int = typer.Option(5, "--heads", help="Ensemble size (the spread is the uncertainty)."),
     hidden: int = typer.Option(128, "--hidden", help="Hidden units per head."),
@@ -53,6 +53,12 @@ def train(
     floor: float = typer.Option(0.5, "--floor", help="Minimum held-out Spearman to become champion."),
     encoder: Path | None = typer.Option(None, "--encoder",
                                         help="A Hugging Face encoder folder (default: the packaged MiniLM)."),
+    encoder_kind: str = typer.Option(
+        "transformer", "--encoder-kind",
+        help="transformer (the encoder itself), static (a word-piece table distilled from it once: ~100x faster "
+             "scoring, see docs/scoring.md) or hashed (hashed word-piece n-grams, no model)."),
+    encoder_dim: int | None = typer.Option(None, "--encoder-dim",
+                                           help="Vector size of a static (default 256) or hashed (1024) encoder."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default MKT_DEVICE)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -65,7 +71,8 @@ def train(
     overrides: dict[str, Any] = {
         "mode": mode, "seed": settings().seed if seed is None else seed, "n_heads": heads, "hidden_dim": hidden,
         "lr": lr, "rank_weight": rank_weight, "label_transform": label_transform,
-        "embed": {"layer": layer, "max_length": max_length, "precision": precision},
+        "embed": {"layer": layer, "max_length": max_length, "precision": precision, "encoder": encoder_kind,
+                  "dim": encoder_dim},
     }
     if mode == "finetune":
         overrides.update({"max_epochs": 4, "patience": 2, "batch_size": 16})
