@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/screenshots.py --home /tmp/demo --provider pydocs-press --provider copycat
 
 The reports are rendered again from the demo's database with the code of this checkout (into a temporary
-folder), then headless Chromium (Debian's ``chromium``; ``MKT_WITH_CHROMIUM=1 bash infra/bootstrap.sh``
+folder), then headless Chromium (Debian's ``chromium``; ``bash infra/bootstrap.sh``
 installs it) saves each page as a PNG in ``benchmarks/results/``. The pages are self-contained (inline
 CSS, SVG and PNG): Chromium runs with networking off and needs nothing but the file.
 """
@@ -31,7 +31,7 @@ def _chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    sys.exit("headless Chromium is not installed: run `MKT_WITH_CHROMIUM=1 bash infra/bootstrap.sh` "
+    sys.exit("headless Chromium is not installed: run `bash infra/bootstrap.sh` as root "
              "(Debian package chromium)")
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for the marketplace: a virtual environment in .venv with the CPU build of
 # torch, the project and its test extras, and (where the machine allows) Debian's real-text packages
-# used by the provider corpora. Idempotent: when everything is in place it only checks (about a second).
+# used by the provider corpora and headless Chromium with its driver (the portal's browser tests and the
+# screenshots of benchmarks/). Idempotent: when everything is in place it only checks (about a second).
 #
 #   bash infra/bootstrap.sh                     # everything
-#   MKT_SKIP_APT=1 bash infra/bootstrap.sh      # no apt-get (the corpora use the sources that are present)
-#   MKT_WITH_CHROMIUM=1 bash infra/bootstrap.sh # also headless Chromium, for benchmarks/screenshots.py
+#   MKT_SKIP_APT=1 bash infra/bootstrap.sh      # no apt-get (the corpora use the sources that are present;
+#                                               # the browser tests skip, unless MKT_REQUIRE_BROWSER is set)
 #
 # Each step prints one line saying what it installs and how long it usually takes (2 CPU cores, packages
 # from a local mirror or disk; a slow network makes the downloads longer).
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TEXT_PACKAGES="dict-foldoc dict-jargon dict-gcide wordnet-base fortunes fortunes-min"
-SCREENSHOT_PACKAGES="chromium fonts-dejavu-core"
+BROWSER_PACKAGES="chromium chromium-driver fonts-dejavu-core"
 STAMP="$VENV/.bootstrap-stamp"
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
@@ -40,12 +41,10 @@ apt_install() {  # apt_install WHAT PACKAGES...: only what is missing; recommend
 }
 
 # 1. Real English text from Debian (optional: FOLDOC, Jargon File, GCIDE, WordNet, fortunes), and
-#    headless Chromium when asked for (the report screenshots of benchmarks/).
+#    headless Chromium with chromedriver (the portal's real-browser tests, the screenshots of benchmarks/).
 if [ "${MKT_SKIP_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   apt_install "Debian text packages for the demo corpora" $TEXT_PACKAGES
-  if [ "${MKT_WITH_CHROMIUM:-0}" = "1" ]; then
-    apt_install "headless Chromium for the report screenshots" $SCREENSHOT_PACKAGES
-  fi
+  apt_install "headless Chromium and chromedriver for the browser tests and screenshots" $BROWSER_PACKAGES
 fi
 
 # 2. Virtual environment. torch first, pinned to the CPU build: a bare `torch` requirement would pull a
