@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from marketplace.db import Campaign, Provider, Sample, Submission
+from marketplace.db import Campaign, PricingRun, Provider, Sample, Submission
 from marketplace.db.eligibility import is_first_owner
 from marketplace.errors import ConfigError
 from marketplace.money import Money
@@ -91,6 +91,7 @@ class ProviderSummaryRow:
     value_share: float  # fraction of the allocated value (score units), 0..1
     payout_minor: int
     payout: str
+    check: str = ""  # the pricing run's fine-tuning check: "+9.8e-04 pass", "-8.8e-04 not paid", "" (none)
 
 
 def summarise_providers(session: Session, campaign: str | int, period: str | None = None) -> list[ProviderSummaryRow]:
@@ -114,6 +115,8 @@ def summarise_providers(session: Session, campaign: str | int, period: str | Non
             select(Submission.provider_id, func.sum(Submission.n_quarantined)).group_by(Submission.provider_id)
         )
     }
+    run = session.get(PricingRun, report.pricing_run_id)
+    checks = {int(c["provider_id"]): c for c in ((run.screening or {}).get("providers", []) if run else [])}
     rows = []
     for provider in session.scalars(select(Provider).order_by(Provider.id)):
         pv = by_provider.get(provider.id)
@@ -128,9 +131,17 @@ def summarise_providers(session: Session, campaign: str | int, period: str | Non
                 value_share=(pv.value_total / total_value) if pv else 0.0,
                 payout_minor=paid,
                 payout=str(Money(paid, report.currency)),
+                check=_check_text(checks.get(provider.id)),
             )
         )
     return sorted(rows, key=lambda r: (-r.payout_minor, r.provider))
+
+
+def _check_text(check: dict[str, object] | None) -> str:
+    if not check:
+        return ""
+    gain = float(check["gain"])  # type: ignore[arg-type]
+    return f"{gain:+.1e} {'pass' if check['passed'] else 'not paid'}"
 
 
 @dataclass(frozen=True)

@@ -264,3 +264,13 @@ def ingest_parameters(near_duplicates: bool | None = None,
     the options)."""
     cfg = settings or current_settings()
     return ingest_limits(cfg), dedup_params(near_duplicates, cfg)
+
+
+def pricing_options(device: str | None = None, settings: Settings | None = None) -> dict[str, object]:
+    """What :func:`marketplace.pricing.runner.run_pricing` needs from the settings for its fine-tuning
+    check: the resolved ``device`` and the measurement cache folder (shared with ``marketplace validate``).
+    The CLI, the ``price`` task and the API all price through this."""
+    from marketplace.validation.cache import measurement_cache_dir
+
+    cfg = settings or current_settings()
+    return {"device": resolve_device(device, cfg), "screening_cache_dir": measurement_cache_dir(cfg)}

@@ -38,6 +38,7 @@ from marketplace.cli.common import (
 )
 from marketplace.cli.demo_progress import DemoProgress
 from marketplace.cli.outcomes import audit_outcome, gate_outcome, heldout_outcome
+from marketplace.names import rich_safe
 from marketplace.runtime import ingest_limits
 from marketplace.settings import Settings, redact_url
 
@@ -223,11 +224,12 @@ def demo(
 
         out = stdout_console()
         table = Table(title=f"{d['campaign']} · period {d['period']} · {d['seconds']:.0f} s")
-        for col in ("provider", "samples", "duplicates", "quarantined", "value share", "payout"):
+        for col in ("provider", "samples", "duplicates", "quarantined", "value share", "fine-tuning check",
+                    "payout"):
             table.add_column(col, justify="left" if col == "provider" else "right", no_wrap=True)
         for r in d["providers"]:
-            table.add_row(r.provider, str(r.samples), str(r.duplicates), str(r.quarantined),
-                          f"{100 * r.value_share:.1f}%", r.payout)
+            table.add_row(rich_safe(r.provider), str(r.samples), str(r.duplicates), str(r.quarantined),
+                          f"{100 * r.value_share:.1f}%", r.check or "-", r.payout)
         out.print(table)
         v = d["valuation"]
         lines = {

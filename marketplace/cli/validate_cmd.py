@@ -32,12 +32,17 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _check(passed: bool | None) -> str:
+    return "-" if passed is None else ("pass" if passed else "not paid")
+
+
 def _render(d: dict[str, Any]) -> None:
     result, headline = d["result"], d["result"]["headline"]
     print_table(
         f"payout validation {result['campaign_name']} · pricing run {result['pricing_run_id']} ({result['period']})",
-        ["provider", "paid samples", "payout share", f"gain/sample ({headline})", "± sd", "ideal share"],
-        ((p["provider_name"], p["n_paid"], _pct(p["payout_share"]),
+        ["provider", "pricing check", "paid samples", "payout share", f"gain/sample ({headline})", "± sd",
+         "ideal share"],
+        ((p["provider_name"], _check(p.get("check_passed")), p["n_paid"], _pct(p["payout_share"]),
           "n/a" if p["gain"][headline] is None else f"{p['gain'][headline]:+.3e}",
           "n/a" if p["gain_sd"][headline] is None else f"{p['gain_sd'][headline]:.1e}",
           _pct(p["ideal_share"][headline]))

@@ -157,6 +157,9 @@ class PricingRun(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Why this run was priced without a passed audit (``marketplace price --override-audit``); None: audited.
     audit_override: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The fine-tuning check the run paid by (marketplace.validation.screening.Screening.to_json); None when
+    # its policy's screen is "none" (and on runs from before the check existed).
+    screening: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
 
 
 class Allocation(Base):

@@ -23,7 +23,8 @@ from marketplace.db import Campaign, RunStatus, Sample, Score, ScoreRun, Submiss
 from marketplace.db.eligibility import is_payable
 from marketplace.errors import AuditFailedError, NotFoundError, ValidationError
 
-__all__ = ["EligibleScores", "check_audit", "choose_score_run", "latest_complete_score_run", "load_eligible_scores"]
+__all__ = ["EligibleScores", "check_audit", "choose_score_run", "latest_complete_score_run", "load_eligible_scores",
+           "only_providers"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,10 @@ def load_eligible_scores(session: Session, score_run: ScoreRun) -> EligibleScore
         np.asarray(columns[0], np.int64), np.asarray(columns[1], np.int64), np.asarray(columns[2], np.int64),
         np.asarray(columns[3], np.float64),
     )
+
+
+def only_providers(eligible: EligibleScores, provider_ids: frozenset[int]) -> EligibleScores:
+    """The rows of ``eligible`` whose provider is in ``provider_ids`` (the ones the fine-tuning check passed)."""
+    keep = np.isin(eligible.provider_ids, np.fromiter(provider_ids, dtype=np.int64, count=len(provider_ids)))
+    return EligibleScores(eligible.sample_ids[keep], eligible.submission_ids[keep], eligible.provider_ids[keep],
+                          eligible.scores[keep])

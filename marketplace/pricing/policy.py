@@ -20,6 +20,11 @@ Fields and what they do (docs/pricing-and-ledger.md; the allocation itself is in
   sample on its own (negatives count as 0). ``"sample"`` is left out of
   :meth:`PricingPolicy.canonical_json`: policies from before the field existed keep their hash. Why
   provider netting is the default: docs/valuation.md, "The default label".
+- ``screen`` (``"finetune"`` or ``"none"``, default ``"finetune"``): the fine-tuning check
+  (:mod:`marketplace.validation.screening`). With ``"finetune"`` a pricing run pays only providers whose
+  data, fine-tuned on, clearly lowers the target loss; the check's result is stored on the run. Why it is
+  the default: docs/valuation.md, "The fine-tuning check". ``"none"`` is left out of the hash, like
+  ``netting="sample"``.
 
 A campaign's policy (:func:`campaign_policy`) is its stored ``options["pricing"]`` over these defaults,
 with a run's explicit overrides on top: ``marketplace price``, the ``price`` flow and the ``revalue``
@@ -63,6 +68,15 @@ class PricingPolicy(BaseModel):
         ),
     )
 
+    screen: Literal["none", "finetune"] = Field(
+        default="finetune",
+        description=(
+            "'finetune': before allocating, fine-tune the target model on a few draws of each provider's data "
+            "and pay only providers whose data clearly lowers the target loss "
+            "(marketplace.validation.screening). 'none': pay on the scores alone."
+        ),
+    )
+
     @field_validator("cap_percentile", "reserve", mode="after")
     @classmethod
     def _finite(cls, value: float) -> float:
@@ -73,8 +87,9 @@ class PricingPolicy(BaseModel):
     def canonical_json(self) -> str:
         """Sorted-key JSON of every field (Decimal as its exact string): what the hash covers.
 
-        ``netting`` appears only when it is not ``"sample"``: a policy from before the field existed
-        hashes as it did then, so existing pricing runs keep their identity.
+        ``netting`` appears only when it is not ``"sample"`` and ``screen`` only when it is not ``"none"``: a
+        policy from before those fields existed hashes as it did then, so existing pricing runs keep their
+        identity.
         """
         data: dict[str, Any] = {
             "cap_percentile": repr(float(self.cap_percentile)),
@@ -85,6 +100,8 @@ class PricingPolicy(BaseModel):
         }
         if self.netting != "sample":
             data["netting"] = self.netting
+        if self.screen != "none":
+            data["screen"] = self.screen
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -109,7 +126,8 @@ def parse_policy(data: Mapping[str, Any] | None) -> PricingPolicy:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ValidationError(
             f"invalid pricing policy ({problems}); valid fields: cap_percentile in (0, 100], reserve >= 0, "
-            "provider_share_cap in (0, 1] or null, fee_bps in [0, 10000], netting 'sample' or 'provider'"
+            "provider_share_cap in (0, 1] or null, fee_bps in [0, 10000], netting 'sample' or 'provider', "
+            "screen 'finetune' or 'none'"
         ) from exc
 
 

@@ -15,15 +15,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from marketplace.campaigns import get_campaign
 from marketplace.db import Campaign, PricingRun
 from marketplace.db.retry import run_in_transaction
-from marketplace.pricing.policy import PolicyOverrides
+from marketplace.pricing.eligible import check_audit, choose_score_run
+from marketplace.pricing.policy import PolicyOverrides, campaign_policy
 from marketplace.pricing.posting import BatchOutcome, post_pricing_batch
 from marketplace.pricing.runs import create_pricing_run
+from marketplace.validation.gains import Progress
+from marketplace.validation.screening import Screening, ScreeningConfig, screen_providers
 
 __all__ = ["PricingOutcome", "post_until_done", "run_pricing"]
 
@@ -56,6 +61,7 @@ class PricingOutcome:
     n_posted: int
     superseded_by: int | None
     audit_override: str | None = None
+    screening: dict[str, Any] | None = None  # the fine-tuning check the run paid by (pricing_runs.screening)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON document of ``marketplace price --json`` and of the ``price`` flow."""
@@ -99,6 +105,10 @@ def run_pricing(
     hook: Hook | None = None,
     audit_override: str | None = None,
     actor: str | None = None,
+    device: str = "cpu",
+    screening_cache_dir: Path | None = None,
+    screening_config: ScreeningConfig | None = None,
+    progress: Progress | None = None,
 ) -> PricingOutcome:
     """Create (or find) the pricing run of ``campaign``'s ``period`` and post it to completion.
 
@@ -106,15 +116,36 @@ def run_pricing(
     :func:`~marketplace.pricing.policy.campaign_policy`); None prices with the campaign's own policy.
     ``audit_override``: the operator's reason to pay a score run without a passed audit (recorded on the run).
     ``actor``: who prices, for the audit trail (default: the OS user).
+
+    When the policy's ``screen`` is ``"finetune"`` (the default), the providers are first put through the
+    fine-tuning check (:func:`~marketplace.validation.screening.screen_providers`, on ``device``, reusing
+    measurements kept in ``screening_cache_dir``; ``progress`` sees every fine-tuning run), with no
+    database session open; the score run and its audit are checked before that, so a run that cannot be
+    paid fails fast.
     """
+    screening = _screen_if_needed(factory, campaign, policy, score_run_id, audit_override, device=device,
+                                  cache_dir=screening_cache_dir, config=screening_config, progress=progress)
     run, created = run_in_transaction(
         factory, lambda s: create_pricing_run(s, campaign, period, policy, score_run_id=score_run_id,
-                                              audit_override=audit_override, actor=actor)
+                                              audit_override=audit_override, actor=actor, screening=screening)
     )
     if hook is not None:
         hook("allocated", 0)
     n_posted, superseded_by = post_until_done(factory, run.id, batch_size=batch_size, hook=hook)
     return run_in_transaction(factory, lambda s: _outcome(s, run.id, created, n_posted, superseded_by))
+
+
+def _screen_if_needed(factory: sessionmaker[Session], campaign: str | int, policy: PolicyOverrides,
+                      score_run_id: int | None, audit_override: str | None, *, device: str,
+                      cache_dir: Path | None, config: ScreeningConfig | None,
+                      progress: Progress | None) -> Screening | None:
+    with factory() as session:
+        camp = get_campaign(session, campaign)
+        if campaign_policy(camp.options, policy).screen != "finetune":
+            return None
+        check_audit(camp, choose_score_run(session, camp, score_run_id), audit_override)
+        name = camp.id
+    return screen_providers(factory, name, config, device=device, cache_dir=cache_dir, progress=progress)
 
 
 def _outcome(session: Session, run_id: int, created: bool, n_posted: int, superseded_by: int | None) -> PricingOutcome:
@@ -129,5 +160,5 @@ def _outcome(session: Session, run_id: int, created: bool, n_posted: int, supers
         budget_minor=run.budget_minor, allocated_minor=run.allocated_minor,
         unallocated_minor=run.unallocated_minor, n_eligible=run.n_eligible, n_paid=run.n_paid,
         n_submissions=run.n_submissions, n_posted=n_posted, superseded_by=superseded_by,
-        audit_override=run.audit_override,
+        audit_override=run.audit_override, screening=run.screening,
     )

@@ -21,13 +21,14 @@ from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingR
 from marketplace.db.audit import record_audit
 from marketplace.db.engine import insert_on_conflict_do_nothing
 from marketplace.db.priced_catalog import catalog_fingerprints
-from marketplace.errors import NotFoundError
+from marketplace.errors import ConfigError, NotFoundError
 from marketplace.ledger.limits import check_budget_minor
 from marketplace.names import display_name
 from marketplace.pricing.allocation import AllocationResult, allocate_budget
-from marketplace.pricing.eligible import check_audit, choose_score_run, load_eligible_scores
+from marketplace.pricing.eligible import check_audit, choose_score_run, load_eligible_scores, only_providers
 from marketplace.pricing.period import check_campaign_period
 from marketplace.pricing.policy import PolicyOverrides, campaign_policy
+from marketplace.validation.screening import Screening
 
 __all__ = ["create_pricing_run"]
 
@@ -50,6 +51,7 @@ def create_pricing_run(
     score_run_id: int | None = None,
     audit_override: str | None = None,
     actor: str | None = None,
+    screening: Screening | None = None,
 ) -> tuple[PricingRun, bool]:
     """Get or create the pricing run (and its allocations) of ``campaign``'s ``period``. Returns (run, created).
 
@@ -72,11 +74,17 @@ def create_pricing_run(
     if existing is not None:
         return existing, False
     overridden = check_audit(camp, score_run, audit_override)
+    if pricing_policy.screen == "finetune" and screening is None:
+        raise ConfigError(f"campaign {display_name(camp.name)!r} is priced with the fine-tuning check "
+                          "(policy screen='finetune') but no check was given; price through "
+                          "marketplace.pricing.runner.run_pricing, which measures it, or set screen='none'")
     version = session.get(ApproximatorVersion, score_run.approximator_version_id)
     if version is None:  # the foreign key makes this impossible; keep a real error anyway
         raise NotFoundError(f"approximator version {score_run.approximator_version_id} of score run {score_run.id}")
 
     eligible = load_eligible_scores(session, score_run)
+    if pricing_policy.screen == "finetune" and screening is not None:
+        eligible = only_providers(eligible, screening.passed_provider_ids)
     result = allocate_budget(camp.budget_minor, eligible.sample_ids, eligible.scores, eligible.submission_ids,
                              eligible.provider_ids, pricing_policy)
     row = {
@@ -87,6 +95,7 @@ def create_pricing_run(
         "allocated_minor": result.allocated_minor, "unallocated_minor": result.unallocated_minor,
         "status": PricingRunStatus.ALLOCATED, "created_at": utcnow(),
         "audit_override": audit_override.strip() if overridden and audit_override else None,
+        "screening": screening.to_json() if pricing_policy.screen == "finetune" and screening is not None else None,
     }
     stmt = insert_on_conflict_do_nothing(session, PricingRun, _RUN_KEY).values(**row).returning(PricingRun.id)
     run_id = session.execute(stmt).scalar_one_or_none()

@@ -53,6 +53,7 @@ class ProviderComparison:
     gain_sd: dict[str, float | None]
     ideal_share: dict[str, float | None]  # None when the regime's ideal split is undefined
     within_noise: dict[str, bool]
+    check_passed: bool | None = None  # the pricing run's fine-tuning check; None when the run had none
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def compare_with_payouts(measurement: GainMeasurement, payouts: PayoutSnapshot) 
             gain_sd={r: _opt(a.sd, i) for r, a in arrays.items()},
             ideal_share={r: _opt(a.ideal, i) for r, a in arrays.items()},
             within_noise={r: bool(a.noisy[i]) for r, a in arrays.items()},
+            check_passed=payouts.checked.get(pid) if payouts.checked else None,
         )
         for i, (pid, pname) in enumerate(rows)
     )

@@ -9,10 +9,11 @@ whose samples were all valued at 0 appear with 0; providers without any allocati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from marketplace.db import PricingRun
 from marketplace.reports.buyer import build_buyer_report
 
 __all__ = ["PayoutSnapshot", "ProviderPayout", "load_payouts"]
@@ -34,6 +35,9 @@ class PayoutSnapshot:
     budget_minor: int
     allocated_minor: int  # the sum of every provider's amount (the budget less what the cap left)
     providers: tuple[ProviderPayout, ...]
+    # provider id -> passed, from the run's fine-tuning check (marketplace.validation.screening); empty when
+    # the run was priced without it
+    checked: dict[int, bool] = field(default_factory=dict)
 
 
 def load_payouts(session: Session, campaign: str | int, period: str | None = None) -> PayoutSnapshot:
@@ -42,9 +46,12 @@ def load_payouts(session: Session, campaign: str | int, period: str | None = Non
     Raises :class:`~marketplace.errors.NotFoundError` when there is none: run ``marketplace price`` first.
     """
     report = build_buyer_report(session, campaign, period, top_k=0)
+    run = session.get(PricingRun, report.pricing_run_id)
+    checks = (run.screening or {}).get("providers", []) if run is not None else []
     return PayoutSnapshot(
         pricing_run_id=report.pricing_run_id, period=report.period, currency=report.currency,
         budget_minor=report.budget_minor, allocated_minor=report.allocated_minor,
         providers=tuple(ProviderPayout(p.provider_id, p.provider_name, p.n_paid, p.amount_minor)
                         for p in sorted(report.providers, key=lambda p: p.provider_id)),
+        checked={int(c["provider_id"]): bool(c["passed"]) for c in checks},
     )

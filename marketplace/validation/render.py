@@ -46,13 +46,13 @@ def validation_csv_rows(v: PayoutValidation) -> tuple[list[str], list[list[objec
     and within-noise flag. Shares are fractions (0..1); empty cells where a value is undefined."""
     regimes = _regimes(v)
     header = ["provider_id", "provider", "payable_samples", "samples_used", "paid_samples", "amount_minor",
-              "amount", "payout_share"]
+              "amount", "payout_share", "pricing_check_passed"]
     for r in regimes:
         header += [f"gain_{r}", f"gain_sd_{r}", f"ideal_share_{r}", f"within_noise_{r}"]
     rows: list[list[object]] = []
     for p in v.providers:
         row: list[object] = [p.provider_id, p.provider_name, p.n_payable, p.n_used, p.n_paid, p.amount_minor,
-                             str(Money(p.amount_minor, v.currency)), p.payout_share]
+                             str(Money(p.amount_minor, v.currency)), p.payout_share, p.check_passed]
         for r in regimes:
             row += [p.gain[r], p.gain_sd[r], p.ideal_share[r], p.within_noise[r]]
         rows.append(row)
@@ -75,8 +75,8 @@ def _html_table(header: list[str], rows: list[list[str]], *, numeric_from: int, 
 
 
 def _provider_cells(p: ProviderComparison, regimes: list[str], currency: str) -> list[str]:
-    cells = [p.provider_name, str(p.n_used), str(p.n_paid), str(Money(p.amount_minor, currency)),
-             _pct(p.payout_share)]
+    cells = [p.provider_name, _check(p.check_passed), str(p.n_used), str(p.n_paid),
+             str(Money(p.amount_minor, currency)), _pct(p.payout_share)]
     for r in regimes:
         sd = p.gain_sd[r]
         noise = " ~0" if p.within_noise[r] else ""
@@ -92,7 +92,7 @@ def validation_html(v: PayoutValidation) -> str:
     verdict_rows = [[f"{r}{' (headline)' if r == v.headline else ''}", verdicts[r].description,
                      _pct(verdicts[r].misallocated_share), _pct(verdicts[r].harmful_share),
                      _pct(verdicts[r].clearly_harmful_share), _pct(verdicts[r].uncertain_share)] for r in regimes]
-    provider_header = ["provider", "samples used", "paid samples", "paid", "payout share"]
+    provider_header = ["provider", "pricing check", "samples used", "paid samples", "paid", "payout share"]
     for r in regimes:
         provider_header += [f"gain/sample {r}", f"ideal share {r}"]
     notes = [verdicts[r].note for r in regimes if verdicts[r].note]
@@ -108,13 +108,14 @@ def validation_html(v: PayoutValidation) -> str:
         "the drop of the target loss divided by the samples used. The ideal share is proportional to max(gain, 0) "
         "x payable samples; <b>misallocated</b> is the total variation distance between payout and ideal shares, "
         "<b>harmful</b> the share paid to providers whose gain is negative. Gains marked ~0 are within one "
-        "standard deviation (over seeds) of zero.</p>"
+        "standard deviation (over seeds) of zero. The pricing check is the pricing run's own fine-tuning check "
+        "(other seeds and draws than this validation): providers that did not pass it were not paid.</p>"
         "<h2>Verdict</h2>"
         + _html_table(["regime", "fine-tuning", "misallocated", "harmful", "harmful beyond 1 sd",
                        "paid to gains ~0"], verdict_rows, numeric_from=2, marked=0)
         + "".join(f"<p>{html.escape(n)}</p>" for n in notes)
         + "<h2>Providers</h2>"
-        + _html_table(provider_header, [_provider_cells(p, regimes, v.currency) for p in v.providers], numeric_from=1)
+        + _html_table(provider_header, [_provider_cells(p, regimes, v.currency) for p in v.providers], numeric_from=2)
     )
     title = html.escape(f"Payout validation {v.campaign_name}")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
@@ -135,13 +136,18 @@ def validation_markdown(v: PayoutValidation) -> str:
     lines += [f"| {md_escape(r.regime)} | {_pct(r.misallocated_share)} | {_pct(r.harmful_share)} | "
               f"{_pct(r.clearly_harmful_share)} | {_pct(r.uncertain_share)} |" for r in v.verdicts]
     lines += [f"\n{md_escape(r.regime)}: {md_escape(r.note)}" for r in v.verdicts if r.note]
-    lines += ["", f"| provider | payout share | gain/sample ({md_escape(v.headline)}) | ideal share |",
-              "|---|---:|---:|---:|"]
+    lines += ["", f"| provider | pricing check | payout share | gain/sample ({md_escape(v.headline)}) | ideal share |",
+              "|---|---|---:|---:|---:|"]
     for p in sorted(v.providers, key=lambda p: (-p.amount_minor, p.provider_id)):
         noise = " (~0)" if p.within_noise[v.headline] else ""
-        lines.append(f"| {md_escape(p.provider_name)} | {_pct(p.payout_share)} | {_gain(p.gain[v.headline])}{noise} | "
+        lines.append(f"| {md_escape(p.provider_name)} | {_check(p.check_passed)} | {_pct(p.payout_share)} | "
+                     f"{_gain(p.gain[v.headline])}{noise} | "
                      f"{_pct(p.ideal_share[v.headline])} |")
     return "\n".join(lines) + "\n"
+
+
+def _check(passed: bool | None) -> str:
+    return "-" if passed is None else ("pass" if passed else "not paid")
 
 
 def validation_stem(campaign_id: int, pricing_run_id: int) -> str:

@@ -22,7 +22,8 @@ def test_summary_rows_follow_the_books(session_factory: sessionmaker[Session]) -
         scores = {xg[0].id: 3.0, xg[1].id: 2.0, xg[2].id: 0.0, xn[0].id: 1.0, xn[1].id: -4.0,
                   **{x.id: 3.0 for x in xc}}
         make_score_run(s, camp, scores)
-    run_pricing(session_factory, "demo-summary", "2026-11", PricingPolicy(cap_percentile=100.0, netting="sample"))
+    run_pricing(session_factory, "demo-summary", "2026-11", PricingPolicy(screen="none", cap_percentile=100.0,
+                                                                             netting="sample"))
 
     with session_factory() as s:
         rows = summarise_providers(s, "demo-summary", "2026-11")

@@ -25,7 +25,7 @@ def test_valuation_summary_reads_the_priced_run(session_factory: sessionmaker[Se
         version.metrics = {"approx_spearman": 0.43, "tfidf_ridge_spearman": 0.45, "target_cosine_spearman": 0.14,
                            "approx_mean_spread": 0.1}
         version.decision = "no champion yet and held-out Spearman 0.43 clears the floor 0.2"
-    run_pricing(session_factory, "demo-valuation", "2026-11", PricingPolicy(cap_percentile=100.0))
+    run_pricing(session_factory, "demo-valuation", "2026-11", PricingPolicy(screen="none", cap_percentile=100.0))
     with session_factory() as s:
         summary = summarise_valuation(s, "demo-valuation")
     assert summary.n_labels == 10  # the label set behind the run (tests.support's)

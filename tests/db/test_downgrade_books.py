@@ -19,7 +19,7 @@ def _price(factory: sessionmaker[Session]) -> None:
         _, xs = make_submission(s, make_provider(s), ["downgrade a", "downgrade b"])
         make_score_run(s, camp, {xs[0].id: 1.0, xs[1].id: 3.0})
         cid = camp.id
-    run_pricing(factory, cid, "2026-11", PricingPolicy(cap_percentile=100))
+    run_pricing(factory, cid, "2026-11", PricingPolicy(screen="none", cap_percentile=100))
 
 
 def _steps_below_the_ledger() -> str:

@@ -20,7 +20,7 @@ from marketplace.pricing import PricingPolicy, campaign_policy
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
 
 runner = CliRunner()
-OPTIONS = {"pricing": {"cap_percentile": 60, "fee_bps": 250}}
+OPTIONS = {"pricing": {"cap_percentile": 60, "fee_bps": 250, "screen": "none"}}
 
 
 def _seed() -> dict[str, int]:
@@ -69,7 +69,7 @@ def test_cli_price_flow_and_revalue_flow_post_identical_books(prefect_harness: N
 
     books = {period: _books(period) for period in ("2026-01", "2026-02", "2026-03")}
     expected_hash = campaign_policy(OPTIONS).policy_hash
-    assert expected_hash != PricingPolicy().policy_hash
+    assert expected_hash != PricingPolicy(screen="none").policy_hash
     assert {policy_hash for _, policy_hash in books.values()} == {expected_hash}
     credited = [c for c, _ in books.values()]
     assert credited[0] == credited[1] == credited[2]

@@ -37,7 +37,7 @@ def _priced(factory: sessionmaker[Session]) -> tuple[int, list[int], int]:
         make_submission(s, other, ["someone else's text"])
         make_score_run(s, camp, {xs[0].id: 1.0, xs[1].id: 2.0})
         ids = (camp.id, [x.id for x in xs], other.id)
-    run_pricing(factory, ids[0], "2026-11", PricingPolicy(cap_percentile=100), actor="pricing-bot")
+    run_pricing(factory, ids[0], "2026-11", PricingPolicy(screen="none", cap_percentile=100), actor="pricing-bot")
     return ids
 
 
@@ -61,9 +61,11 @@ def test_core_functions_record_who_did_what(session_factory: sessionmaker[Sessio
         _, xs = make_submission(s, make_provider(s), ["price me please", "and me too"])
         first = make_score_run(s, campaign_row := s.get(type(campaign), cid), {xs[0].id: 1.0, xs[1].id: 1.0})
         second = make_score_run(s, campaign_row, {xs[0].id: 1.0, xs[1].id: 3.0})
-    run_pricing(session_factory, cid, "2026-11", PricingPolicy(cap_percentile=100), score_run_id=first.id,
+    run_pricing(session_factory, cid, "2026-11", PricingPolicy(screen="none", cap_percentile=100),
+                score_run_id=first.id,
                 actor="carol")
-    run_pricing(session_factory, cid, "2026-11", PricingPolicy(cap_percentile=100), score_run_id=second.id)
+    run_pricing(session_factory, cid, "2026-11", PricingPolicy(screen="none", cap_percentile=100),
+                score_run_id=second.id)
     assert [e.actor for e in _events(session_factory, "priced")] == ["carol"]
     revalued = _events(session_factory, "revalued")
     assert [e.actor for e in revalued] == [current_actor()]  # no actor given: the OS user

@@ -36,7 +36,7 @@ from tests.support.catalog import make_campaign, make_provider, make_score_run, 
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SEEDS = 20
-POLICY = PricingPolicy(cap_percentile=95, fee_bps=300)
+POLICY = PricingPolicy(screen="none", cap_percentile=95, fee_bps=300)
 PERIOD = "2026-11"
 
 CHILD = r"""

@@ -30,7 +30,7 @@ def priced(session_factory: sessionmaker[Session]) -> int:
         _, ys = make_submission(s, make_provider(s), ["rewrite c"])
         make_score_run(s, camp, {xs[0].id: 1.0, xs[1].id: 2.0, ys[0].id: 3.0})
         cid = camp.id
-    run_pricing(session_factory, cid, "2026-11", PricingPolicy(cap_percentile=100))
+    run_pricing(session_factory, cid, "2026-11", PricingPolicy(screen="none", cap_percentile=100))
     return cid
 
 

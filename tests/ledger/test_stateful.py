@@ -38,7 +38,7 @@ def _machine(factory: sessionmaker[Session]) -> type[RuleBasedStateMachine]:
         @initialize(budget=st.integers(0, 10**9), fee_bps=st.sampled_from([0, 250]),
                     sizes=st.lists(st.integers(1, 3), min_size=2, max_size=4))
         def setup(self, budget: int, fee_bps: int, sizes: list[int]) -> None:
-            self.policy = PricingPolicy(cap_percentile=100, fee_bps=fee_bps)
+            self.policy = PricingPolicy(screen="none", cap_percentile=100, fee_bps=fee_bps)
             self.budget = budget
             with factory() as s, s.begin():
                 camp = make_campaign(s, budget_minor=budget)

@@ -18,7 +18,7 @@ from marketplace.pricing.period import period_granularity, validate_period
 from marketplace.pricing.runner import run_pricing
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
 
-POLICY = PricingPolicy(cap_percentile=100)
+POLICY = PricingPolicy(screen="none", cap_percentile=100)
 
 
 def _campaign(factory: sessionmaker[Session], audit: dict[str, object] | None = None, threshold: float = 0.9,

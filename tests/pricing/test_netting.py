@@ -100,7 +100,7 @@ def test_a_provider_whose_scores_net_to_zero_or_less_gets_nothing(budget: int, p
 
 def test_netting_example() -> None:
     # Provider 1: +3 and -1 nets to 2 (its one positive sample is valued 2); provider 2: +2, +1.
-    policy = PricingPolicy(cap_percentile=100, netting="provider")
+    policy = PricingPolicy(screen="none", cap_percentile=100, netting="provider")
     res = allocate_budget(1000, [1, 2, 3, 4], [3.0, -1.0, 2.0, 1.0], [10, 10, 20, 20], [1, 1, 2, 2], policy)
     assert res.amount_by_sample() == {1: 400, 2: 0, 3: 400, 4: 200}
     assert res.values.tolist() == [2.0, 0.0, 2.0, 1.0]
@@ -108,7 +108,8 @@ def test_netting_example() -> None:
     res = allocate_budget(1000, [1, 2, 3], [3.0, -4.0, 3.0], [10, 10, 20], [1, 1, 2], policy)
     assert res.per_provider == {1: 0, 2: 1000}
     assert allocate_budget(1000, [1, 2, 3], [3.0, -4.0, 3.0], [10, 10, 20], [1, 1, 2],
-                           PricingPolicy(cap_percentile=100, netting="sample")).per_provider == {1: 500, 2: 500}
+                           PricingPolicy(screen="none", cap_percentile=100, netting="sample")
+                           ).per_provider == {1: 500, 2: 500}
     # The cap guards the negative tail too: -100 is debited as -3 (the cap), so provider 1 nets to 0.
     res = allocate_budget(1000, [1, 2, 3], [3.0, -100.0, 1.0], [10, 10, 20], [1, 1, 2], policy)
     assert res.per_provider == {1: 0, 2: 1000}
@@ -119,7 +120,7 @@ def test_netting_example() -> None:
 
 def test_reserve_applies_to_the_paid_values_only() -> None:
     """A positive score below the reserve earns nothing and adds nothing to its provider's net value."""
-    policy = PricingPolicy(cap_percentile=100, reserve=1.0, netting="provider")
+    policy = PricingPolicy(screen="none", cap_percentile=100, reserve=1.0, netting="provider")
     res = allocate_budget(1000, [1, 2, 3], [0.5, 2.0, 2.0], [10, 10, 20], [1, 1, 2], policy)
     assert res.amount_by_sample() == {1: 0, 2: 500, 3: 500}
     res = allocate_budget(1000, [1, 2, 3, 4], [0.5, 2.0, -0.5, 2.0], [10, 10, 10, 20], [1, 1, 1, 2], policy)
@@ -149,7 +150,7 @@ def test_without_negative_scores_netting_equals_per_sample(budget: int, pool: di
 def test_adding_negative_samples_never_gains(budget: int, pool: dict[str, list], data: st.DataObject,
                                              share_cap: Decimal | None) -> None:
     """With the cap at 100 (a percentile cap can fall when low scores are added, in either mode)."""
-    policy = PricingPolicy(cap_percentile=100, provider_share_cap=share_cap, netting="provider")
+    policy = PricingPolicy(screen="none", cap_percentile=100, provider_share_cap=share_cap, netting="provider")
     p = data.draw(st.sampled_from(sorted(set(pool["provs"]))))
     extra = data.draw(st.lists(wide_scores.filter(lambda s: s < 0), min_size=1, max_size=5))
     new_ids = [20_000 + i for i in range(len(extra))]
@@ -170,7 +171,7 @@ def test_splitting_a_provider_can_only_raise_what_netting_pays_it(budget: int, p
                                                                   data: st.DataObject,
                                                                   share_cap: Decimal | None) -> None:
     """Netting is per account: moving some of p's samples to a new account p' never lowers their exact total."""
-    policy = PricingPolicy(cap_percentile=100, provider_share_cap=share_cap, netting="provider")
+    policy = PricingPolicy(screen="none", cap_percentile=100, provider_share_cap=share_cap, netting="provider")
     p = data.draw(st.sampled_from(sorted(set(pool["provs"]))))
     members = [i for i, q in enumerate(pool["provs"]) if q == p]
     moved = set(data.draw(st.lists(st.sampled_from(members), unique=True)))
@@ -188,7 +189,7 @@ def test_splitting_a_provider_can_only_raise_what_netting_pays_it(budget: int, p
 
 def test_splitting_escapes_netting_example() -> None:
     """The known weakness: a provider whose negative samples net it out gets paid again from two accounts."""
-    policy = PricingPolicy(cap_percentile=100, netting="provider")
+    policy = PricingPolicy(screen="none", cap_percentile=100, netting="provider")
     one = allocate_budget(1000, [1, 2, 3], [3.0, -4.0, 3.0], [10, 10, 20], [1, 1, 2], policy)
     two = allocate_budget(1000, [1, 2, 3], [3.0, -4.0, 3.0], [10, 11, 20], [1, 3, 2], policy)
     assert one.per_provider[1] == 0 and two.per_provider[1] + two.per_provider[3] == 500
@@ -196,9 +197,10 @@ def test_splitting_escapes_netting_example() -> None:
 
 def test_provider_netting_is_the_default_and_per_sample_keeps_the_old_hash() -> None:
     assert PricingPolicy().netting == "provider" and PricingPolicy() == PricingPolicy(netting="provider")
-    assert PricingPolicy(netting="sample").policy_hash == DEFAULT_POLICY_HASH  # runs priced before the field
-    assert "netting" not in json.loads(PricingPolicy(netting="sample").canonical_json())
-    provider = PricingPolicy(netting="provider")
+    # runs priced before the field
+    assert PricingPolicy(screen="none", netting="sample").policy_hash == DEFAULT_POLICY_HASH
+    assert "netting" not in json.loads(PricingPolicy(screen="none", netting="sample").canonical_json())
+    provider = PricingPolicy(screen="none", netting="provider")
     assert json.loads(provider.canonical_json())["netting"] == "provider"
     assert provider.policy_hash != DEFAULT_POLICY_HASH
 
@@ -208,7 +210,8 @@ def test_netting_from_stored_options_and_overrides() -> None:
     assert campaign_policy(stored).netting == "provider"
     assert campaign_policy(stored, {"netting": "sample"}).netting == "sample"
     assert campaign_policy(None, {"netting": "provider"}).netting == "provider"
-    assert campaign_policy(stored, PricingPolicy(netting="sample")).netting == "sample"  # a whole policy wins
+    # a whole policy wins
+    assert campaign_policy(stored, PricingPolicy(screen="none", netting="sample")).netting == "sample"
     assert campaign_policy(None).netting == campaign_policy({"pricing": {}}).netting == "provider"
     with pytest.raises(ValidationError, match=r"netting.*'sample' or 'provider'"):
         parse_policy({"netting": "account"})
@@ -233,7 +236,7 @@ def test_price_cli_netting_option(mkt_home: Path) -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["policy"]["netting"] == "provider" and out["allocated_minor"] == 10_000
-    assert out["policy_hash"] == PricingPolicy(cap_percentile=100, netting="provider").policy_hash
+    assert out["policy_hash"] == PricingPolicy(screen="none", cap_percentile=100, netting="provider").policy_hash
     with factory() as s:
         rows = {int(r[0]): int(r[1]) for r in s.execute(text("SELECT sample_id, amount_minor FROM allocations"))}
     assert rows == {xa[0].id: 0, xa[1].id: 0, xb[0].id: 10_000}
@@ -243,7 +246,7 @@ def test_stored_netting_prices_the_campaign_netted(session_factory: sessionmaker
     """On SQLite and PostgreSQL: a campaign storing ``netting: provider`` is priced netted, rerun-safe."""
     with session_factory() as s, s.begin():
         camp = make_campaign(s, budget_minor=10_000)
-        camp.options = {"pricing": {"cap_percentile": 100, "netting": "provider"}}
+        camp.options = {"pricing": {"cap_percentile": 100, "netting": "provider", "screen": "none"}}
         a, b = make_provider(s), make_provider(s)
         _, xa = make_submission(s, a, ["alpha one", "alpha two", "alpha three"])
         _, xb = make_submission(s, b, ["beta one"])
@@ -251,7 +254,7 @@ def test_stored_netting_prices_the_campaign_netted(session_factory: sessionmaker
         camp_id, a_id, b_id = camp.id, a.id, b.id
     netted = run_pricing(session_factory, camp_id, "2026-11")
     assert netted.policy["netting"] == "provider" and netted.allocated_minor == 10_000
-    assert netted.policy_hash == PricingPolicy(cap_percentile=100, netting="provider").policy_hash
+    assert netted.policy_hash == PricingPolicy(screen="none", cap_percentile=100, netting="provider").policy_hash
     with session_factory() as s:
         per_provider = {int(r[0]): int(r[1]) for r in s.execute(
             select(Allocation.provider_id, func.sum(Allocation.amount_minor))
@@ -260,7 +263,7 @@ def test_stored_netting_prices_the_campaign_netted(session_factory: sessionmaker
     again = run_pricing(session_factory, camp_id, "2026-11")
     assert again.pricing_run_id == netted.pricing_run_id and again.n_posted == 0
     per_sample = run_pricing(session_factory, camp_id, "2026-12", {"netting": "sample"})
-    assert per_sample.policy_hash == PricingPolicy(cap_percentile=100, netting="sample").policy_hash
+    assert per_sample.policy_hash == PricingPolicy(screen="none", cap_percentile=100, netting="sample").policy_hash
     assert per_sample.allocated_minor == 10_000 and per_sample.pricing_run_id != netted.pricing_run_id
 
 
@@ -269,7 +272,7 @@ def test_known_limit_a_percentile_cap_can_fall_when_low_samples_are_added(nettin
     """Documents a limit of both modes: the cap is an order statistic, so adding a low sample can lower it
     (here from 10 to 1), which trims another provider's capped value; "adding negatives never gains" holds
     with the cap at 100 (tested above), not for every cap_percentile."""
-    policy = PricingPolicy(cap_percentile=60, netting=netting)  # type: ignore[arg-type]
+    policy = PricingPolicy(screen="none", cap_percentile=60, netting=netting)  # type: ignore[arg-type]
     before = allocate_budget(1100, [1, 2], [10.0, 1.0], [10, 20], [1, 2], policy)
     after = allocate_budget(1100, [1, 2, 3], [10.0, 1.0, -0.001], [10, 20, 20], [1, 2, 2], policy)
     assert before.cap_value == 10.0 and after.cap_value == 1.0

@@ -13,14 +13,17 @@ from marketplace.pricing import PricingPolicy, campaign_policy
 from marketplace.pricing.runner import run_pricing
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
 
-STORED = {"pricing": {"cap_percentile": 80, "fee_bps": 300, "provider_share_cap": "0.6"}}
+# screen "none": these campaigns' model is not on disk, so their runs are priced on the scores alone
+STORED = {"pricing": {"cap_percentile": 80, "fee_bps": 300, "provider_share_cap": "0.6", "screen": "none"}}
 
 
 def test_stored_options_then_overrides() -> None:
     assert campaign_policy(None) == campaign_policy({}) == PricingPolicy()
-    assert campaign_policy(STORED) == PricingPolicy(cap_percentile=80, fee_bps=300, provider_share_cap=Decimal("0.6"))
-    assert campaign_policy(STORED, {"fee_bps": 0}) == PricingPolicy(cap_percentile=80,
+    assert campaign_policy(STORED) == PricingPolicy(cap_percentile=80, fee_bps=300, provider_share_cap=Decimal("0.6"),
+                                                    screen="none")
+    assert campaign_policy(STORED, {"fee_bps": 0}) == PricingPolicy(cap_percentile=80, screen="none",
                                                                     provider_share_cap=Decimal("0.6"))
+    assert PricingPolicy().screen == "finetune"  # the library default: pay only what fine-tuning shows to help
     assert campaign_policy(STORED, PricingPolicy(reserve=1.0)) == PricingPolicy(reserve=1.0)  # a whole policy wins
     assert campaign_policy({"pricing": "not a mapping"}) == PricingPolicy()
     with pytest.raises(ValidationError, match="fee_bps"):

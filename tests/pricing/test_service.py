@@ -23,7 +23,7 @@ from marketplace.pricing.runner import post_until_done, run_pricing
 from marketplace.pricing.runs import create_pricing_run
 from tests.support.catalog import make_campaign, make_copy_submission, make_provider, make_score_run, make_submission
 
-POLICY = PricingPolicy(cap_percentile=100)
+POLICY = PricingPolicy(screen="none", cap_percentile=100)
 
 
 def test_copies_across_accounts_earn_nothing_beyond_the_original(session_factory: sessionmaker[Session]) -> None:

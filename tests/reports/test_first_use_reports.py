@@ -32,7 +32,7 @@ from marketplace.reports.statements import require_postings
 from tests.support.catalog import make_campaign, make_copy_submission, make_provider, make_score_run, make_submission
 
 # cap at the 50th percentile: the three highest scores are all capped to the same value
-POLICY = PricingPolicy(cap_percentile=50, fee_bps=0)
+POLICY = PricingPolicy(screen="none", cap_percentile=50, fee_bps=0)
 
 
 @pytest.fixture

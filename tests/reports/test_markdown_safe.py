@@ -71,7 +71,7 @@ def test_statement_and_buyer_markdown_with_a_hostile_provider(session_factory: s
         _, xs = make_submission(s, prov, ["first sample", "second sample"], filename=EVIL_FILE)
         make_score_run(s, camp, {xs[0].id: 2.0, xs[1].id: 1.0})
         pid, cid = prov.id, camp.id
-    run_pricing(session_factory, cid, "2026-10", PricingPolicy(cap_percentile=100, fee_bps=500))
+    run_pricing(session_factory, cid, "2026-10", PricingPolicy(screen="none", cap_percentile=100, fee_bps=500))
     with session_factory() as s:
         st = build_provider_statement(s, pid, "2026-10")
         rep = build_buyer_report(s, "camp <i>md</i>", top_k=2)

@@ -23,7 +23,7 @@ from marketplace.reports import (
 )
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
 
-POLICY = PricingPolicy(cap_percentile=100, fee_bps=500)
+POLICY = PricingPolicy(screen="none", cap_percentile=100, fee_bps=500)
 EVIL_NAME = '<script>alert("a")</script> Ltd'
 INJECT = '=HYPERLINK("http://evil.example","click") first sample of A'
 

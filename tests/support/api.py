@@ -98,7 +98,7 @@ def build_market(factory: sessionmaker[Session]) -> Market:
                      provider_ids={"alice": alice.id, "bob": bob.id, "carol": carol.id},
                      submission_ids={"alice": [sub_a.id], "bob": [sub_b.id], "carol": [sub_c.id]},
                      texts={"alice": ALICE_TEXTS, "bob": BOB_TEXTS})
-    run_pricing(factory, ids.campaign_ids["camp-one"], "2026-11", PricingPolicy(fee_bps=0))
+    run_pricing(factory, ids.campaign_ids["camp-one"], "2026-11", PricingPolicy(screen="none", fee_bps=0))
     for role, name in (("provider", "alice"), ("provider", "bob"), ("provider", "carol"), ("buyer", "b-one"),
                        ("buyer", "b-two"), ("operator", "ops")):
         ids.tokens[name] = make_token(factory, role, name)

@@ -35,11 +35,14 @@ def _sha(text: str) -> str:
 
 
 def make_campaign(session: Session, name: str | None = None, budget_minor: int = 100_000,
-                  currency: str = "EUR", audit_threshold: float = 0.5) -> Campaign:
+                  currency: str = "EUR", audit_threshold: float = 0.5, screen: str = "none") -> Campaign:
+    """A campaign over a model that is not on disk: priced on its scores alone (``screen="none"``) unless a
+    test gives the fine-tuning check's result itself (``create_pricing_run(..., screening=...)``)."""
     name = name or f"campaign-{next(_counter)}"
     c = Campaign(name=name, target_model_path="/models/tiny", target_model_digest=_sha("model"),
                  target_data_path="/data/target.jsonl", target_data_digest=_sha("target"),
-                 budget_minor=budget_minor, currency=currency, audit_threshold=audit_threshold, options={})
+                 budget_minor=budget_minor, currency=currency, audit_threshold=audit_threshold,
+                 options={"pricing": {"screen": screen}})
     session.add(c)
     session.flush()
     return c

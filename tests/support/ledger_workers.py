@@ -13,7 +13,7 @@ def price_worker(url: str, campaign_id: int, period: str, score_run_id: int, bat
     engine = create_db_engine(url)
     factory = make_session_factory(engine)
     barrier.wait(timeout=120)
-    out = run_pricing(factory, campaign_id, period, PricingPolicy(cap_percentile=99, fee_bps=100),
+    out = run_pricing(factory, campaign_id, period, PricingPolicy(screen="none", cap_percentile=99, fee_bps=100),
                       score_run_id=score_run_id, batch_size=batch_size)
     engine.dispose()
     return {"run": out.pricing_run_id, "created": out.created, "posted": out.n_posted, "status": out.status}

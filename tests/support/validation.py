@@ -27,5 +27,5 @@ def seed_scored_campaign(factory: sessionmaker[Session], model_dir: Path, *, pri
         first = s.scalars(select(Sample.id).where(Sample.duplicate_of_id.is_(None)).order_by(Sample.id)).all()
         make_score_run(s, camp, {sid: float(i % 3) for i, sid in enumerate(first)})
     if priced:
-        run_pricing(factory, camp_id, period, PricingPolicy(cap_percentile=100))
+        run_pricing(factory, camp_id, period, PricingPolicy(cap_percentile=100, screen="none"))
     return camp_id

@@ -44,7 +44,7 @@ def test_the_measurement_is_reused_until_its_inputs_change(session_factory: sess
     assert len(calls) == 1 and len(list(cache.glob("*.json"))) == 1
 
     # Repricing changes the payouts, not the experiment: the measurement is reused, the comparison is new.
-    run_pricing(session_factory, camp_id, "2026-11", PricingPolicy(cap_percentile=100, netting="sample"))
+    run_pricing(session_factory, camp_id, "2026-11", PricingPolicy(screen="none", cap_percentile=100, netting="sample"))
     again, _ = validate_campaign(session_factory, camp_id, TINY, tmp_path / "out2", cache_dir=cache)
     assert len(calls) == 1
     assert again.period == "2026-11" and again.loss_before == first.loss_before

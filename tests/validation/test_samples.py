@@ -87,7 +87,7 @@ def test_payouts_need_a_pricing_run(session_factory: sessionmaker[Session]) -> N
         assert camp is not None
         scores = {sid: 1.0 for sid in w.first_a[:3]} | {sid: 0.0 for sid in w.own_b} | {w.c_ids[0]: 2.0}
         make_score_run(s, camp, scores)
-    run_pricing(session_factory, w.camp, "2026-10", PricingPolicy(cap_percentile=100))
+    run_pricing(session_factory, w.camp, "2026-10", PricingPolicy(screen="none", cap_percentile=100))
     with session_factory() as s:
         payouts = load_payouts(s, "val-camp")
     assert payouts.allocated_minor == 100_000 and payouts.period == "2026-10"
