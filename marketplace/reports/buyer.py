@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from marketplace.db import Allocation, ApproximatorVersion, Provider, Sample, Su
 from marketplace.db.eligibility import is_first_owner
 from marketplace.db.pricing_runs import latest_complete_pricing_runs
 from marketplace.db.scoring import ScoreRun
+from marketplace.db.screening import failed_check_reason, failed_checks
 from marketplace.db.valuation import LabelSet
 from marketplace.errors import NotFoundError
 from marketplace.pricing.period import validate_period
@@ -150,7 +152,7 @@ def build_buyer_report(session: Session, campaign: str | int, period: str | None
         heldout={k: float(version.metrics[k]) for k in HELDOUT_METRICS if version and k in (version.metrics or {})},
         gate_decision=(version.decision or "") if version else "",
         audit=dict(score_run.audit or {}) if score_run else {},
-        unpaid=_unpaid(session, {p.provider_id: p for p in providers}),
+        unpaid=_unpaid(session, {p.provider_id: p for p in providers}, run.screening),
     )
 
 
@@ -159,10 +161,13 @@ def priced_periods(session: Session, campaign_id: int) -> list[str]:
     return sorted({r.period for r in latest_complete_pricing_runs(session, campaign_id=campaign_id)})
 
 
-def _unpaid(session: Session, priced: dict[int, ProviderValue]) -> list[UnpaidProvider]:
+def _unpaid(session: Session, priced: dict[int, ProviderValue],
+            screening: dict[str, Any] | None = None) -> list[UnpaidProvider]:
     """Every provider with submissions that the run pays nothing, with the reason: all its records were
-    already in the market (copies), none was accepted, none was scored in this run, or every value was at
-    or below zero. Counts only: no other provider's data."""
+    already in the market (copies), none was accepted, its data did not pass the run's fine-tuning check
+    (``screening``, :mod:`marketplace.validation.screening`), none was scored in this run, or every value
+    was at or below zero. Counts and the provider's own measured gain only: no other provider's data."""
+    failed = failed_checks(screening)
     counts = {
         int(pid): (int(n), int(first or 0))
         for pid, n, first in session.execute(
@@ -181,6 +186,8 @@ def _unpaid(session: Session, priced: dict[int, ProviderValue]) -> list[UnpaidPr
             reason = "no record was accepted (see `marketplace submissions list`)"
         elif first == 0:
             reason = f"all {n} records were already in the market (copies of earlier submissions are not paid)"
+        elif int(pid) in failed:
+            reason = failed_check_reason(failed[int(pid)])
         elif pv is None:
             reason = "its samples were not part of this pricing run (submitted after the scoring it prices)"
         elif pv.value_total > 0:

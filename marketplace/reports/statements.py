@@ -24,6 +24,7 @@ from marketplace.db import Allocation, ApproximatorVersion, Campaign, Provider, 
 from marketplace.db.ledger import AccountKind, EntrySide, JournalEntry, JournalTransaction, LedgerAccount, PricingRun
 from marketplace.db.lookup import find_by_name_or_id
 from marketplace.db.pricing_runs import latest_complete_pricing_runs
+from marketplace.db.screening import failed_check_reason, failed_checks
 from marketplace.errors import NotFoundError, ValidationError
 from marketplace.ledger.balances import provider_payable_balance, signed_amount
 from marketplace.pricing.period import validate_period
@@ -110,6 +111,8 @@ class ProviderStatement:
     generated_at: dt.datetime = field(default_factory=utcnow)
     # Every file the provider submitted, with what was not paid and why (copies, quarantine).
     submitted: list[SubmissionSummary] = field(default_factory=list)
+    # Campaign name -> why its run of the period left this provider out (the fine-tuning check).
+    checks_failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_already_in_market(self) -> int:
@@ -127,6 +130,7 @@ class ProviderStatement:
         if quarantined:
             out.append(f"{quarantined} records were quarantined and are not paid "
                        "(`marketplace submissions list` shows each with its reason and line or row)")
+        out += [f"campaign {name}: {reason}" for name, reason in sorted(self.checks_failed.items())]
         if not self.lines:
             out.append(f"nothing was posted to you in {self.period}")
         return out
@@ -311,6 +315,8 @@ def build_provider_statement(
         values=allocation_values(session, *mine) if run_ids else [],
         balance_history=_history(session, prov.id, cur, period),
         submitted=provider_submissions(session, prov.id),
+        checks_failed={run_campaign[r.id]: failed_check_reason(failed_checks(r.screening)[prov.id])
+                       for r in runs if prov.id in failed_checks(r.screening)},
     )
 
 

@@ -176,3 +176,4 @@ def screen_providers(
                  c.gain, c.sd, len(c.per_seed), "pass" if c.passed else "not paid")
     return Screening(config_hash=config.config_hash(), config=config.model_dump(mode="json"),
                      model_digest=data.model_digest, checks=tuple(checks))
+

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,11 +20,14 @@ from marketplace.db import (
     Submission,
     SubmissionStatus,
     TargetSample,
+    make_session_factory,
 )
 from marketplace.errors import ConfigError
 from marketplace.pricing import PricingPolicy
 from marketplace.pricing.runner import run_pricing
 from marketplace.pricing.runs import create_pricing_run
+from marketplace.reports.buyer import build_buyer_report
+from marketplace.reports.statements import build_provider_statement
 from marketplace.validation import RegimeConfig
 from marketplace.validation.screening import (
     ProviderCheck,
@@ -39,6 +42,12 @@ from tests.support.models import build_tiny_model, seed_campaign, sha
 FAST = ScreeningConfig(per_provider=6, seeds=(0, 1, 2), max_length=48,
                        regime=RegimeConfig(name="adamw", optimizer="adamw", weighting="token", learning_rate=1e-3,
                                            epochs=2, batch_size=3))
+
+
+@pytest.fixture
+def sqlite_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
+    """The fine-tuning itself does not depend on the engine: the measuring tests run on SQLite only."""
+    return make_session_factory(sqlite_engine)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +92,8 @@ def _market(factory: sessionmaker[Session], model_dir: Path) -> tuple[int, int, 
 
 
 def test_help_passes_harm_does_not_and_the_rule_is_the_documented_one(
-        session_factory: sessionmaker[Session], model_dir: Path, tmp_path: Path) -> None:
+        sqlite_factory: sessionmaker[Session], model_dir: Path, tmp_path: Path) -> None:
+    session_factory = sqlite_factory
     camp_id, echo, noise = _market(session_factory, model_dir)
     result = screen_providers(session_factory, camp_id, FAST, cache_dir=tmp_path)
     by_id = {c.provider_id: c for c in result.checks}
@@ -101,8 +111,9 @@ def test_help_passes_harm_does_not_and_the_rule_is_the_documented_one(
     assert strict.passed_provider_ids <= result.passed_provider_ids  # a larger z never passes more
 
 
-def test_measurements_are_reused_per_provider(session_factory: sessionmaker[Session], model_dir: Path,
+def test_measurements_are_reused_per_provider(sqlite_factory: sessionmaker[Session], model_dir: Path,
                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session_factory = sqlite_factory
     camp_id, _, _ = _market(session_factory, model_dir)
     measured: list[list[str]] = []
     real = screening_mod.measure_gains
@@ -138,6 +149,14 @@ def test_a_run_pays_only_providers_that_passed_and_keeps_the_check(
         assert stored is not None and stored.screening == out.screening
     assert set(paid) == check.passed_provider_ids and echo in paid and noise not in paid
     assert sum(paid.values()) == out.allocated_minor == out.budget_minor
+    with session_factory() as s:  # the buyer report says why the noise provider got nothing
+        unpaid = {u.provider_name: u.reason for u in build_buyer_report(s, camp_id, "2026-11", top_k=0).unpaid}
+    assert "did not clearly lower the target loss" in unpaid["noise"] and "echo" not in unpaid
+    with session_factory() as s:  # and so does the noise provider's own statement, with its own numbers
+        notes = build_provider_statement(s, "noise", "2026-11").notes
+        echo_notes = build_provider_statement(s, "echo", "2026-11").notes
+    assert any("did not clearly lower the target loss" in n for n in notes)
+    assert not any("fine-tuning" in n for n in echo_notes)
     # the same inputs price to the same run (the check comes from the same measurements)
     again = run_pricing(session_factory, camp_id, "2026-11", None, screening_config=FAST,
                         screening_cache_dir=tmp_path)

@@ -1,0 +1,23 @@
+"""Reading the fine-tuning check a pricing run stored (``pricing_runs.screening``).
+
+The check itself is :mod:`marketplace.validation.screening`; reports read what a run stored through
+these two functions, so every report gives a provider left out the same reason, with its own numbers only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["failed_check_reason", "failed_checks"]
+
+
+def failed_checks(screening: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
+    """provider id -> its stored check, for the providers a run's check (``pricing_runs.screening``) left out."""
+    return {int(c["provider_id"]): c for c in (screening or {}).get("providers", []) if not c["passed"]}
+
+
+def failed_check_reason(check: dict[str, Any]) -> str:
+    """Why a provider left out by the check is paid nothing, in one sentence (its own numbers only)."""
+    return (f"fine-tuning the target model on {check['n_used']} of its samples did not clearly lower the target "
+            f"loss (gain {float(check['gain']):+.2e} ± {float(check['sd']):.1e} nats/token per sample over "
+            f"{len(check['per_seed'])} runs), so this period's run pays it nothing")
