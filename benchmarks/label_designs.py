@@ -8,6 +8,8 @@ approximator would pay them, and compared with the measured gains:
     per sample:  payout_p ∝ n_payable_p × mean over p's labeled samples of clip(v(x), 0, cap)   (cap: 99th pct)
     netted:      payout_p ∝ n_payable_p × max(mean over p's labeled samples of v(x), 0)
                  (a provider's samples add up, negative ones included, as a fine-tuning step on them would)
+    + check:     netted, and only providers that passed the latest pricing run's fine-tuning check
+                 (``pricing_runs.screening``; its own seeds and draws, not the ground truth's)
     misallocated = TV(payout shares, ideal shares ∝ max(gain_p, 0) × n_payable_p)
     harmful      = payout share of providers whose measured gain is negative
 
@@ -167,6 +169,22 @@ def _netted_shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n
     return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
 
 
+def _check_passed(home: Path, campaign: str) -> set[int] | None:
+    """Provider ids that passed the fine-tuning check of the campaign's latest complete pricing run (None: no check)."""
+    os.environ["MKT_HOME"] = str(home)
+    from marketplace.campaigns import get_campaign
+    from marketplace.db.pricing_runs import latest_complete_pricing_runs
+    from marketplace.runtime import session_factory
+
+    with session_factory()() as session:
+        camp = get_campaign(session, campaign)
+        runs = latest_complete_pricing_runs(session, campaign_id=camp.id)
+        run = max(runs, key=lambda r: r.period, default=None)
+        if run is None or not run.screening:
+            return None
+        return {int(c["provider_id"]) for c in run.screening["providers"] if c["passed"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_demo_home_args(ap)
@@ -205,7 +223,20 @@ def main() -> None:
               "| design | misallocated (AdamW) | harmful (AdamW) | misallocated (SGD) | harmful (SGD) | "
               + " | ".join(names) + " |", "|---|---:|---:|---:|---:|" + "---:|" * len(names)]
     designs = _designs(data)
-    for pricing, share_fn in (("per sample", _shares), ("netted per provider", _netted_shares)):
+    passed = _check_passed(home, args.campaign)
+    pricings = [("per sample", _shares), ("netted per provider", _netted_shares)]
+    if passed is not None:
+        mask = np.array([p in passed for p in pids], dtype=np.float64)
+
+        def _checked_shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
+            total = _netted_shares(values, providers, pids, n) * mask
+            return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+
+        pricings.append(("netted + fine-tuning check", _checked_shares))
+        lines.insert(4, "Fine-tuning check of the latest pricing run (providers paid at all): "
+                        + ", ".join(nm for nm, p in zip(names, pids, strict=True) if p in passed) + ".")
+        lines.insert(5, "")
+    for pricing, share_fn in pricings:
         for name, values in designs.items():
             if pricing != "per sample" and " − pool q" in name:
                 continue  # a reserve shifts every provider's mean alike: netting makes it redundant
