@@ -13,8 +13,11 @@ Order of operations for a new file:
    credited;
 3. otherwise a submission row, then per batch: validation, owner resolution
    (:mod:`marketplace.ingest.owners`: one ``content_hash IN`` query per batch against everything
-   stored, including this file's earlier batches, then the near-duplicate index), bulk inserts;
-4. the file-level decision (:meth:`RecordStream.finish`), then the submission's counts.
+   stored, including this file's earlier batches, then the near-duplicate index), bulk inserts of
+   the samples; the near-duplicate index keeps its new entries in memory and writes them in sorted
+   bulk inserts (:mod:`marketplace.ingest.pending_index`);
+4. the file-level decision (:meth:`RecordStream.finish`), the index's last entries, then the
+   submission's counts.
 """
 
 from __future__ import annotations
@@ -165,6 +168,11 @@ class _Writer:
         self.near = NearDupIndexStore(session, dedup) if dedup is not None else None
         self.n_exact = 0
         self.n_near = 0
+
+    def finish(self) -> None:
+        """Write what is still held in memory (the near-duplicate index's pending entries)."""
+        if self.near is not None:
+            self.near.flush()
 
     def sketch(self, batch: ValidatedBatch) -> _Sketch | None:
         """MinHash signatures, has-shingles mask and band keys of every record of the batch.
@@ -327,7 +335,8 @@ def _write_new_submission(session: Session, source: Source, provider_id: int, ma
                 rate = stream.n_records / max(time.perf_counter() - t0, 1e-9)
                 log.info("%s: %d records read (%.0f records/s)", source.path.name, stream.n_records, rate)
                 next_log += 100_000
-    stream.finish()
+        stream.finish()
+        writer.finish()
     mapping_dict = stream.resolved.as_dict() if stream.resolved is not None else {}
     session.execute(update(Submission).where(Submission.id == sub_id).values(
         n_records=stream.n_records, n_accepted=stream.n_accepted, n_quarantined=stream.n_quarantined,

@@ -2,18 +2,26 @@
 
 :class:`NearDupIndexStore` is bound to one :class:`~marketplace.ingest.params.DedupParams` (one row of
 ``near_dup_indexes``). For a batch of candidate first owners, :meth:`NearDupIndexStore.link` returns
-which of them are near-duplicates of an indexed sample or of an earlier record of the same batch;
-:meth:`NearDupIndexStore.add` indexes the ones that stay first owners. Both go to the database once
-per batch: a lookup is one ``band_key IN (...)`` query (``= ANY(array)`` on PostgreSQL,
-``json_each`` on SQLite, so the statement has a single parameter) plus one signature fetch; an
-addition is one bulk insert (``COPY`` on PostgreSQL, ``executemany`` on SQLite).
+which of them are near-duplicates of an indexed sample or of an earlier record of the same batch
+(the rule: :mod:`marketplace.ingest.lsh_match`); :meth:`NearDupIndexStore.add` indexes the ones that
+stay first owners. New entries are held in memory (:mod:`marketplace.ingest.pending_index`, up to
+``pending_bytes``) and written by :meth:`NearDupIndexStore.flush` in one sorted bulk insert, when
+the budget is spent and at the end of the file; lookups read both the database and that tail. The
+database sees, per batch and per flush:
+
+- a lookup is one statement per ``_LOOKUP_CHUNK`` distinct band keys (one for the default batch
+  size). On PostgreSQL it returns a single row of two ``bytea`` values in binary format: the band
+  rows found (``int8send`` pairs) and the signatures of the samples they name, so a batch's
+  candidates cost one round trip and no Python object per row. On SQLite (in-process, no round
+  trip) it is a ``band_key IN json_each(?)`` query plus a signature fetch.
+- a flush is one bulk insert per table: a binary ``COPY`` assembled by numpy on PostgreSQL,
+  ``executemany`` on SQLite, band rows sorted by key so the B-tree is written in order.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -23,35 +31,48 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.db.dedup import NearDupBand, NearDupIndex, NearDupSignature
-from marketplace.ingest.bulk import bulk_insert, bulk_insert_int_pairs, in_list, in_list_param
+from marketplace.ingest.bulk import bulk_insert, copy_fixed_width, fetch_row_binary, in_list, in_list_param
+from marketplace.ingest.lsh_match import IndexedCandidates, NearLink, match_batch
 from marketplace.ingest.minhash import MinHasher
 from marketplace.ingest.params import DedupParams
+from marketplace.ingest.pending_index import PendingIndex
 
-__all__ = ["NearDupIndexStore", "NearLink"]
+__all__ = ["PENDING_BYTES", "NearDupIndexStore", "NearLink"]
 
 log = logging.getLogger(__name__)
-_LOOKUP_CHUNK = 50_000  # band keys per query
+PENDING_BYTES = 128 * 2**20  # memory for index entries not written yet (~130,000 samples by default)
+_LOOKUP_CHUNK = 150_000  # distinct band keys per query (a batch of 5000 records has up to 100,000)
 _SIGNATURES = cast(Table, NearDupSignature.__table__)
 _BANDS = cast(Table, NearDupBand.__table__)
-
-
-@dataclass(frozen=True, slots=True)
-class NearLink:
-    """Row ``row`` of the batch is a near-duplicate of sample ``sample_id`` (indexed earlier) or of
-    batch row ``batch_row`` (a first owner earlier in the same batch); ``similarity`` is the estimate."""
-
-    row: int
-    sample_id: int | None
-    batch_row: int | None
-    similarity: float
+# PostgreSQL: the band rows matching a list of keys and the signatures of their samples, as two
+# binary strings. MATERIALIZED: the band lookup runs once, both aggregates read its result. The
+# key list (a binary BIGINT[]) sits in a sub-select so the planner does not estimate it key by key
+# (see bulk.in_list).
+_PG_CANDIDATES = """
+WITH hits AS MATERIALIZED (
+    SELECT band_key, sample_id FROM near_dup_bands
+     WHERE band_key = ANY((SELECT %(keys)s::BIGINT[])::BIGINT[])
+)
+SELECT (SELECT string_agg(int8send(band_key) || int8send(sample_id), ''::bytea) FROM hits),
+       (SELECT string_agg(int8send(s.sample_id) || s.signature, ''::bytea)
+          FROM near_dup_signatures s
+         WHERE s.index_id = %(index_id)s AND s.sample_id IN (SELECT DISTINCT sample_id FROM hits))
+"""
+_PAIR = np.dtype([("key", ">i8"), ("id", ">i8")])
 
 
 class NearDupIndexStore:
-    def __init__(self, session: Session, params: DedupParams) -> None:
+    """The index of one parameter set in one transaction. Call :meth:`flush` before the transaction
+    ends: entries added since the last flush are only in memory until then."""
+
+    def __init__(self, session: Session, params: DedupParams, *, pending_bytes: int | None = None) -> None:
         self.session = session
         self.params = params
         self.hasher = MinHasher(params)
         self.index_id = self._get_or_create_index()
+        self.pending = PendingIndex(params.num_perm, params.bands)
+        budget = PENDING_BYTES if pending_bytes is None else pending_bytes
+        self.max_pending = max(1, budget // PendingIndex.bytes_per_sample(params.num_perm, params.bands))
 
     def _get_or_create_index(self) -> int:
         digest = self.params.sha256()
@@ -76,109 +97,91 @@ class NearDupIndexStore:
         return sigs, counts > 0, self.hasher.band_keys(sigs)
 
     # ---- lookups ----
-    def _lookup_bands(self, keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Indexed ``(band_key, sample_id)`` pairs whose key is in ``keys`` (1-D)."""
-        uniq = np.unique(keys)
-        out_keys: list[int] = []
-        out_ids: list[int] = []
+    def _candidates_pg(self, keys: NDArray[np.int64]) -> IndexedCandidates:
+        """One round trip: the band rows whose key is in ``keys`` (1-D, unique) and their signatures."""
+        pairs_blob, sigs_blob = fetch_row_binary(
+            self.session, _PG_CANDIDATES,
+            {"keys": keys, "index_id": self.index_id})
+        pairs = np.frombuffer(pairs_blob or b"", dtype=_PAIR)
+        width = 4 * self.params.num_perm
+        rec = np.frombuffer(sigs_blob or b"", dtype=np.dtype([("id", ">i8"), ("sig", "<u4", (self.params.num_perm,))]))
+        if len(sigs_blob or b"") != rec.shape[0] * (8 + width):  # pragma: no cover - a damaged index
+            raise ValueError(f"near_dup_signatures of index {self.index_id} are not {width} bytes long")
+        return IndexedCandidates(pairs["key"].astype(np.int64), pairs["id"].astype(np.int64),
+                                 rec["id"].astype(np.int64), rec["sig"].astype(np.uint32))
+
+    def _candidates_rows(self, keys: NDArray[np.int64]) -> IndexedCandidates:
+        """Two queries (any dialect): the band rows whose key is in ``keys``, then their signatures."""
         stmt = select(NearDupBand.band_key, NearDupBand.sample_id).where(
             in_list(self.session, NearDupBand.band_key, integer=True))
-        for start in range(0, uniq.size, _LOOKUP_CHUNK):
-            params = in_list_param(self.session, uniq[start : start + _LOOKUP_CHUNK].tolist())
-            for k, sid in self.session.execute(stmt, params):
-                out_keys.append(int(k))
-                out_ids.append(int(sid))
-        return np.asarray(out_keys, dtype=np.int64), np.asarray(out_ids, dtype=np.int64)
-
-    def _fetch_signatures(self, sample_ids: NDArray[np.int64]) -> dict[int, NDArray[np.uint32]]:
-        if sample_ids.size == 0:
-            return {}
-        stmt = select(NearDupSignature.sample_id, NearDupSignature.signature).where(
+        hits = self.session.execute(stmt, in_list_param(self.session, keys.tolist())).all()
+        hit_keys = np.asarray([k for k, _ in hits], dtype=np.int64)
+        hit_ids = np.asarray([i for _, i in hits], dtype=np.int64)
+        ids = np.unique(hit_ids)
+        sig_stmt = select(NearDupSignature.sample_id, NearDupSignature.signature).where(
             NearDupSignature.index_id == self.index_id,
             in_list(self.session, NearDupSignature.sample_id, integer=True),
         )
-        out: dict[int, NDArray[np.uint32]] = {}
-        ids = sample_ids.tolist()
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            params = in_list_param(self.session, ids[start : start + _LOOKUP_CHUNK])
-            for sid, blob in self.session.execute(stmt, params):
-                out[int(sid)] = np.frombuffer(blob, dtype="<u4")
-        return out
+        found = dict(self.session.execute(sig_stmt, in_list_param(self.session, ids.tolist())).tuples().all())
+        ids = np.asarray(sorted(int(i) for i in found), dtype=np.int64)
+        sigs = (np.stack([np.frombuffer(found[i], dtype="<u4") for i in ids.tolist()]).astype(np.uint32)
+                if ids.size else np.zeros((0, self.params.num_perm), dtype=np.uint32))
+        return IndexedCandidates(hit_keys, hit_ids, ids, sigs)
+
+    def candidates(self, keys: NDArray[np.int64]) -> IndexedCandidates:
+        """Indexed samples sharing a band key with ``keys`` (any shape), with their signatures: those
+        written to the database and those still pending."""
+        uniq = np.unique(keys)
+        if uniq.size == 0:
+            return IndexedCandidates.empty(self.params.num_perm)
+        fetch = self._candidates_pg if self.session.get_bind().dialect.name == "postgresql" else self._candidates_rows
+        parts = [fetch(uniq[start : start + _LOOKUP_CHUNK]) for start in range(0, uniq.size, _LOOKUP_CHUNK)]
+        parts.append(self.pending.candidates(uniq))
+        ids = np.concatenate([p.ids for p in parts])
+        sigs = np.concatenate([p.sigs for p in parts])
+        ids, first = np.unique(ids, return_index=True)  # a sample found by two chunks comes twice
+        return IndexedCandidates(np.concatenate([p.hit_keys for p in parts]),
+                                 np.concatenate([p.hit_ids for p in parts]), ids, sigs[first])
 
     def link(self, sigs: NDArray[np.uint32], has_sig: NDArray[np.bool_], keys: NDArray[np.int64]) -> list[NearLink]:
         """Near-duplicate links for the rows of a batch of would-be first owners, in row order.
 
-        A row is linked to the most similar candidate (estimated Jaccard >= threshold; ties go to the
-        older sample) among indexed samples sharing a band and earlier *unlinked* rows of the batch
-        sharing a band. Rows without shingles are never linked.
+        ``sigs``: ``(n, P)``, ``has_sig``: ``(n,)``, ``keys``: ``(n, bands)``; the rule is
+        :func:`marketplace.ingest.lsh_match.match_batch`'s.
         """
-        n = sigs.shape[0]
-        if n == 0:
+        if sigs.shape[0] == 0:
             return []
-        rows_with_sig = np.flatnonzero(has_sig)
-        # Indexed candidates: rows whose keys hit the index.
-        hit_keys, hit_ids = self._lookup_bands(keys[rows_with_sig].ravel())
-        db_cands: dict[int, set[int]] = {}
-        if hit_keys.size:
-            by_key: dict[int, list[int]] = {}
-            for k, sid in zip(hit_keys.tolist(), hit_ids.tolist(), strict=True):
-                by_key.setdefault(k, []).append(sid)
-            hit_mask = np.isin(keys, hit_keys) & has_sig[:, None]
-            for row in np.flatnonzero(hit_mask.any(axis=1)).tolist():
-                cands: set[int] = set()
-                for k in keys[row][hit_mask[row]].tolist():
-                    cands.update(by_key[k])
-                db_cands[row] = cands
-        # In-batch candidates: keys shared by two or more rows of the batch.
-        flat = keys[rows_with_sig].ravel()
-        uniq, counts = np.unique(flat, return_counts=True)
-        shared_keys = uniq[counts > 1]
-        shared_mask = np.isin(keys, shared_keys) & has_sig[:, None]
-        needs = np.asarray(shared_mask.any(axis=1), dtype=bool)
-        for row in db_cands:
-            needs[row] = True
-        db_ids = np.asarray(sorted({s for c in db_cands.values() for s in c}), dtype=np.int64)
-        fetched = self._fetch_signatures(db_ids)
-        # One (m, P) matrix of the candidates' signatures, addressed by position in db_ids.
-        db_matrix = np.stack([fetched[s] for s in db_ids.tolist()]) if db_ids.size else sigs[:0]
-        threshold = self.params.threshold
-        links: list[NearLink] = []
-        bucket: dict[int, list[int]] = {}  # shared key -> earlier unlinked rows of this batch
-        for row in np.flatnonzero(needs).tolist():
-            sig = sigs[row]
-            row_shared = keys[row][shared_mask[row]].tolist()
-            best: tuple[float, int, int | None, int | None] | None = None  # (sim, -age, sample_id, batch_row)
-            cand_ids = db_cands.get(row)
-            if cand_ids:
-                pos = np.searchsorted(db_ids, sorted(cand_ids))
-                sims = (db_matrix[pos] == sig[None, :]).mean(axis=1)
-                i = int(np.argmax(sims))  # first maximum = smallest (oldest) sample id
-                if sims[i] >= threshold:
-                    best = (float(sims[i]), 0, int(db_ids[pos[i]]), None)
-            batch_cands = sorted({r for k in row_shared for r in bucket.get(k, ())})
-            if batch_cands:
-                sims = (sigs[batch_cands] == sig[None, :]).mean(axis=1)
-                i = int(np.argmax(sims))
-                if sims[i] >= threshold and (best is None or sims[i] > best[0]):
-                    best = (float(sims[i]), 1, None, batch_cands[i])
-            if best is not None:
-                links.append(NearLink(row, best[2], best[3], best[0]))
-                continue
-            for k in row_shared:
-                bucket.setdefault(k, []).append(row)
-        return links
+        cands = self.candidates(keys[has_sig])
+        return match_batch(sigs, has_sig, keys, cands, self.params.threshold)
 
     # ---- additions ----
     def add(self, sample_ids: Sequence[int], sigs: NDArray[np.uint32], keys: NDArray[np.int64]) -> None:
-        """Index first owners: one signature row and ``bands`` band rows per sample."""
+        """Index first owners: ``sigs`` ``(k, P)`` uint32 and ``keys`` ``(k, bands)`` int64 in the order
+        of ``sample_ids``. Held in memory; written when the pending budget is spent or by :meth:`flush`."""
         if not sample_ids:
             return
-        ids = np.asarray(sample_ids, dtype=np.int64)
-        sig_rows = [(int(sid), self.index_id, sig.astype("<u4").tobytes()) for sid, sig in zip(ids, sigs, strict=True)]
+        self.pending.add(np.asarray(sample_ids, dtype=np.int64), sigs, keys)
+        if self.pending.n >= self.max_pending:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending entry: one signature row and ``bands`` band rows per sample."""
+        if self.pending.n == 0:
+            return
+        ids, sigs, keys = self.pending.drain()
+        log.debug("near-duplicate index %d: writing %d samples", self.index_id, ids.shape[0])
         band_ids = np.repeat(ids, keys.shape[1])
         band_keys = keys.ravel()
         order = np.argsort(band_keys, kind="stable")  # sorted inserts keep B-tree writes local
         band_keys, band_ids = band_keys[order], band_ids[order]
-        bulk_insert(self.session, _SIGNATURES, ("sample_id", "index_id", "signature"), sig_rows,
-                    pg_types=("int8", "int8", "bytea"))
-        bulk_insert_int_pairs(self.session, _BANDS, ("band_key", "sample_id"), band_keys.tolist(), band_ids.tolist())
+        sig_bytes = np.ascontiguousarray(sigs, dtype="<u4").view(np.uint8)  # (k, 4P): the stored bytes
+        if self.session.get_bind().dialect.name == "postgresql":
+            index_ids = np.full(ids.shape[0], self.index_id, dtype=np.int64)
+            copy_fixed_width(self.session, _SIGNATURES, ("sample_id", "index_id", "signature"),
+                             (ids, index_ids, sig_bytes))
+            copy_fixed_width(self.session, _BANDS, ("band_key", "sample_id"), (band_keys, band_ids))
+            return
+        bulk_insert(self.session, _SIGNATURES, ("sample_id", "index_id", "signature"),
+                    [(sid, self.index_id, row.tobytes()) for sid, row in zip(ids.tolist(), sig_bytes, strict=True)])
+        bulk_insert(self.session, _BANDS, ("band_key", "sample_id"),
+                    list(zip(band_keys.tolist(), band_ids.tolist(), strict=True)))

@@ -31,7 +31,7 @@ from marketplace.db.base import utcnow
 from marketplace.db.catalog import DuplicateKind, QuarantinedRecord, Sample, Submission, SubmissionStatus
 from marketplace.db.eligibility import is_first_owner
 from marketplace.ingest.bulk import in_list, in_list_param
-from marketplace.ingest.neardup import NearLink
+from marketplace.ingest.lsh_match import NearLink
 from marketplace.ingest.sources import Source
 
 __all__ = ["BatchOwners", "Owner", "record_copy", "stored_owners"]

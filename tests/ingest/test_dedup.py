@@ -210,17 +210,26 @@ def test_samples_match_read_normalised_records_and_carry_the_params_stamp(engine
 
 def test_ingest_leaves_the_callers_transaction_settings_as_they_were(engine: Engine, tmp_path: Path,
                                                                      texts: list[str]) -> None:
-    """The bulk path tunes the planner for its own statements only (PostgreSQL SET LOCAL)."""
+    """The bulk path tunes the planner for its own statements only (PostgreSQL SET LOCAL), and never
+    leaves a server-prepared statement behind: a prepared (generic) plan of its ``= ANY(list)``
+    lookups would not see the list, and ``plan_cache_mode = force_custom_plan`` instead would
+    re-plan every foreign-key check of every inserted row."""
     from sqlalchemy import text
 
-    path = write_jsonl(tmp_path / "s.jsonl", [{"text": x} for x in texts[50:55]])
+    path = write_jsonl(tmp_path / "s.jsonl", [{"text": x} for x in texts[:40]])
+    small_batches = IngestLimits(batch_size=4)  # 10 batches: every lookup runs more than psycopg's 5 times
     with Session(engine) as session, session.begin():
         if engine.dialect.name == "postgresql":
+            raw = session.connection().connection.dbapi_connection
+            threshold = raw.prepare_threshold  # type: ignore[union-attr]
             before = [session.execute(text(f"SHOW {name}")).scalar_one()
                       for name in ("enable_seqscan", "plan_cache_mode")]
-        ingest_file(session, path, "frank", dedup_params=DedupParams())
+        ingest_file(session, path, "frank", dedup_params=DedupParams(), limits=small_batches)
         if engine.dialect.name == "postgresql":
             after = [session.execute(text(f"SHOW {name}")).scalar_one()
                      for name in ("enable_seqscan", "plan_cache_mode")]
             assert after == before == ["on", "auto"]
-        assert session.execute(select(func.count()).select_from(Sample)).scalar_one() == 5
+            assert raw.prepare_threshold == threshold == 5  # type: ignore[union-attr]
+            prepared = session.execute(text("SELECT statement FROM pg_prepared_statements")).scalars().all()
+            assert not [s for s in prepared if "near_dup" in s or "content_hash" in s or "nextval" in s], prepared
+        assert session.execute(select(func.count()).select_from(Sample)).scalar_one() == 40
