@@ -108,7 +108,8 @@ class Sample(Base):
     )
 
     id: Mapped[int] = primary_id()
-    submission_id: Mapped[int] = foreign_id("submissions.id", index=True)
+    # Lookups by submission use the unique (submission_id, record_index) index below (migration 0011).
+    submission_id: Mapped[int] = foreign_id("submissions.id")
     provider_id: Mapped[int] = foreign_id("providers.id", index=True)
     record_index: Mapped[int] = mapped_column(Integer)  # 0-based position of the record in its file
     text: Mapped[str] = mapped_column(Text)
