@@ -10,7 +10,11 @@ and records that share sentences share words, so both duplicate paths are exerci
 column shows how many records each path linked).
 
 Each configuration ingests the file into a fresh database (a new SQLite file, a new PostgreSQL
-schema) in one transaction, commit included. Baselines measured in the same run:
+schema) in one transaction, commit included. Besides wall time, each ingest row shows CPU seconds:
+``client`` is this process (all threads: reading, validation, MinHash, the driver), ``server`` the
+PostgreSQL backend that served the ingest (read from ``/proc``, so only when the server runs on this
+machine; ``-`` otherwise, and for SQLite, which runs inside the client). On a shared machine the wall
+time follows the load; the CPU time much less. Baselines measured in the same run:
 
 - ``read+validate only``: the reader/validator/normaliser alone (no database): the ceiling;
 - ``naive ORM``: one ``Sample`` ORM object per record and one duplicate query per record, the
@@ -108,17 +112,35 @@ def drop_schema(pg_url: str, schema: str | None) -> None:
     admin.dispose()
 
 
-def run_ingest(url: str, path: Path, near: bool, limits: IngestLimits) -> tuple[float, dict[str, int]]:
+def _backend_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a local PostgreSQL backend, or None when /proc cannot tell."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_ingest(url: str, path: Path, near: bool, limits: IngestLimits
+               ) -> tuple[float, dict[str, int], float, float | None]:
+    """Seconds, counts, client CPU seconds and server CPU seconds (None if unknown) of one ingest."""
     engine = create_db_engine(url)
     upgrade(engine)
     factory = make_session_factory(engine)
-    t0 = time.perf_counter()
     with factory() as session, session.begin():
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one() if engine.dialect.name == "postgresql" \
+            else None
+        server0 = _backend_cpu_s(pid)
+        cpu0, t0 = time.process_time(), time.perf_counter()
         report = ingest_file(session, path, "bench", limits=limits, dedup_params=DedupParams() if near else None)
-    elapsed = time.perf_counter() - t0
+    elapsed, client_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    server1 = _backend_cpu_s(pid)
+    server_cpu = server1 - server0 if server0 is not None and server1 is not None else None
     engine.dispose()
     return elapsed, {"accepted": report.n_accepted, "exact": report.n_exact_duplicates,
-                     "near": report.n_near_duplicates, "quarantined": report.n_quarantined}
+                     "near": report.n_near_duplicates, "quarantined": report.n_quarantined}, client_cpu, server_cpu
 
 
 def run_read_only(path: Path, limits: IngestLimits) -> float:
@@ -185,9 +207,9 @@ def main() -> None:
         print(f"wrote {args.n} records ({size_mb:.1f} MB) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         digest = hashlib.sha256(data.read_bytes()).hexdigest()[:12]
 
-        rows: list[tuple[str, str, int, float, str, str]] = []
+        rows: list[tuple[str, str, int, float, str, str, str]] = []
         secs = run_read_only(data, limits)
-        rows.append(("-", "read+validate only (no DB)", args.n, secs, "", load()))
+        rows.append(("-", "read+validate only (no DB)", args.n, secs, "", "", load()))
         print(f"read only: {args.n / secs:,.0f} records/s", file=sys.stderr)
         for engine_name in [e.strip() for e in args.engines.split(",") if e.strip()]:
             url, schema = fresh_database(engine_name, workdir, args.pg_url)
@@ -195,18 +217,19 @@ def main() -> None:
                 secs = run_naive(url, data, args.naive_n)
             finally:
                 drop_schema(args.pg_url, schema)
-            rows.append((engine_name, "naive ORM baseline (exact dups only)", args.naive_n, secs, "", load()))
+            rows.append((engine_name, "naive ORM baseline (exact dups only)", args.naive_n, secs, "", "", load()))
             print(f"{engine_name} naive: {args.naive_n / secs:,.0f} records/s", file=sys.stderr)
             for near in (False, True):
                 url, schema = fresh_database(engine_name, workdir, args.pg_url)
                 try:
-                    secs, counts = run_ingest(url, data, near, limits)
+                    secs, counts, client_cpu, server_cpu = run_ingest(url, data, near, limits)
                 finally:
                     drop_schema(args.pg_url, schema)
                 label = "ingest_file, exact + near-duplicates" if near else "ingest_file, exact duplicates only"
                 detail = ", ".join(f"{k} {v}" for k, v in counts.items())
-                rows.append((engine_name, label, args.n, secs, detail, load()))
-                print(f"{engine_name} {label}: {args.n / secs:,.0f} records/s ({detail})", file=sys.stderr)
+                cpu = f"{client_cpu:.1f} + {server_cpu:.1f}" if server_cpu is not None else f"{client_cpu:.1f} + -"
+                rows.append((engine_name, label, args.n, secs, detail, cpu, load()))
+                print(f"{engine_name} {label}: {args.n / secs:,.0f} records/s ({detail}; CPU s {cpu})", file=sys.stderr)
 
     lines = [
         f"# Ingestion benchmark ({args.n} records, {size_mb:.1f} MB JSONL, data sha256 {digest}...)",
@@ -214,14 +237,15 @@ def main() -> None:
         f"Machine: {os.cpu_count()} CPUs visible; torch threads 1. Command: `python benchmarks/ingest.py "
         f"--n {args.n} --engines {args.engines}`.",
         "",
-        "The machine is shared: `load` is the 1-minute load average (on 2 cores) when the row finished;",
-        "above 2, other processes were competing for the CPU during the measurement.",
+        f"The machine is shared: `load` is the 1-minute load average (on {os.cpu_count()} CPUs) when the row "
+        "finished; above the CPU count, other processes were competing for the CPU during the measurement.",
+        "`CPU s`: client (this process, all threads) + server (the PostgreSQL backend, when local) seconds.",
         "",
-        "| engine | what | records | seconds | records/s | result | load |",
-        "|---|---|---:|---:|---:|---|---:|",
+        "| engine | what | records | seconds | records/s | result | CPU s | load |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
     ]
-    for engine_name, label, n, secs, detail, loadavg in rows:
-        lines.append(f"| {engine_name} | {label} | {n} | {secs:.2f} | {n / secs:,.0f} | {detail} | {loadavg} |")
+    for engine_name, label, n, secs, detail, cpu, loadavg in rows:
+        lines.append(f"| {engine_name} | {label} | {n} | {secs:.2f} | {n / secs:,.0f} | {detail} | {cpu} | {loadavg} |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out != "-":
