@@ -44,7 +44,7 @@ STAGES: dict[str, str] = {
     "label": "exact LinFiK labels",
     "train": "train the approximator (ALinFiK) and run the promotion gate",
     "score": "score every sample and audit against exact LinFiK",
-    "price": "price the period and post to the ledger",
+    "price": "price the period (a fine-tuning check of each provider first) and post to the ledger",
     "reports": "statements and the buyer report",
     "ledger": "verify the ledger",
 }
@@ -94,6 +94,8 @@ SIGNALS: tuple[Signal, ...] = (
            lambda a: Update(done=0, total=int(a[3]))),
     Signal("marketplace.approx.scoring", "score run %d: %d scores written for samples %d..%d; %d/%d done", "score",
            lambda a: Update(done=int(a[4]), total=int(a[5]))),
+    Signal("marketplace.validation.gains", "validation %d/%d %s", "price",
+           lambda a: Update(done=int(a[0]), total=int(a[1])), within=True),
 )
 _BY_KEY = {(s.logger, s.msg): s for s in SIGNALS}
 _QUIET_PREFIXES = ("marketplace", "flows", "tasks", "prefect")
