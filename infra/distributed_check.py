@@ -8,33 +8,43 @@ Starts on loopback, with free ports and fresh PostgreSQL databases (``mkt_<role>
 * a Dask ``distributed.LocalCluster`` of 2 worker processes (``MKT_TASK_RUNNER=dask``,
   ``MKT_DASK_ADDRESS`` = its scheduler),
 
-then runs a small campaign through them with the ``marketplace`` CLI (tiny target model → ``corpus
-build --small`` → ``campaign create`` → ``revalue --inbox``), checks the outcome (flow runs COMPLETED on
-the Prefect server, a model version on the MLflow server, the ledger in PostgreSQL and ``ledger verify``
-ok, tasks executed on the Dask workers), tears everything down (even on failure) and prints a summary.
-Exit status 0 only if every check passed.
+* the ``revalue`` deployment, served by ``marketplace serve`` (a Prefect runner: the server's runs of it
+  execute in its subprocesses),
+* the HTTP API, ``marketplace api serve``, one more server process on the same database,
 
-    python infra/distributed_check.py            # ~2-3 minutes on 2 CPU cores
+then drives one small campaign through the API: principals made with the CLI (``principals create``), the
+buyer creates the campaign (a tiny target model in the models folder, the target data uploaded), a
+provider uploads its files, the operator POSTs ``revalue`` (202 and a run id: a run of the Prefect
+deployment, which ingests the other providers' inbox → labels → trains → scores → prices) and polls it until
+it is done, the provider reads its statement, the buyer its report, and the operator verifies the ledger.
+Then it checks the outcome (flow runs COMPLETED on the Prefect server, a model version on the MLflow server,
+the ledger in PostgreSQL and ``ledger verify`` ok, tasks executed on the Dask workers), tears everything
+down (even on failure) and prints a summary. Exit status 0 only if every check passed.
+
+    python infra/distributed_check.py            # minutes: infra/README.md has measured durations
     python infra/distributed_check.py --keep     # keep the temp folder (logs) for inspection
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +56,12 @@ log = logging.getLogger("distributed_check")
 
 # The expected flow runs of one revalue with an inbox: every stage is a subflow.
 EXPECTED_FLOWS = ("revalue", "ingest", "label", "train", "score", "price")
+CAMPAIGN = "distributed-check"
+MODEL = "check-model"  # the target model's folder under the models folder, as the buyer names it
+DEPLOYMENT = "revalue-check"  # served by `marketplace serve`; the API's revaluations run it
+API_PROVIDER = "pydocs-press"  # uploads through the API; the corpus's first provider, so the order is kept
+BUYER, OPERATOR = "check-buyer", "check-operator"
+FINISHED = {"completed", "failed", "crashed", "cancelled"}  # run states GET /runs/{id} ends in
 
 
 @dataclass
@@ -93,40 +109,73 @@ def fresh_database(pg_url: str, role: str) -> Iterator[str]:
         log.info("dropped database %s", name)
 
 
-@contextlib.contextmanager
-def server_process(name: str, cmd: list[str], env: dict[str, str], log_path: Path, health_url: str,
-                   timeout_s: float) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``cmd`` (output to ``log_path``), wait until ``health_url`` answers 200, terminate it at exit."""
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness probe: ``url`` answers 200."""
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    probe.__doc__ = url
+    return probe
+
+
+@dataclass
+class Server:
+    """A server subprocess, in a process group of its own, and how to tell it is ready."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    ready: Callable[[], bool]
+
+
+def launch(stack: contextlib.ExitStack, name: str, cmd: list[str], env: dict[str, str], log_path: Path,
+           ready: Callable[[], bool]) -> Server:
+    """Start ``cmd`` (output to ``log_path``); ``stack`` terminates its process group at exit (a Prefect
+    runner's flow-run subprocesses included). Call :func:`wait_ready` before using it."""
     log.info("starting %s: %s", name, " ".join(cmd))
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                 start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode} before it was healthy; "
-                                   f"see {log_path}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(health_url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not healthy at {health_url} after {timeout_s:.0f} s; see {log_path}")
+    stack.callback(_stop, name, proc)
+    return Server(name, proc, log_path, ready)
+
+
+def _stop(name: str, proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the group start_new_session made: this process's own
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+    log.info("%s stopped (exit %s)", name, proc.returncode)
+
+
+def wait_ready(servers: list[Server], timeout_s: float) -> None:
+    """Wait until every server is ready (they start in parallel); RuntimeError naming the log of one that
+    exits or is not ready within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(servers)
+    while pending:
+        for server in list(pending):
+            if server.ready():
+                log.info("%s ready (%s)", server.name, server.ready.__doc__)
+                pending.remove(server)
+            elif server.proc.poll() is not None:
+                raise RuntimeError(f"{server.name} exited with {server.proc.returncode} before it was ready; see "
+                                   f"{server.log_path}:\n{server.log_path.read_text(errors='replace')[-3000:]}")
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"{pending[0].name} not ready ({pending[0].ready.__doc__}) after {timeout_s:.0f} s; "
+                               f"see {pending[0].log_path}")
+        if pending:
             time.sleep(0.5)
-        log.info("%s healthy at %s", name, health_url)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        log.info("%s stopped (exit %s)", name, proc.returncode)
 
 
 def run_cli(args: list[str], env: dict[str, str], log_dir: Path, step: str, timeout_s: float) -> Any:
@@ -198,6 +247,112 @@ async def _count_task_runs() -> Counter[str]:
             offset += len(batch)
 
 
+def deployment_ready(name: str) -> Callable[[], bool]:
+    """A readiness probe: the Prefect server knows the deployment ``name`` ("flow/deployment")."""
+
+    async def read() -> None:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            await client.read_deployment_by_name(name)
+
+    def probe() -> bool:
+        try:
+            asyncio.run(read())
+        except Exception:  # not registered yet (or the server is still starting)
+            return False
+        return True
+
+    probe.__doc__ = f"deployment {name} on the Prefect server"
+    return probe
+
+
+async def _flow_run_deployment(run_id: str) -> str | None:
+    """The name of the deployment a flow run belongs to (None: not a deployment run)."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        flow_run = await client.read_flow_run(uuid.UUID(run_id))
+        if flow_run.deployment_id is None:
+            return None
+        deployment = await client.read_deployment(flow_run.deployment_id)
+        return str(deployment.name)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def drive_through_api(http: Any, tokens: dict[str, str], corpus: Path, uploads: Path, args: argparse.Namespace,
+                      report: Report, logs: Path) -> None:
+    """The campaign through the HTTP API, one named check per step (``http``: an ``httpx.Client`` on /api/v1)."""
+    buyer, provider, operator = (_bearer(tokens[r]) for r in ("buyer", "provider", "operator"))
+
+    def keep(step: str, response: Any) -> Any:
+        (logs / f"api-{step}.json").write_text(response.text)
+        return response.json() if response.headers.get("content-type", "").startswith("application/json") else None
+
+    target = corpus / "target" / "target.jsonl"
+    with target.open("rb") as fh:
+        r = http.post("/campaigns", headers={**buyer, "Idempotency-Key": "check-campaign"},
+                      data={"name": CAMPAIGN, "budget": "1000.00", "currency": "EUR", "target_model": MODEL,
+                            "audit_threshold": str(args.audit_threshold)},
+                      files={"target_data": (target.name, fh, "application/x-ndjson")})
+    body = keep("campaign", r)
+    report.add("api: buyer creates campaign", r.status_code == 201 and body["buyer"] == BUYER,
+               f"{r.status_code}: {CAMPAIGN} (buyer {body.get('buyer') if body else '?'}, "
+               f"{body.get('n_target_samples') if body else '?'} target samples, model {MODEL})")
+
+    uploaded: list[int] = []
+    results = []
+    for path in sorted(p for p in uploads.iterdir() if p.is_file()):
+        with path.open("rb") as fh:
+            r = http.post("/submissions", headers={**provider, "Idempotency-Key": f"check-upload-{path.name}"},
+                          files={"file": (path.name, fh, "application/octet-stream")})
+        body = keep(f"upload-{path.name}", r)
+        results.append((path.name, r.status_code, (body or {}).get("status"), (body or {}).get("accepted")))
+        if r.status_code == 201 and body["status"] == "accepted":
+            uploaded.append(int(body["submission_id"]))
+    report.add("api: provider uploads", bool(results) and len(uploaded) == len(results),
+               "; ".join(f"{name} {code} {status} ({accepted} accepted)" for name, code, status, accepted in results))
+
+    started = time.perf_counter()
+    r = http.post(f"/campaigns/{CAMPAIGN}/revalue", headers={**operator, "Idempotency-Key": "check-revalue"},
+                  json={})
+    run = keep("revalue", r) or {}
+    run_id = str(run.get("run_id", ""))
+    report.add("api: revalue accepted", r.status_code == 202 and run.get("kind") == "prefect" and bool(run_id),
+               f"{r.status_code}: run {run_id or '?'} ({run.get('kind')}, {run.get('status')})")
+    if r.status_code != 202:
+        raise RuntimeError(f"POST revalue answered {r.status_code}: {r.text[:500]}")
+    status = str(run.get("status"))
+    deadline = time.monotonic() + args.revalue_timeout_s
+    while status not in FINISHED and time.monotonic() < deadline:
+        time.sleep(2)
+        status = str(keep("run", http.get(f"/runs/{run_id}", headers=operator)).get("status"))
+    deployment = asyncio.run(_flow_run_deployment(run_id))
+    report.add("api: revalue deployment run", status == "completed" and deployment == DEPLOYMENT,
+               f"{status} after {time.perf_counter() - started:.0f} s; Prefect flow run {run_id} of deployment "
+               f"{deployment}")
+
+    r = http.get("/statements/latest", headers=provider)
+    st = keep("statement", r) or {}
+    listed = {s["submission_id"] for s in st.get("submitted", [])}
+    report.add("api: provider statement", r.status_code == 200 and set(uploaded) <= listed and bool(st.get("lines")),
+               f"{r.status_code}: {st.get('provider_name')} {st.get('period')}, {len(st.get('lines', []))} "
+               f"line(s), closing {st.get('closing_minor')} minor {st.get('currency')}, submissions "
+               f"{sorted(listed)}")
+    r = http.get(f"/campaigns/{CAMPAIGN}/report", headers=buyer)
+    rep = keep("report", r) or {}
+    report.add("api: buyer report", r.status_code == 200 and rep.get("allocated_minor", 0) > 0,
+               f"{r.status_code}: allocated {rep.get('allocated_minor')} of {rep.get('budget_minor')} minor to "
+               f"{len(rep.get('providers', []))} provider(s), model v{rep.get('model_version')}")
+    r = http.get("/ledger/verify", headers=operator)
+    verify = keep("ledger-verify", r) or {}
+    report.add("api: ledger verify", r.status_code == 200 and verify.get("ok") is True,
+               f"{r.status_code}: ok={verify.get('ok')}")
+
+
 def run_check(args: argparse.Namespace, tmp: Path, report: Report) -> None:
     pg = args.pg.rstrip("/")
     pg_host = pg.split("://", 1)[1]
@@ -219,17 +374,17 @@ def run_check(args: argparse.Namespace, tmp: Path, report: Report) -> None:
                        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{pg_host}/{prefect_db}",
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
                        "PREFECT_SERVER_UI_ENABLED": "false"}
-        stack.enter_context(server_process(
-            "prefect server", [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
-                               "127.0.0.1", "--port", str(prefect_port), "--no-ui"],
-            prefect_env, logs / "prefect-server.log", f"http://127.0.0.1:{prefect_port}/api/health",
-            args.start_timeout_s))
         mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
-        stack.enter_context(server_process(
-            "mlflow server", [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-                              str(mlflow_port), "--backend-store-uri", f"postgresql+psycopg://{pg_host}/{mlflow_db}",
-                              "--artifacts-destination", str(tmp / "mlflow-artifacts"), "--workers", "1"],
-            base_env, logs / "mlflow-server.log", f"{mlflow_uri}/health", args.start_timeout_s))
+        wait_ready([
+            launch(stack, "prefect server", [str(Path(sys.executable).parent / "prefect"), "server", "start",
+                                             "--host", "127.0.0.1", "--port", str(prefect_port), "--no-ui"],
+                   prefect_env, logs / "prefect-server.log", http_ok(f"http://127.0.0.1:{prefect_port}/api/health")),
+            launch(stack, "mlflow server", [str(Path(sys.executable).parent / "mlflow"), "server", "--host",
+                                            "127.0.0.1", "--port", str(mlflow_port), "--backend-store-uri",
+                                            f"postgresql+psycopg://{pg_host}/{mlflow_db}", "--artifacts-destination",
+                                            str(tmp / "mlflow-artifacts"), "--workers", "1"],
+                   base_env, logs / "mlflow-server.log", http_ok(f"{mlflow_uri}/health")),
+        ], args.start_timeout_s)
 
         # Everything below (this process, the Dask worker processes it spawns, the CLI subprocesses)
         # talks to these servers: set the environment before the cluster starts its workers.
@@ -253,33 +408,59 @@ def run_check(args: argparse.Namespace, tmp: Path, report: Report) -> None:
         log.info("dask scheduler at %s, workers %s", cluster.scheduler_address, list(cluster.workers))
 
         t0 = time.perf_counter()
+        from concurrent.futures import ThreadPoolExecutor
+
         from marketplace.valuation.demo_model import DemoModelConfig, build_demo_model
 
-        model = build_demo_model(tmp / "model", DemoModelConfig(
-            n_layer=2, d_model=64, n_head=2, vocab_size=2000, text_chars=200_000, train_steps=30, batch_size=8,
-            seq_len=64, context=128, warmup_steps=5), seed=0)
-        report.timings_s["target model"] = round(time.perf_counter() - t0, 1)
-
-        t0 = time.perf_counter()
         corpus = tmp / "corpus"
-        manifest = run_cli(["corpus", "build", str(corpus), "--small"], env, logs, "corpus", args.step_timeout_s)
-        report.timings_s["corpus build"] = round(time.perf_counter() - t0, 1)
+        principals = (("buyer", BUYER), ("provider", API_PROVIDER), ("operator", OPERATOR))
+
+        def create_principals() -> dict[str, str]:  # one after the other: the first creates the schema
+            return {role: run_cli(["principals", "create", "--role", role, "--name", name], env, logs,
+                                  f"principal-{role}", args.step_timeout_s)["token"] for role, name in principals}
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the corpus and the principals while the model trains
+            building = pool.submit(run_cli, ["corpus", "build", str(corpus), "--small"], env, logs, "corpus",
+                                   args.step_timeout_s)
+            issuing = pool.submit(create_principals)
+            build_demo_model(tmp / "mkt-home" / "models" / MODEL, DemoModelConfig(
+                n_layer=2, d_model=64, n_head=2, vocab_size=2000, text_chars=200_000, train_steps=30, batch_size=8,
+                seq_len=64, context=128, warmup_steps=5), seed=0)
+            manifest, tokens = building.result(), issuing.result()
+        report.timings_s["target model, corpus, principals"] = round(time.perf_counter() - t0, 1)
         log.info("corpus: %s records", manifest.get("total_records"))
+        report.add("api: principals (cli)", all(t.startswith("mkt_") for t in tokens.values()),
+                   ", ".join(f"{role} {name}" for role, name in principals) + ": one token each")
 
         t0 = time.perf_counter()
-        campaign = "distributed-check"
-        run_cli(["campaign", "create", campaign, "--target-model", model.path, "--target-data",
-                 str(corpus / "target" / "target.jsonl"), "--budget", "1000.00",
-                 "--audit-threshold", str(args.audit_threshold)], env, logs, "campaign", args.step_timeout_s)
-        summary = run_cli(["revalue", campaign, "--inbox", str(corpus), "--n-labels", str(args.n_labels),
-                           "--promotion-floor", str(args.promotion_floor), "--audit-n", str(args.audit_n)],
-                          env, logs, "revalue", args.step_timeout_s)
-        report.timings_s["campaign + revalue"] = round(time.perf_counter() - t0, 1)
-        (logs / "revalue-summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        uploads = tmp / "api-uploads"  # the API provider's files leave the inbox: they arrive through the API
+        shutil.move(corpus / API_PROVIDER, uploads)
+        deployments = tmp / "prefect-check.yaml"
+        deployments.write_text(json.dumps({"deployments": [{
+            "name": DEPLOYMENT, "entrypoint": "flows/revalue.py:revalue",
+            "parameters": {"campaign": CAMPAIGN, "inbox": str(corpus), "n_labels": args.n_labels,
+                           "promotion_floor": args.promotion_floor, "audit_n": args.audit_n}}]}))
+        cli = [sys.executable, "-c", "from marketplace.cli.app import main; main()"]
+        api_port = free_port()
+        api_url = f"http://127.0.0.1:{api_port}"
+        wait_ready([
+            launch(stack, "revalue deployment (marketplace serve)", [*cli, "serve", "--file", str(deployments)],
+                   {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}, logs / "deployment-runner.log",
+                   deployment_ready(f"revalue/{DEPLOYMENT}")),
+            launch(stack, "api server", [*cli, "api", "serve", "--host", "127.0.0.1", "--port", str(api_port),
+                                         "--revalue-deployment", f"revalue/{DEPLOYMENT}"],
+                   env, logs / "api-server.log", http_ok(f"{api_url}/healthz")),
+        ], args.start_timeout_s)
+        report.timings_s["api: runner + api server start"] = round(time.perf_counter() - t0, 1)
+
+        t0 = time.perf_counter()
+        import httpx
+
+        http = stack.enter_context(httpx.Client(base_url=f"{api_url}/api/v1", timeout=args.step_timeout_s))
+        drive_through_api(http, tokens, corpus, uploads, args, report, logs)
+        report.timings_s["api: campaign, upload, revalue run, reads"] = round(time.perf_counter() - t0, 1)
 
         # 1. Prefect: every stage recorded as a COMPLETED flow run on the server.
-        import asyncio
-
         runs = asyncio.run(_read_flow_runs())
         states: dict[str, list[str]] = {}
         for flow_name, _, state in runs:
@@ -294,28 +475,33 @@ def run_check(args: argparse.Namespace, tmp: Path, report: Report) -> None:
         report.add("prefect: task runs", n_task_runs > 0 and n_done == n_task_runs,
                    f"{n_done}/{n_task_runs} COMPLETED")
 
-        # 2. MLflow: the approximator registered on the tracking server (PostgreSQL backend).
+        # 2. MLflow: the approximator registered on the tracking server (PostgreSQL backend), and the version
+        # the latest score run used (read from the market database: the run's summary stayed in the runner).
+        import psycopg
         from mlflow.tracking import MlflowClient
 
-        train = summary.get("train") or {}
-        model_name = summary["score"]["model_name"]
+        with psycopg.connect(f"{pg}/{market_db}") as conn:
+            row = conn.execute(
+                "SELECT v.model_name, v.version, v.metrics, s.resolved_from, s.audit FROM score_runs s "
+                "JOIN approximator_versions v ON v.id = s.approximator_version_id ORDER BY s.id DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            raise RuntimeError("the revaluation left no score run in the market database")
+        model_name, version, metrics, resolved_from, audit = row
         versions = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri).search_model_versions(
             f"name='{model_name}'")
-        report.add("mlflow: model version", len(versions) >= 1 and str(summary["score"]["version"]) in
-                   {str(v.version) for v in versions},
-                   f"{model_name} versions {sorted(int(v.version) for v in versions)}, scored with "
-                   f"v{summary['score']['version']} ({summary['score']['resolved_from']}); "
-                   f"held-out spearman {train.get('decision', {}).get('candidate_spearman', '?')}")
+        spearman = {k: round(float(v), 3) for k, v in (metrics or {}).items() if "spearman" in k}
+        report.add("mlflow: model version", len(versions) >= 1 and str(version) in {str(v.version) for v in versions},
+                   f"{model_name} versions {sorted(int(v.version) for v in versions)}, scored with v{version} "
+                   f"({resolved_from}); {spearman or 'no spearman recorded'}")
 
         # 3. Ledger: in PostgreSQL, and `marketplace ledger verify` passes.
-        import psycopg
-
         with psycopg.connect(f"{pg}/{market_db}") as conn:
             n_entries = conn.execute("SELECT count(*) FROM journal_entries").fetchone()[0]  # type: ignore[index]
         verify = run_cli(["ledger", "verify"], env, logs, "ledger-verify", args.step_timeout_s)
         report.add("ledger: entries in postgres", n_entries > 0, f"{n_entries} journal entries in {market_db}")
         report.add("ledger: verify", bool(verify.get("ok")), f"ok={verify.get('ok')} stats={verify.get('stats')}")
-        audit = summary["score"].get("audit") or {}
+        audit = audit or {}
         report.add("score: audit passed", audit.get("passed") is True,
                    f"spearman {audit.get('spearman', '?')} vs threshold {args.audit_threshold} on "
                    f"{audit.get('n', '?')} samples")
@@ -353,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Tiny model: the check proves the plumbing, not the quality (default: always pay).")
     parser.add_argument("--start-timeout-s", type=float, default=120.0)
     parser.add_argument("--step-timeout-s", type=float, default=600.0)
+    parser.add_argument("--revalue-timeout-s", type=float, default=900.0,
+                        help="How long to poll the API's revaluation (the whole pipeline: ingest to price).")
     parser.add_argument("--keep", action="store_true", help="Keep the temp folder (logs, artifacts).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
