@@ -70,9 +70,9 @@ class NearDupIndexStore:
         self.params = params
         self.hasher = MinHasher(params)
         self.index_id = self._get_or_create_index()
-        self.pending = PendingIndex(params.num_perm, params.bands)
         budget = PENDING_BYTES if pending_bytes is None else pending_bytes
         self.max_pending = max(1, budget // PendingIndex.bytes_per_sample(params.num_perm, params.bands))
+        self.pending = PendingIndex(params.num_perm, params.bands, expected_samples=self.max_pending)
 
     def _get_or_create_index(self) -> int:
         digest = self.params.sha256()

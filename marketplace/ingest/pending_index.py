@@ -44,9 +44,12 @@ class PendingIndex:
     half the next older one: at most ~log2(samples) runs to search, each pair re-sorted ~log2 times.
     """
 
-    def __init__(self, num_perm: int, bands: int) -> None:
+    def __init__(self, num_perm: int, bands: int, expected_samples: int = 1 << 20) -> None:
+        """``expected_samples``: the most the caller holds before a :meth:`drain` (the buffers never
+        grow past it by doubling, only to what an :meth:`add` needs)."""
         self.num_perm = num_perm
         self.bands = bands
+        self.expected_samples = expected_samples
         self._reset()
 
     def _reset(self) -> None:
@@ -64,7 +67,7 @@ class PendingIndex:
     def _grow(self, needed: int) -> None:
         if needed <= self._ids.shape[0]:
             return
-        capacity = max(needed, 2 * self._ids.shape[0], 1024)
+        capacity = max(needed, min(max(2 * self._ids.shape[0], 1024), self.expected_samples))
         for name in ("_ids", "_sigs", "_keys"):
             old = getattr(self, name)
             new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
