@@ -411,13 +411,14 @@ def allocate_budget(
     provider_ids: Sequence[int] | NDArray[np.int64],
     policy: PricingPolicy | None = None,
     *,
-    chunk_size: int = CHUNK_SAMPLES,
+    chunk_size: int | None = None,
 ) -> AllocationResult:
     """Allocate ``budget_minor`` over eligible samples (all inputs (N,), any order) under ``policy``.
 
     Returns amounts in ascending sample-id order. Raises ValidationError for a bad budget, NaN/inf
     scores (naming the samples) or repeated sample ids. The exact integer arithmetic runs ``chunk_size``
-    samples at a time (module docstring, "Memory"); the result does not depend on it.
+    samples at a time (default :data:`CHUNK_SAMPLES`; module docstring, "Memory"); the result does not
+    depend on it.
     """
     policy = policy or PricingPolicy()
     if isinstance(budget_minor, bool) or not isinstance(budget_minor, int | np.integer):
@@ -425,6 +426,7 @@ def allocate_budget(
     budget_minor = int(budget_minor)
     if not 0 <= budget_minor <= MAX_BUDGET_MINOR:
         raise ValidationError(f"budget_minor {budget_minor} must be between 0 and 2**63-1 minor units")
+    chunk_size = CHUNK_SAMPLES if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise ValidationError(f"chunk_size must be a positive number of samples, got {chunk_size}")
     sid = _as_int64("sample_ids", sample_ids)

@@ -122,14 +122,17 @@ def create_pricing_run(
 
 
 def _store_allocations(session: Session, run_id: int, result: AllocationResult) -> None:
-    sample_ids = result.sample_ids.tolist()
-    fingerprints = catalog_fingerprints(session, sample_ids)
-    cols = zip(sample_ids, result.submission_ids.tolist(), result.provider_ids.tolist(),
-               result.scores.tolist(), result.values.tolist(), result.amounts_minor.tolist(), strict=True)
-    rows = [
-        {"pricing_run_id": run_id, "sample_id": s, "submission_id": sub, "provider_id": p, "score": sc,
-         "value": v, "amount_minor": a, "catalog_sha256": fingerprints[s]}
-        for s, sub, p, sc, v, a in cols
-    ]
-    for start in range(0, len(rows), ALLOCATION_CHUNK):
-        session.execute(insert(Allocation), rows[start : start + ALLOCATION_CHUNK])
+    """One :class:`~marketplace.db.Allocation` row per eligible sample, ``ALLOCATION_CHUNK`` rows (and their
+    ownership fingerprints) at a time: memory holds one chunk of dicts, never one per sample."""
+    for start in range(0, int(result.sample_ids.size), ALLOCATION_CHUNK):
+        part = slice(start, start + ALLOCATION_CHUNK)
+        sample_ids = result.sample_ids[part].tolist()
+        fingerprints = catalog_fingerprints(session, sample_ids)
+        cols = zip(sample_ids, result.submission_ids[part].tolist(), result.provider_ids[part].tolist(),
+                   result.scores[part].tolist(), result.values[part].tolist(), result.amounts_minor[part].tolist(),
+                   strict=True)
+        session.execute(insert(Allocation), [
+            {"pricing_run_id": run_id, "sample_id": s, "submission_id": sub, "provider_id": p, "score": sc,
+             "value": v, "amount_minor": a, "catalog_sha256": fingerprints[s]}
+            for s, sub, p, sc, v, a in cols
+        ])

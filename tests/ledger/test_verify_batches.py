@@ -15,7 +15,7 @@ from marketplace.pricing.runner import run_pricing
 from tests.support.catalog import make_campaign, make_provider, make_score_run, make_submission
 from tests.support.tamper import bypass_ledger_triggers
 
-POLICY = PricingPolicy(cap_percentile=100, netting="sample")
+POLICY = PricingPolicy(cap_percentile=100, netting="sample", screen="none")
 
 
 def _market(factory: sessionmaker[Session]) -> list[int]:
