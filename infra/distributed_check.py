@@ -439,7 +439,8 @@ def run_check(args: argparse.Namespace, tmp: Path, report: Report) -> None:
         deployments.write_text(json.dumps({"deployments": [{
             "name": DEPLOYMENT, "entrypoint": "flows/revalue.py:revalue",
             "parameters": {"campaign": CAMPAIGN, "inbox": str(corpus), "n_labels": args.n_labels,
-                           "promotion_floor": args.promotion_floor, "audit_n": args.audit_n}}]}))
+                           "promotion_floor": args.promotion_floor, "audit_n": args.audit_n,
+                           "pricing_policy": {"screen": args.screen}}}]}))
         cli = [sys.executable, "-c", "from marketplace.cli.app import main; main()"]
         api_port = free_port()
         api_url = f"http://127.0.0.1:{api_port}"
@@ -537,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Tiny model: the check proves the plumbing, not the quality (default: always promote).")
     parser.add_argument("--audit-threshold", type=float, default=-1.0,
                         help="Tiny model: the check proves the plumbing, not the quality (default: always pay).")
+    parser.add_argument("--screen", choices=["none", "finetune"], default="none",
+                        help="Pricing's fine-tuning check. Tiny model: the check proves the plumbing, not the quality "
+                             "(default: none, pay on the scores).")
     parser.add_argument("--start-timeout-s", type=float, default=120.0)
     parser.add_argument("--step-timeout-s", type=float, default=600.0)
     parser.add_argument("--revalue-timeout-s", type=float, default=900.0,
