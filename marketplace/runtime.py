@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,7 @@ from marketplace.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from marketplace.approx.registry import MlflowRegistry
+    from marketplace.db.screening import Screener
     from marketplace.ingest import DedupParams, IngestLimits
 
 __all__ = [
@@ -266,11 +267,13 @@ def ingest_parameters(near_duplicates: bool | None = None,
     return ingest_limits(cfg), dedup_params(near_duplicates, cfg)
 
 
-def pricing_options(device: str | None = None, settings: Settings | None = None) -> dict[str, object]:
-    """What :func:`marketplace.pricing.runner.run_pricing` needs from the settings for its fine-tuning
-    check: the resolved ``device`` and the measurement cache folder (shared with ``marketplace validate``).
+def pricing_screener(device: str | None = None, settings: Settings | None = None,
+                     progress: Callable[[int, int, str], None] | None = None) -> Screener:
+    """The ``screener`` that :func:`marketplace.pricing.runner.run_pricing` calls for its fine-tuning check,
+    on the resolved ``device`` with the measurement cache folder shared with ``marketplace validate``.
     The CLI, the ``price`` task and the API all price through this."""
     from marketplace.validation.cache import measurement_cache_dir
+    from marketplace.validation.screening import screener
 
     cfg = settings or current_settings()
-    return {"device": resolve_device(device, cfg), "screening_cache_dir": measurement_cache_dir(cfg)}
+    return screener(device=resolve_device(device, cfg), cache_dir=measurement_cache_dir(cfg), progress=progress)

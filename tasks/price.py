@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from marketplace.pricing.runner import run_pricing
-from marketplace.runtime import pricing_options
+from marketplace.runtime import pricing_screener
 from tasks.common import retry_on_transient_db_error, session_factory
 
 __all__ = ["price_period_task"]
@@ -26,4 +26,4 @@ def price_period_task(campaign: str, period: str, policy: dict[str, Any] | None 
                       score_run_id: int | None = None, batch_size: int = 500) -> dict[str, Any]:
     """Allocate ``campaign``'s budget for ``period`` and post it; returns the pricing run's summary."""
     return run_pricing(session_factory(), campaign, period, policy, score_run_id=score_run_id,
-                       batch_size=batch_size, **pricing_options()).as_dict()
+                       batch_size=batch_size, screener=pricing_screener()).as_dict()

@@ -57,13 +57,14 @@ def price(
     """
     from marketplace.pricing.runner import run_pricing
     from marketplace.revaluation import current_period
-    from marketplace.runtime import pricing_options
+    from marketplace.runtime import pricing_screener
 
     period = period or current_period()
     _, factory = open_db()
     overrides = _policy_overrides(cap_percentile, reserve, share_cap, fee_bps, netting, screen)
     outcome = run_pricing(factory, campaign, period, overrides, score_run_id=score_run, batch_size=batch_size,
-                          audit_override=override_audit, progress=_show_progress, **pricing_options(device))
+                          audit_override=override_audit,
+                          screener=pricing_screener(device, progress=_show_progress))
     emit(outcome.as_dict(), as_json, _render)
 
 

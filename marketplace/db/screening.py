@@ -6,9 +6,18 @@ these two functions, so every report gives a provider left out the same reason, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["failed_check_reason", "failed_checks"]
+from sqlalchemy.orm import Session, sessionmaker
+
+#: What pricing calls to run the fine-tuning check of a campaign (by id): returns the document that
+#: ``pricing_runs.screening`` stores (``Screening.to_json()``). Built at the edge
+#: (:func:`marketplace.runtime.pricing_screener`, :func:`marketplace.validation.screening.screener`), so the
+#: pricing package needs no import of the fine-tuning code.
+Screener = Callable[[sessionmaker[Session], int], dict[str, Any]]
+
+__all__ = ["Screener", "failed_check_reason", "failed_checks", "passed_provider_ids"]
 
 
 def failed_checks(screening: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
@@ -21,3 +30,8 @@ def failed_check_reason(check: dict[str, Any]) -> str:
     return (f"fine-tuning the target model on {check['n_used']} of its samples did not clearly lower the target "
             f"loss (gain {float(check['gain']):+.2e} ± {float(check['sd']):.1e} nats/token per sample over "
             f"{len(check['per_seed'])} runs), so this period's run pays it nothing")
+
+
+def passed_provider_ids(screening: dict[str, Any]) -> frozenset[int]:
+    """Provider ids a stored check passed (the only ones its pricing run may pay)."""
+    return frozenset(int(c["provider_id"]) for c in screening.get("providers", []) if c["passed"])

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,12 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketplace.campaigns import get_campaign
 from marketplace.db import Campaign, PricingRun
 from marketplace.db.retry import run_in_transaction
+from marketplace.db.screening import Screener
+from marketplace.errors import ConfigError
+from marketplace.names import display_name
 from marketplace.pricing.eligible import check_audit, choose_score_run
 from marketplace.pricing.policy import PolicyOverrides, campaign_policy
 from marketplace.pricing.posting import BatchOutcome, post_pricing_batch
 from marketplace.pricing.runs import create_pricing_run
-from marketplace.validation.gains import Progress
-from marketplace.validation.screening import Screening, ScreeningConfig, screen_providers
 
 __all__ = ["PricingOutcome", "post_until_done", "run_pricing"]
 
@@ -105,10 +105,7 @@ def run_pricing(
     hook: Hook | None = None,
     audit_override: str | None = None,
     actor: str | None = None,
-    device: str = "cpu",
-    screening_cache_dir: Path | None = None,
-    screening_config: ScreeningConfig | None = None,
-    progress: Progress | None = None,
+    screener: Screener | None = None,
 ) -> PricingOutcome:
     """Create (or find) the pricing run of ``campaign``'s ``period`` and post it to completion.
 
@@ -118,13 +115,11 @@ def run_pricing(
     ``actor``: who prices, for the audit trail (default: the OS user).
 
     When the policy's ``screen`` is ``"finetune"`` (the default), the providers are first put through the
-    fine-tuning check (:func:`~marketplace.validation.screening.screen_providers`, on ``device``, reusing
-    measurements kept in ``screening_cache_dir``; ``progress`` sees every fine-tuning run), with no
-    database session open; the score run and its audit are checked before that, so a run that cannot be
-    paid fails fast.
+    fine-tuning check by ``screener`` (from the edge: :func:`marketplace.runtime.pricing_screener`, or
+    :func:`marketplace.validation.screening.screener`), with no database session open; the score run and
+    its audit are checked before that, so a run that cannot be paid fails fast.
     """
-    screening = _screen_if_needed(factory, campaign, policy, score_run_id, audit_override, device=device,
-                                  cache_dir=screening_cache_dir, config=screening_config, progress=progress)
+    screening = _screen_if_needed(factory, campaign, policy, score_run_id, audit_override, screener)
     run, created = run_in_transaction(
         factory, lambda s: create_pricing_run(s, campaign, period, policy, score_run_id=score_run_id,
                                               audit_override=audit_override, actor=actor, screening=screening)
@@ -136,16 +131,19 @@ def run_pricing(
 
 
 def _screen_if_needed(factory: sessionmaker[Session], campaign: str | int, policy: PolicyOverrides,
-                      score_run_id: int | None, audit_override: str | None, *, device: str,
-                      cache_dir: Path | None, config: ScreeningConfig | None,
-                      progress: Progress | None) -> Screening | None:
+                      score_run_id: int | None, audit_override: str | None,
+                      screener: Screener | None) -> dict[str, Any] | None:
     with factory() as session:
         camp = get_campaign(session, campaign)
         if campaign_policy(camp.options, policy).screen != "finetune":
             return None
         check_audit(camp, choose_score_run(session, camp, score_run_id), audit_override)
-        name = camp.id
-    return screen_providers(factory, name, config, device=device, cache_dir=cache_dir, progress=progress)
+        camp_id, name = camp.id, camp.name
+    if screener is None:
+        raise ConfigError(f"campaign {display_name(name)!r} is priced with the fine-tuning check (policy "
+                          "screen='finetune') but this caller gave no screener; pass "
+                          "marketplace.runtime.pricing_screener(), or price with screen='none'")
+    return screener(factory, camp_id)
 
 
 def _outcome(session: Session, run_id: int, created: bool, n_posted: int, superseded_by: int | None) -> PricingOutcome:

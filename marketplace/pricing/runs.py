@@ -12,6 +12,7 @@ the caller's overrides on top. The caller owns the session; nothing here commits
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingR
 from marketplace.db.audit import record_audit
 from marketplace.db.engine import insert_on_conflict_do_nothing
 from marketplace.db.priced_catalog import catalog_fingerprints
+from marketplace.db.screening import passed_provider_ids
 from marketplace.errors import ConfigError, NotFoundError
 from marketplace.ledger.limits import check_budget_minor
 from marketplace.names import display_name
@@ -28,7 +30,6 @@ from marketplace.pricing.allocation import AllocationResult, allocate_budget
 from marketplace.pricing.eligible import check_audit, choose_score_run, load_eligible_scores, only_providers
 from marketplace.pricing.period import check_campaign_period
 from marketplace.pricing.policy import PolicyOverrides, campaign_policy
-from marketplace.validation.screening import Screening
 
 __all__ = ["create_pricing_run"]
 
@@ -51,7 +52,7 @@ def create_pricing_run(
     score_run_id: int | None = None,
     audit_override: str | None = None,
     actor: str | None = None,
-    screening: Screening | None = None,
+    screening: dict[str, Any] | None = None,
 ) -> tuple[PricingRun, bool]:
     """Get or create the pricing run (and its allocations) of ``campaign``'s ``period``. Returns (run, created).
 
@@ -84,7 +85,7 @@ def create_pricing_run(
 
     eligible = load_eligible_scores(session, score_run)
     if pricing_policy.screen == "finetune" and screening is not None:
-        eligible = only_providers(eligible, screening.passed_provider_ids)
+        eligible = only_providers(eligible, passed_provider_ids(screening))
     result = allocate_budget(camp.budget_minor, eligible.sample_ids, eligible.scores, eligible.submission_ids,
                              eligible.provider_ids, pricing_policy)
     row = {
@@ -95,7 +96,7 @@ def create_pricing_run(
         "allocated_minor": result.allocated_minor, "unallocated_minor": result.unallocated_minor,
         "status": PricingRunStatus.ALLOCATED, "created_at": utcnow(),
         "audit_override": audit_override.strip() if overridden and audit_override else None,
-        "screening": screening.to_json() if pricing_policy.screen == "finetune" and screening is not None else None,
+        "screening": dict(screening) if pricing_policy.screen == "finetune" and screening is not None else None,
     }
     stmt = insert_on_conflict_do_nothing(session, PricingRun, _RUN_KEY).values(**row).returning(PricingRun.id)
     run_id = session.execute(stmt).scalar_one_or_none()

@@ -39,13 +39,14 @@ import torch
 from pydantic import Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from marketplace.db.screening import Screener
 from marketplace.errors import NotFoundError
 from marketplace.validation.cache import load_measurement, measurement_key, save_measurement
 from marketplace.validation.config import DEFAULT_REGIMES, RegimeConfig, ValidationConfig, _Frozen
 from marketplace.validation.gains import GainMeasurement, Progress, measure_gains
 from marketplace.validation.samples import ValidationData, load_validation_data
 
-__all__ = ["ProviderCheck", "Screening", "ScreeningConfig", "screen_providers", "screening_from_json"]
+__all__ = ["ProviderCheck", "Screening", "ScreeningConfig", "screen_providers", "screener", "screening_from_json"]
 
 log = logging.getLogger(__name__)
 
@@ -177,3 +178,15 @@ def screen_providers(
     return Screening(config_hash=config.config_hash(), config=config.model_dump(mode="json"),
                      model_digest=data.model_digest, checks=tuple(checks))
 
+
+
+def screener(config: ScreeningConfig | None = None, *, device: torch.device | str = "cpu",
+             cache_dir: Path | None = None, progress: Progress | None = None) -> Screener:
+    """The :data:`~marketplace.db.screening.Screener` that pricing calls: :func:`screen_providers` with these
+    settings, returning the stored document."""
+
+    def run(factory: sessionmaker[Session], campaign_id: int) -> dict[str, Any]:
+        return screen_providers(factory, campaign_id, config, device=device, cache_dir=cache_dir,
+                                progress=progress).to_json()
+
+    return run

@@ -34,6 +34,7 @@ from marketplace.validation.screening import (
     Screening,
     ScreeningConfig,
     screen_providers,
+    screener,
     screening_from_json,
 )
 from tests.support.catalog import make_score_run
@@ -138,7 +139,7 @@ def test_measurements_are_reused_per_provider(sqlite_factory: sessionmaker[Sessi
 def test_a_run_pays_only_providers_that_passed_and_keeps_the_check(
         session_factory: sessionmaker[Session], model_dir: Path, tmp_path: Path) -> None:
     camp_id, echo, noise = _market(session_factory, model_dir)
-    out = run_pricing(session_factory, camp_id, "2026-11", None, screening_config=FAST, screening_cache_dir=tmp_path)
+    out = run_pricing(session_factory, camp_id, "2026-11", None, screener=screener(FAST, cache_dir=tmp_path))
     assert out.screening is not None and out.policy["screen"] == "finetune"
     check = screening_from_json(out.screening)
     with session_factory() as s:
@@ -158,8 +159,9 @@ def test_a_run_pays_only_providers_that_passed_and_keeps_the_check(
     assert any("did not clearly lower the target loss" in n for n in notes)
     assert not any("fine-tuning" in n for n in echo_notes)
     # the same inputs price to the same run (the check comes from the same measurements)
-    again = run_pricing(session_factory, camp_id, "2026-11", None, screening_config=FAST,
-                        screening_cache_dir=tmp_path)
+    again = run_pricing(session_factory, camp_id, "2026-11", None, screener=screener(FAST, cache_dir=tmp_path))
+    with pytest.raises(ConfigError, match="no screener"):  # a caller that forgets the check is refused
+        run_pricing(session_factory, camp_id, "2026-12", None)
     assert again.pricing_run_id == out.pricing_run_id and not again.created
 
 
@@ -172,7 +174,7 @@ def test_a_given_check_decides_who_is_paid_and_a_missing_one_is_refused(
     with session_factory() as s, s.begin(), pytest.raises(ConfigError, match="fine-tuning check"):
         create_pricing_run(s, camp_id, "2026-11", {"screen": "finetune"})
     with session_factory() as s, s.begin():
-        run, _ = create_pricing_run(s, camp_id, "2026-11", {"screen": "finetune"}, screening=only_noise)
+        run, _ = create_pricing_run(s, camp_id, "2026-11", {"screen": "finetune"}, screening=only_noise.to_json())
         providers = set(s.scalars(select(Allocation.provider_id).where(Allocation.pricing_run_id == run.id)))
         assert providers == {noise} and run.allocated_minor == run.budget_minor
     with session_factory() as s, s.begin():  # screen="none": every payable provider, no check stored
@@ -186,7 +188,7 @@ def test_the_stored_check_never_changes(session_factory: sessionmaker[Session], 
     check = Screening(config_hash="x", config={}, model_digest="m",
                       checks=(ProviderCheck(echo, "echo", 12, 6, (1.0,), 1.0, 0.0, True),))
     with session_factory() as s, s.begin():
-        run, _ = create_pricing_run(s, camp_id, "2026-11", {"screen": "finetune"}, screening=check)
+        run, _ = create_pricing_run(s, camp_id, "2026-11", {"screen": "finetune"}, screening=check.to_json())
         run_id = run.id
     with session_factory() as s:
         with pytest.raises(DBAPIError, match="pricing run"), s.begin():
