@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketplace.db import Sample
 from marketplace.ingest import DedupParams, IngestOptions, ingest_one_file, normalise_text
 from marketplace.ingest.minhash import tokenize
-from marketplace.ingest.skeleton import match_skeleton
+from marketplace.ingest.skeleton import CONFUSABLES, _table, match_skeleton
 from tests.support.ingest import distinct_texts, write_jsonl
 
 N = 30
@@ -49,6 +49,22 @@ DISGUISES: dict[str, Callable[[str], str]] = {
     "combining": _combining,
     "mixed": _mixed,
 }
+
+
+def test_the_skeleton_translates_like_the_whole_text_at_once() -> None:
+    """The fast path (only non-ASCII runs through the table) against the obvious whole-string form."""
+    import random
+    import unicodedata
+
+    rng = random.Random(3)
+    alphabet = [*"abc XYZ 019_-.,\t\n", *CONFUSABLES, "\u200b", "\u00ad", "\ufeff", "\u0301", "\u20dd", "Ａ", "ﬁ",
+                "é", "ß", "İ", "ǅ", "中", "😀", "\u2028"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(3000)]
+    texts += [t for t in distinct_texts(400, min_words=5, seed=3) if not t.isascii()]
+    for text in texts:
+        expected = text.lower() if text.isascii() else (
+            unicodedata.normalize("NFKD", text).translate(_table()).casefold())
+        assert match_skeleton(text) == expected, repr(text)
 
 
 def test_the_skeleton_of_each_disguise_is_the_original_one() -> None:
