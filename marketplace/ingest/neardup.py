@@ -40,7 +40,7 @@ from marketplace.ingest.pending_index import PendingIndex
 __all__ = ["PENDING_BYTES", "NearDupIndexStore", "NearLink"]
 
 log = logging.getLogger(__name__)
-PENDING_BYTES = 128 * 2**20  # memory for index entries not written yet (~130,000 samples by default)
+PENDING_BYTES = 128 * 2**20  # memory for index entries not written yet (~176,000 samples by default)
 _LOOKUP_CHUNK = 150_000  # distinct band keys per query (a batch of 5000 records has up to 100,000)
 _SIGNATURES = cast(Table, NearDupSignature.__table__)
 _BANDS = cast(Table, NearDupBand.__table__)
@@ -168,12 +168,8 @@ class NearDupIndexStore:
         """Write every pending entry: one signature row and ``bands`` band rows per sample."""
         if self.pending.n == 0:
             return
-        ids, sigs, keys = self.pending.drain()
+        ids, sigs, band_keys, band_ids = self.pending.drain()  # band rows in key order: local B-tree writes
         log.debug("near-duplicate index %d: writing %d samples", self.index_id, ids.shape[0])
-        band_ids = np.repeat(ids, keys.shape[1])
-        band_keys = keys.ravel()
-        order = np.argsort(band_keys, kind="stable")  # sorted inserts keep B-tree writes local
-        band_keys, band_ids = band_keys[order], band_ids[order]
         sig_bytes = np.ascontiguousarray(sigs, dtype="<u4").view(np.uint8)  # (k, 4P): the stored bytes
         if self.session.get_bind().dialect.name == "postgresql":
             index_ids = np.full(ids.shape[0], self.index_id, dtype=np.int64)

@@ -8,8 +8,8 @@ every lookup, so the candidates (and so the links) are exactly those of an index
 row; it flushes the tail in one sorted bulk insert when it is full and at the end of the file,
 inside the same transaction (nothing is visible to anyone before COMMIT either way).
 
-Memory: one signature (``4 * num_perm`` bytes), the band keys and the sorted (key, row) pairs
-(``24 * bands`` bytes) per sample: about 1 kB with the default parameters.
+Memory: one signature (``4 * num_perm`` bytes), the id and one sorted (key, row) pair per band
+(``12 * bands`` bytes) per sample: 760 bytes with the default parameters.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from marketplace.ingest.lsh_match import IndexedCandidates
 __all__ = ["PendingIndex"]
 
 
-def _expand(sorted_keys: NDArray[np.int64], values: NDArray[np.int64],
-            query: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _expand(sorted_keys: NDArray[np.int64], values: NDArray[np.integer],
+            query: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.integer]]:
     """Every ``(key, value)`` of the key-sorted pairs whose key is in ``query``: two ``(h,)`` arrays."""
     lo = np.searchsorted(sorted_keys, query, side="left")
     counts = np.searchsorted(sorted_keys, query, side="right") - lo
@@ -38,10 +38,11 @@ def _expand(sorted_keys: NDArray[np.int64], values: NDArray[np.int64],
 
 
 class PendingIndex:
-    """Samples (ids, ``(P,)`` signatures, ``(bands,)`` keys) held until :meth:`drain`.
+    """Samples (ids, ``(P,)`` signatures, ``(bands,)`` band keys) held until :meth:`drain`.
 
-    Band keys are kept as sorted runs of (key, row) pairs, merged so that no run is smaller than
-    half the next older one: at most ~log2(samples) runs to search, each pair re-sorted ~log2 times.
+    Band keys are kept only as sorted runs of (key, row) pairs, merged so that no run is smaller
+    than half the next older one: at most ~log2(samples) runs to search, each pair re-sorted
+    ~log2 times, and a drain hands the band rows over in key order without sorting them again.
     """
 
     def __init__(self, num_perm: int, bands: int, expected_samples: int = 1 << 20) -> None:
@@ -50,25 +51,27 @@ class PendingIndex:
         self.num_perm = num_perm
         self.bands = bands
         self.expected_samples = expected_samples
+        self._row_dtype = np.int32 if expected_samples < 2**30 else np.int64
         self._reset()
 
     def _reset(self) -> None:
         self.n = 0
         self._ids = np.zeros(0, dtype=np.int64)  # (capacity,)
         self._sigs = np.zeros((0, self.num_perm), dtype=np.uint32)  # (capacity, P)
-        self._keys = np.zeros((0, self.bands), dtype=np.int64)  # (capacity, bands)
-        self._runs: list[tuple[NDArray[np.int64], NDArray[np.int64]]] = []  # (keys sorted, rows)
+        self._runs: list[tuple[NDArray[np.int64], NDArray[np.integer]]] = []  # (keys sorted, rows)
 
     @staticmethod
     def bytes_per_sample(num_perm: int, bands: int) -> int:
-        """Memory held per pending sample (signature, keys, id, run pairs)."""
-        return 4 * num_perm + 24 * bands + 8
+        """Memory held per pending sample: signature, id and one (key, row) pair per band."""
+        return 4 * num_perm + 12 * bands + 8
 
     def _grow(self, needed: int) -> None:
         if needed <= self._ids.shape[0]:
             return
+        if needed >= np.iinfo(self._row_dtype).max:
+            raise ValueError(f"{needed} pending samples: more than expected_samples={self.expected_samples} allows")
         capacity = max(needed, min(max(2 * self._ids.shape[0], 1024), self.expected_samples))
-        for name in ("_ids", "_sigs", "_keys"):
+        for name in ("_ids", "_sigs"):
             old = getattr(self, name)
             new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
             new[: self.n] = old[: self.n]
@@ -82,17 +85,19 @@ class PendingIndex:
         self._grow(self.n + k)
         self._ids[self.n : self.n + k] = ids
         self._sigs[self.n : self.n + k] = sigs
-        self._keys[self.n : self.n + k] = keys
         flat = keys.ravel()
         order = np.argsort(flat, kind="stable")
-        rows = np.repeat(np.arange(self.n, self.n + k, dtype=np.int64), self.bands)
+        rows = np.repeat(np.arange(self.n, self.n + k, dtype=self._row_dtype), self.bands)
         self._runs.append((flat[order], rows[order]))
         self.n += k
         while len(self._runs) > 1 and self._runs[-2][0].size <= 2 * self._runs[-1][0].size:
-            (k1, r1), (k2, r2) = self._runs.pop(), self._runs.pop()
-            merged_keys = np.concatenate((k2, k1))
-            order = np.argsort(merged_keys, kind="stable")  # two sorted runs: timsort merges them
-            self._runs.append((merged_keys[order], np.concatenate((r2, r1))[order]))
+            self._merge_last_two()
+
+    def _merge_last_two(self) -> None:
+        (k1, r1), (k2, r2) = self._runs.pop(), self._runs.pop()
+        merged_keys = np.concatenate((k2, k1))
+        order = np.argsort(merged_keys, kind="stable")  # two sorted runs: timsort merges them
+        self._runs.append((merged_keys[order], np.concatenate((r2, r1))[order]))
 
     def candidates(self, query: NDArray[np.int64]) -> IndexedCandidates:
         """The held samples sharing a key with ``query`` (1-D, sorted, unique)."""
@@ -106,8 +111,12 @@ class PendingIndex:
         order = np.argsort(ids, kind="stable")
         return IndexedCandidates(hit_keys, self._ids[hit_rows], ids[order], self._sigs[rows[order]])
 
-    def drain(self) -> tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.int64]]:
-        """Everything held (ids ``(k,)``, sigs ``(k, P)``, keys ``(k, bands)``), then empty."""
-        out = (self._ids[: self.n], self._sigs[: self.n], self._keys[: self.n])  # views of buffers let go
+    def drain(self) -> tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.int64], NDArray[np.int64]]:
+        """Everything held, then empty: ids ``(k,)`` and signatures ``(k, P)`` in the order added,
+        and the band rows ``(k * bands,)`` keys and sample ids, sorted by key."""
+        while len(self._runs) > 1:
+            self._merge_last_two()
+        band_keys, band_rows = self._runs[0] if self._runs else (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=int))
+        out = (self._ids[: self.n], self._sigs[: self.n], band_keys, self._ids[band_rows])  # views of buffers let go
         self._reset()
         return out

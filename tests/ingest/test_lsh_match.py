@@ -109,8 +109,10 @@ def test_the_pending_tail_finds_exactly_what_a_scan_finds() -> None:
         np.testing.assert_array_equal(got.ids, want.ids)
         np.testing.assert_array_equal(got.sigs, want.sigs)
     assert pending.n == sum(a.shape[0] for a in all_ids)
-    ids, sigs, keys = pending.drain()
+    ids, sigs, band_keys, band_ids = pending.drain()
     np.testing.assert_array_equal(ids, np.concatenate(all_ids))
     np.testing.assert_array_equal(sigs, np.concatenate(all_sigs))
-    np.testing.assert_array_equal(keys, np.concatenate(all_keys))
+    expected = sorted((int(k), int(i)) for i, row in zip(ids, np.concatenate(all_keys), strict=True) for k in row)
+    assert np.all(np.diff(band_keys) >= 0)
+    assert sorted(zip(band_keys.tolist(), band_ids.tolist(), strict=True)) == expected
     assert pending.n == 0 and pending.candidates(np.arange(500)).ids.size == 0
