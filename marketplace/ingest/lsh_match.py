@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["IndexedCandidates", "NearLink", "best_indexed", "match_batch"]
+__all__ = ["IndexedCandidates", "NearLink", "best_indexed", "key_ranges", "match_batch", "shared_keys"]
 
 _PAIR_CHUNK = 65536  # candidate pairs compared at once: (65536, 128) bool = 8 MiB
 
@@ -75,6 +75,22 @@ def _similarities(a: NDArray[np.uint32], rows_a: NDArray[np.intp], b: NDArray[np
     return out
 
 
+def key_ranges(sorted_keys: NDArray[np.int64], query: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.intp],
+                                                                             NDArray[np.intp]]:
+    """Where each key of ``query`` occurs in ``sorted_keys``: the positions in ``query`` of the keys
+    found, the first index of each in ``sorted_keys`` and how many times it occurs there.
+
+    One binary search per query key; the second (for the end of a range) only for the keys found,
+    which in an LSH lookup are few.
+    """
+    n = sorted_keys.shape[0]
+    lo = np.searchsorted(sorted_keys, query, side="left")
+    found = np.flatnonzero(sorted_keys[np.minimum(lo, max(n - 1, 0))] == query) if n else np.zeros(0, np.intp)
+    lo = lo[found]
+    counts = np.searchsorted(sorted_keys, query[found], side="right") - lo
+    return found, lo, counts
+
+
 def best_indexed(keys: NDArray[np.int64], has_sig: NDArray[np.bool_], sigs: NDArray[np.uint32],
                  cands: IndexedCandidates) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """For every row, the most similar indexed candidate sharing a band key with it.
@@ -94,10 +110,8 @@ def best_indexed(keys: NDArray[np.int64], has_sig: NDArray[np.bool_], sigs: NDAr
     rows = np.flatnonzero(has_sig)
     flat_keys = keys[rows].ravel()  # (r * bands,)
     flat_rows = np.repeat(rows, keys.shape[1])
-    lo = np.searchsorted(hit_keys, flat_keys, side="left")
-    counts = np.searchsorted(hit_keys, flat_keys, side="right") - lo
-    found = counts > 0
-    flat_rows, lo, counts = flat_rows[found], lo[found], counts[found]
+    found, lo, counts = key_ranges(hit_keys, flat_keys)
+    flat_rows = flat_rows[found]
     # Every (row, hit) pair: hit j of key i is hit_keys[lo[i] + j], j < counts[i].
     pair_rows = np.repeat(flat_rows, counts)
     within = np.arange(pair_rows.shape[0]) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -119,11 +133,19 @@ def best_indexed(keys: NDArray[np.int64], has_sig: NDArray[np.bool_], sigs: NDAr
     return best_sim, best_id
 
 
+def shared_keys(keys: NDArray[np.int64], has_sig: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The distinct band keys of the rows with a signature (sorted) and those of them that two or
+    more such rows share (sorted): the batch's lookup keys and its in-batch candidates' keys."""
+    uniq, counts = np.unique(keys[has_sig].ravel(), return_counts=True)
+    return uniq, uniq[counts > 1]
+
+
 def match_batch(sigs: NDArray[np.uint32], has_sig: NDArray[np.bool_], keys: NDArray[np.int64],
-                cands: IndexedCandidates, threshold: float) -> list[NearLink]:
+                cands: IndexedCandidates, threshold: float, shared: NDArray[np.int64] | None = None) -> list[NearLink]:
     """Near-duplicate links of a batch of would-be first owners, in row order (rule: module docstring).
 
-    ``sigs``: ``(n, P)`` uint32, ``has_sig``: ``(n,)`` bool, ``keys``: ``(n, bands)`` int64.
+    ``sigs``: ``(n, P)`` uint32, ``has_sig``: ``(n,)`` bool, ``keys``: ``(n, bands)`` int64;
+    ``shared``: :func:`shared_keys`'s second array, if the caller has it.
     """
     n = sigs.shape[0]
     if n == 0:
@@ -131,8 +153,11 @@ def match_batch(sigs: NDArray[np.uint32], has_sig: NDArray[np.bool_], keys: NDAr
     best_sim, best_id = best_indexed(keys, has_sig, sigs, cands)
     indexed_ok = best_sim >= threshold
     # In-batch candidates: keys shared by two or more rows of the batch.
-    uniq, counts = np.unique(keys[has_sig].ravel(), return_counts=True)
-    shared_mask = np.isin(keys, uniq[counts > 1]) & has_sig[:, None]  # (n, bands)
+    if shared is None:
+        shared = shared_keys(keys, has_sig)[1]
+    in_shared = np.zeros(keys.size, dtype=bool)
+    in_shared[key_ranges(shared, keys.ravel())[0]] = True
+    shared_mask = in_shared.reshape(keys.shape) & has_sig[:, None]  # (n, bands)
     in_batch = shared_mask.any(axis=1)
     links = [NearLink(int(row), int(best_id[row]), None, float(best_sim[row]))
              for row in np.flatnonzero(indexed_ok & ~in_batch).tolist()]

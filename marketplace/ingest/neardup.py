@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.db.dedup import NearDupBand, NearDupIndex, NearDupSignature
 from marketplace.ingest.bulk import bulk_insert, copy_fixed_width, fetch_row_binary, in_list, in_list_param
-from marketplace.ingest.lsh_match import IndexedCandidates, NearLink, match_batch
+from marketplace.ingest.lsh_match import IndexedCandidates, NearLink, match_batch, shared_keys
 from marketplace.ingest.minhash import MinHasher
 from marketplace.ingest.params import DedupParams
 from marketplace.ingest.pending_index import PendingIndex
@@ -128,10 +128,9 @@ class NearDupIndexStore:
                 if ids.size else np.zeros((0, self.params.num_perm), dtype=np.uint32))
         return IndexedCandidates(hit_keys, hit_ids, ids, sigs)
 
-    def candidates(self, keys: NDArray[np.int64]) -> IndexedCandidates:
-        """Indexed samples sharing a band key with ``keys`` (any shape), with their signatures: those
-        written to the database and those still pending."""
-        uniq = np.unique(keys)
+    def candidates(self, uniq: NDArray[np.int64]) -> IndexedCandidates:
+        """Indexed samples sharing a band key with ``uniq`` (1-D, sorted, distinct), with their
+        signatures: those written to the database and those still pending."""
         if uniq.size == 0:
             return IndexedCandidates.empty(self.params.num_perm)
         fetch = self._candidates_pg if self.session.get_bind().dialect.name == "postgresql" else self._candidates_rows
@@ -151,8 +150,8 @@ class NearDupIndexStore:
         """
         if sigs.shape[0] == 0:
             return []
-        cands = self.candidates(keys[has_sig])
-        return match_batch(sigs, has_sig, keys, cands, self.params.threshold)
+        lookup, shared = shared_keys(keys, has_sig)
+        return match_batch(sigs, has_sig, keys, self.candidates(lookup), self.params.threshold, shared)
 
     # ---- additions ----
     def add(self, sample_ids: Sequence[int], sigs: NDArray[np.uint32], keys: NDArray[np.int64]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from marketplace.ingest.lsh_match import IndexedCandidates
+from marketplace.ingest.lsh_match import IndexedCandidates, key_ranges
 
 __all__ = ["PendingIndex"]
 
@@ -25,13 +25,9 @@ __all__ = ["PendingIndex"]
 def _expand(sorted_keys: NDArray[np.int64], values: NDArray[np.integer],
             query: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.integer]]:
     """Every ``(key, value)`` of the key-sorted pairs whose key is in ``query``: two ``(h,)`` arrays."""
-    lo = np.searchsorted(sorted_keys, query, side="left")
-    counts = np.searchsorted(sorted_keys, query, side="right") - lo
-    found = counts > 0
-    lo, counts = lo[found], counts[found]
+    _, lo, counts = key_ranges(sorted_keys, query)
     if lo.size == 0:
-        none = np.zeros(0, dtype=np.int64)
-        return none, none
+        return np.zeros(0, dtype=np.int64), values[:0]
     within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
     idx = np.repeat(lo, counts) + within
     return sorted_keys[idx], values[idx]
