@@ -2,7 +2,8 @@
 
 Both work on :class:`~marketplace.valuation.tokenization.EncodedTexts` (prompt tokens already masked)
 and the loss of :func:`~marketplace.valuation.tokenization.per_sample_loss`, so the numbers are in the
-same units as LinFiK: nats per token.
+same units as LinFiK: nats per token. The logits are projected only at the positions that predict a
+target token (:mod:`marketplace.validation.token_loss`), which is most of the saving on short texts.
 
 Dropout is off while training (the model stays in eval mode): the gradient is then the one LinFiK
 takes, and the spread over seeds comes from the sample draw and the batch order only. The demo
@@ -15,8 +16,9 @@ import numpy as np
 import torch
 
 from marketplace.validation.config import RegimeConfig
+from marketplace.validation.token_loss import sample_losses
 from marketplace.valuation.config import Weighting
-from marketplace.valuation.tokenization import EncodedTexts, TokenBatch, per_sample_loss
+from marketplace.valuation.tokenization import EncodedTexts, TokenBatch
 
 __all__ = ["batch_loss", "finetune", "mean_loss"]
 
@@ -24,8 +26,7 @@ __all__ = ["batch_loss", "finetune", "mean_loss"]
 def batch_loss(model: torch.nn.Module, batch: TokenBatch, weighting: Weighting) -> torch.Tensor:
     """Scalar loss of one batch: the mean of per-sample mean token losses (``sample``) or the mean over
     every target token of the batch (``token``, the usual language-model loss)."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    per_sample = per_sample_loss(logits, batch.input_ids, batch.loss_mask)  # (B,)
+    per_sample = sample_losses(model, batch)  # (B,)
     if weighting == "sample":
         return per_sample.mean()
     n_tok = batch.loss_mask[:, 1:].sum(dim=1).to(per_sample.dtype)  # (B,)
@@ -48,8 +49,7 @@ def mean_loss(model: torch.nn.Module, encoded: EncodedTexts, *, batch_size: int,
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             batch = encoded.batch(order[start:start + batch_size]).to(torch.device(device))
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            losses = per_sample_loss(logits, batch.input_ids, batch.loss_mask).to(torch.float64)  # (B,)
+            losses = sample_losses(model, batch).to(torch.float64)  # (B,)
             if weighting == "sample":
                 w = torch.ones_like(losses)
             else:
