@@ -53,9 +53,9 @@ class DemoSize:
 
 DEMO_SIZES = {
     "default": DemoSize(name="default", campaign="demo-python-docs", corpus_small=False, n_labels=2400,
-                        audit_n=100, model_train_steps=400, promotion_floor=0.5, audit_threshold=0.5),
-    "small": DemoSize(name="small", campaign="demo-python-docs-small", corpus_small=True, n_labels=600,
-                      audit_n=60, model_train_steps=400, promotion_floor=0.2, audit_threshold=0.2),
+                        audit_n=100, model_train_steps=200, promotion_floor=0.5, audit_threshold=0.5),
+    "small": DemoSize(name="small", campaign="demo-python-docs-small", corpus_small=True, n_labels=1000,
+                      audit_n=60, model_train_steps=200, promotion_floor=0.2, audit_threshold=0.2),
 }
 
 
