@@ -127,7 +127,7 @@ def _build_model(models_dir: str, seed: int, out: str) -> None:
     """Child: build or reuse the demo target model (the one ``marketplace demo`` builds) and say where."""
     from marketplace.valuation.demo_model import DemoModelConfig, build_keyed_demo_model
 
-    model = build_keyed_demo_model(Path(models_dir), DemoModelConfig(train_steps=400), seed=seed)
+    model = build_keyed_demo_model(Path(models_dir), DemoModelConfig(), seed=seed)
     Path(out).write_text(json.dumps({"path": str(model.path), "cached": bool(model.cached)}), encoding="utf-8")
 
 

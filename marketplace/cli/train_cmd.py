@@ -48,7 +48,11 @@ def train(
     rank_weight: float = typer.Option(0.5, "--rank-weight", help="Weight of the pairwise ranking loss (0: MSE only)."),
     label_transform: str = typer.Option("quantile", "--label-transform", help="quantile or standard."),
     max_length: int = typer.Option(256, "--max-length", help="Encoder tokens per text."),
-    layer: int = typer.Option(4, "--layer", help="Encoder hidden state to pool (-1: last = sentence-transformers)."),
+    layer: int | None = typer.Option(None, "--layer", help="Encoder hidden state to pool (default 3, block 3 of 6; "
+                                     "-1: last = sentence-transformers)."),
+    early_stopping: str | None = typer.Option(None, "--early-stopping",
+                                              help="Validation metric that picks each head's best epoch: mse "
+                                                   "(default) or spearman."),
     precision: str = typer.Option("float32", "--precision", help="Embedding precision: float32, bfloat16 or int8."),
     floor: float = typer.Option(0.5, "--floor", help="Minimum held-out Spearman to become champion."),
     encoder: Path | None = typer.Option(None, "--encoder",
@@ -71,9 +75,12 @@ def train(
     overrides: dict[str, Any] = {
         "mode": mode, "seed": settings().seed if seed is None else seed, "n_heads": heads, "hidden_dim": hidden,
         "lr": lr, "rank_weight": rank_weight, "label_transform": label_transform,
-        "embed": {"layer": layer, "max_length": max_length, "precision": precision, "encoder": encoder_kind,
-                  "dim": encoder_dim},
+        "embed": {"max_length": max_length, "precision": precision, "encoder": encoder_kind, "dim": encoder_dim},
     }
+    if layer is not None:  # otherwise the EmbedConfig default
+        overrides["embed"]["layer"] = layer
+    if early_stopping is not None:
+        overrides["early_stopping"] = early_stopping
     if mode == "finetune":
         overrides.update({"max_epochs": 4, "patience": 2, "batch_size": 16})
     if epochs is not None:
