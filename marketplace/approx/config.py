@@ -75,8 +75,8 @@ class EmbedConfig(BaseModel):
     The default, block 3 of 6, is a measured choice: MiniLM's last block is trained for *semantic*
     similarity and drops the lexical detail LinFiK depends on. On the default demo campaign's earlier
     labels block 4 gave 0.704 against 0.628 for the last block (benchmarks/results/scoring.md); on the
-    current default labels, blocks 2, 3 and 4 gave 0.673, 0.679 and 0.657 on the default demo and 0.617,
-    0.614 and 0.58 on the small one (mean of three head seeds, with ``mse`` early stopping;
+    current default labels, blocks 2, 3 and 4 gave 0.673, 0.679 and 0.657 on the default demo and 0.616,
+    0.615 and 0.589 on the small one (mean of three head seeds, with ``mse`` early stopping;
     benchmarks/results/approximator.md), so block 3. Blocks after ``layer`` are dropped from the model,
     which also makes embedding faster (3 of 6 blocks run).
 
