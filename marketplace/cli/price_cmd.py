@@ -18,9 +18,10 @@ __all__ = ["register"]
 
 
 def _policy_overrides(cap_percentile: float | None, reserve: float | None, share_cap: str | None,
-                      fee_bps: int | None, netting: str | None = None, screen: str | None = None) -> dict[str, Any]:
+                      fee_bps: int | None, netting: str | None = None, screen: str | None = None,
+                      provider_split: str | None = None) -> dict[str, Any]:
     given = {"cap_percentile": cap_percentile, "reserve": reserve, "provider_share_cap": share_cap, "fee_bps": fee_bps,
-             "netting": netting, "screen": screen}
+             "netting": netting, "screen": screen, "provider_split": provider_split}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -41,6 +42,11 @@ def price(
         help="'finetune': first fine-tune the target model on a few draws of each provider's data and pay only "
              "providers whose data clearly lowers the target loss (a few seconds per provider, kept for reuse); "
              "'none': pay on the scores alone. Default: the campaign's, else 'finetune'."),
+    provider_split: str | None = typer.Option(
+        None, "--provider-split", metavar="measured|scores",
+        help="With the fine-tuning check and provider netting: 'measured' splits the budget between the providers "
+             "that pass in proportion to their measured gain per sample times their paid samples (the scores split "
+             "each provider's part); 'scores' by their netted scores. Default: the campaign's, else 'measured'."),
     device: str | None = typer.Option(None, "--device", help="Device of the fine-tuning check: cpu, cuda, cuda:N "
                                       "or auto (default MKT_DEVICE)."),
     score_run: int | None = typer.Option(None, "--score-run", help="Price this score run (default: latest complete)."),
@@ -61,7 +67,7 @@ def price(
 
     period = period or current_period()
     _, factory = open_db()
-    overrides = _policy_overrides(cap_percentile, reserve, share_cap, fee_bps, netting, screen)
+    overrides = _policy_overrides(cap_percentile, reserve, share_cap, fee_bps, netting, screen, provider_split)
     outcome = run_pricing(factory, campaign, period, overrides, score_run_id=score_run, batch_size=batch_size,
                           audit_override=override_audit,
                           screener=pricing_screener(device, progress=_show_progress))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 #: pricing package needs no import of the fine-tuning code.
 Screener = Callable[[sessionmaker[Session], int], dict[str, Any]]
 
-__all__ = ["Screener", "failed_check_reason", "failed_checks", "passed_provider_ids"]
+__all__ = ["Screener", "failed_check_reason", "failed_checks", "passed_provider_gains", "passed_provider_ids"]
 
 
 def failed_checks(screening: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
@@ -35,3 +35,9 @@ def failed_check_reason(check: dict[str, Any]) -> str:
 def passed_provider_ids(screening: dict[str, Any]) -> frozenset[int]:
     """Provider ids a stored check passed (the only ones its pricing run may pay)."""
     return frozenset(int(c["provider_id"]) for c in screening.get("providers", []) if c["passed"])
+
+
+def passed_provider_gains(screening: dict[str, Any]) -> dict[int, float]:
+    """Provider id -> measured gain per sample (nats/token), for the providers a stored check passed: the
+    weights of the measured split between providers (``PricingPolicy.provider_split``)."""
+    return {int(c["provider_id"]): float(c["gain"]) for c in screening.get("providers", []) if c["passed"]}

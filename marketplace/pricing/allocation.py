@@ -33,6 +33,14 @@ no longer drags the other down), exactly as with the share cap. With ``cap_perce
 low-scoring samples can lower the cap (an order statistic), in both modes, which shrinks everyone's
 capped values; the tests therefore check "adding negative samples never gains" with the cap at 100.
 
+**Measured split** (``provider_gains`` given, with provider netting; the pricing default when the run has a
+fine-tuning check, ``policy.provider_split == "measured"``): ``N_p`` above is replaced by
+``gain_p * n_p``, the check's measured gain per sample of provider p times its number of samples with a
+positive value, for every provider whose ``N_p`` is positive (0 for the others). The sample weights within
+p are unchanged, so the scores still split p's part between its samples; only the split between providers
+follows the measured fine-tuning gain. Gains are floats, i.e. exact binary fractions, so the weights are
+exact ints after one power-of-two scale (:func:`measured_provider_weights`).
+
 **Memory** (docs/pricing-and-ledger.md, "At scale"): the inputs and outputs are NumPy columns (about 50
 bytes per sample in all); the Python ints of steps 2-4 exist for ``chunk_size`` samples at a time
 (:data:`CHUNK_SAMPLES`), computed twice (once for the sums, once for the quotas) rather than kept. Step 4
@@ -70,7 +78,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -244,6 +252,16 @@ def net_provider_weights(
     return exponent, sums, nets
 
 
+def measured_provider_weights(gains: Sequence[float], paid_counts: Sequence[int]) -> list[int]:
+    """Exact integer weights proportional to ``gain * paid_count`` per provider (0 where the gain is <= 0 or
+    not finite): each float gain is an exact binary fraction, so one power-of-two scale makes every product
+    an int without rounding."""
+    fractions = [Fraction(g) * c if math.isfinite(g) and g > 0.0 and c > 0 else Fraction(0)
+                 for g, c in zip(gains, paid_counts, strict=True)]
+    scale = math.lcm(*(f.denominator for f in fractions)) if fractions else 1
+    return [int(f * scale) for f in fractions]
+
+
 def _group_sums(weights: NDArray[np.object_], group_index: NDArray[np.int64], n_groups: int) -> list[int]:
     """Exact per-group sums of Python-int ``weights`` (N,) by ``group_index`` (N,) in 0..n_groups-1 (0 when absent)."""
     out = [0] * n_groups
@@ -349,15 +367,21 @@ def _as_int64(name: str, data: ArrayLike, n: int | None = None) -> NDArray[np.in
 
 def _allocate_netted(
     budget_minor: int, scores: NDArray[np.float64], providers: NDArray[np.int64], values: NDArray[np.float64],
-    cap: float, policy: PricingPolicy, chunk_size: int,
+    cap: float, policy: PricingPolicy, chunk_size: int, provider_gains: Mapping[int, float] | None = None,
 ) -> tuple[NDArray[np.int64], int, tuple[int, ...], NDArray[np.float64]]:
     """Provider netting (module docstring): (amounts (N,), target total, capped provider ids, netted values (N,))."""
     uniq_prov, prov_index = np.unique(providers, return_inverse=True)
     n_prov = uniq_prov.size
     exponent, sums, nets = net_provider_weights(values, scores, cap, prov_index, n_prov, chunk_size=chunk_size)
     ratio = np.array([nets[p] / sums[p] if sums[p] else 0.0 for p in range(n_prov)], dtype=np.float64)
-    netted = values * ratio[prov_index]  # for the record only; the quotas below are exact
+    netted = values * ratio[prov_index]  # for the record only (score units); the quotas below are exact
     netted = np.where(netted > 0.0, netted, 0.0)
+    if provider_gains is not None:  # measured split: the providers' weights come from the check
+        paid = np.bincount(prov_index, weights=(values > 0.0), minlength=n_prov)
+        nets = measured_provider_weights(
+            [provider_gains.get(int(p), 0.0) if nets[i] > 0 else 0.0 for i, p in enumerate(uniq_prov.tolist())],
+            [int(c) for c in paid.tolist()])
+        netted = np.where(np.array([n > 0 for n in nets])[prov_index], netted, 0.0)
     total_net = sum(nets)
     if total_net == 0:
         return np.zeros(values.size, dtype=np.int64), 0, (), netted
@@ -412,8 +436,14 @@ def allocate_budget(
     policy: PricingPolicy | None = None,
     *,
     chunk_size: int | None = None,
+    provider_gains: Mapping[int, float] | None = None,
 ) -> AllocationResult:
     """Allocate ``budget_minor`` over eligible samples (all inputs (N,), any order) under ``policy``.
+
+    ``provider_gains`` (provider id -> measured gain per sample, from the fine-tuning check), with provider
+    netting: each provider whose scores net positive is weighted by its gain times its number of samples
+    with a positive value, instead of by its net score (module docstring, "Measured split"); a provider
+    missing from it, or with a gain <= 0, earns nothing.
 
     Returns amounts in ascending sample-id order. Raises ValidationError for a bad budget, NaN/inf
     scores (naming the samples) or repeated sample ids. The exact integer arithmetic runs ``chunk_size``
@@ -448,7 +478,7 @@ def allocate_budget(
     values, cap = compute_values(sc, policy)
     if policy.netting == "provider":
         amounts, target, capped_ids, values = _allocate_netted(budget_minor, sc, prov, values, cap, policy,
-                                                               chunk_size)
+                                                               chunk_size, provider_gains)
     else:
         amounts, target, capped_ids = _allocate_per_sample(budget_minor, prov, values, policy, chunk_size)
 

@@ -76,6 +76,20 @@ class PricingPolicy(BaseModel):
             "(marketplace.validation.screening). 'none': pay on the scores alone."
         ),
     )
+    provider_split: Literal["scores", "measured"] = Field(
+        default="measured",
+        description=(
+            "How the budget is split between the providers a fine-tuning check passed (with screen='finetune' "
+            "and netting='provider'; no effect otherwise). 'measured': in proportion to the check's measured "
+            "gain per sample times the provider's paid samples, the scores splitting each provider's part "
+            "between its samples. 'scores': in proportion to the providers' netted scores."
+        ),
+    )
+
+    @property
+    def measured_split(self) -> bool:
+        """Whether providers are split by the check's measured gain (``provider_split`` in effect)."""
+        return self.screen == "finetune" and self.netting == "provider" and self.provider_split == "measured"
 
     @field_validator("cap_percentile", "reserve", mode="after")
     @classmethod
@@ -87,9 +101,9 @@ class PricingPolicy(BaseModel):
     def canonical_json(self) -> str:
         """Sorted-key JSON of every field (Decimal as its exact string): what the hash covers.
 
-        ``netting`` appears only when it is not ``"sample"`` and ``screen`` only when it is not ``"none"``: a
-        policy from before those fields existed hashes as it did then, so existing pricing runs keep their
-        identity.
+        ``netting`` appears only when it is not ``"sample"``, ``screen`` only when it is not ``"none"`` and
+        ``provider_split`` only when it is in effect (:attr:`measured_split`): a policy from before those
+        fields existed hashes as it did then, so existing pricing runs keep their identity.
         """
         data: dict[str, Any] = {
             "cap_percentile": repr(float(self.cap_percentile)),
@@ -102,6 +116,8 @@ class PricingPolicy(BaseModel):
             data["netting"] = self.netting
         if self.screen != "none":
             data["screen"] = self.screen
+        if self.measured_split:
+            data["provider_split"] = self.provider_split
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property

@@ -22,7 +22,7 @@ from marketplace.db import Allocation, ApproximatorVersion, PricingRun, PricingR
 from marketplace.db.audit import record_audit
 from marketplace.db.engine import insert_on_conflict_do_nothing
 from marketplace.db.priced_catalog import catalog_fingerprints
-from marketplace.db.screening import passed_provider_ids
+from marketplace.db.screening import passed_provider_gains, passed_provider_ids
 from marketplace.errors import ConfigError, NotFoundError
 from marketplace.ledger.limits import check_budget_minor
 from marketplace.names import display_name
@@ -86,8 +86,9 @@ def create_pricing_run(
     eligible = load_eligible_scores(session, score_run)
     if pricing_policy.screen == "finetune" and screening is not None:
         eligible = only_providers(eligible, passed_provider_ids(screening))
+    gains = passed_provider_gains(screening) if pricing_policy.measured_split and screening is not None else None
     result = allocate_budget(camp.budget_minor, eligible.sample_ids, eligible.scores, eligible.submission_ids,
-                             eligible.provider_ids, pricing_policy)
+                             eligible.provider_ids, pricing_policy, provider_gains=gains)
     row = {
         **key, "approximator_version_id": version.id, "label_set_id": version.label_set_id,
         "policy": pricing_policy.model_dump(mode="json"), "currency": camp.currency,
