@@ -78,7 +78,7 @@ def where_to_look(cfg: Settings, base: Settings, reports_dir: Path, log_file: Pa
 
 @handle_errors
 def demo(
-    small: bool = typer.Option(False, "--small", help="A smaller run (~5 minutes on 2 cores once the model is built)."),
+    small: bool = typer.Option(False, "--small", help="A smaller run (under 5 minutes on 2 cores, the model build included)."),
     period: str | None = typer.Option(None, "--period", help="Pricing period; default: the current UTC month."),
     seed: int = typer.Option(0, "--seed", help="Seed of the corpus, the model and the samplers."),
     as_json: bool = JsonOpt,
