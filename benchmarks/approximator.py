@@ -24,9 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, publish_report
-
 import numpy as np
+from _common import ROOT, publish_report
 from scipy.stats import spearmanr
 
 

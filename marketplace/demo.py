@@ -32,7 +32,8 @@ __all__ = ["DEMO_SIZES", "DemoSize", "ProviderSummaryRow", "ValuationSummary", "
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big one demo run is. ``small`` runs in under 5 minutes on 2 CPU cores from a fresh home (model build included), ``default`` in about 10 with the model built."""
+    """How big one demo run is. ``small`` runs in about 5 minutes on 2 CPU cores from a fresh home (model
+    build included), ``default`` in about 10 with the model built."""
 
     name: str
     campaign: str

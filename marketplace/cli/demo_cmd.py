@@ -78,7 +78,8 @@ def where_to_look(cfg: Settings, base: Settings, reports_dir: Path, log_file: Pa
 
 @handle_errors
 def demo(
-    small: bool = typer.Option(False, "--small", help="A smaller run (under 5 minutes on 2 cores, the model build included)."),
+    small: bool = typer.Option(False, "--small",
+                                help="A smaller run (about 5 minutes on 2 cores, the model build included)."),
     period: str | None = typer.Option(None, "--period", help="Pricing period; default: the current UTC month."),
     seed: int = typer.Option(0, "--seed", help="Seed of the corpus, the model and the samplers."),
     as_json: bool = JsonOpt,

@@ -62,8 +62,9 @@ def _gathered(body: Any, head: Any, batch: TokenBatch) -> torch.Tensor:
 
 
 def _key(model: Any) -> str:
-    config = getattr(model, "config", None)
-    text = config.to_json_string() if hasattr(config, "to_json_string") else repr(config)
+    config: Any = getattr(model, "config", None)
+    to_json = getattr(config, "to_json_string", None)
+    text = to_json() if callable(to_json) else repr(config)
     return f"{type(model).__module__}.{type(model).__qualname__}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
