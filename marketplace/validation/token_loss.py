@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from typing import Any
 
 import torch
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: model class + config digest -> whether the gathered path reproduces the full logits
 _CHECKED: dict[str, bool] = {}
+#: model object -> its key above, so the config is serialised and hashed once per model, not per batch
+_KEYS: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
 _RTOL, _ATOL = 1e-4, 1e-5
 
 
@@ -61,11 +64,16 @@ def _gathered(body: Any, head: Any, batch: TokenBatch) -> torch.Tensor:
     return sums / mask.sum(dim=1).to(ce.dtype).clamp_min(1.0)
 
 
-def _key(model: Any) -> str:
+def _key(model: torch.nn.Module) -> str:
+    cached = _KEYS.get(model)
+    if cached is not None:
+        return cached
     config: Any = getattr(model, "config", None)
     to_json = getattr(config, "to_json_string", None)
     text = to_json() if callable(to_json) else repr(config)
-    return f"{type(model).__module__}.{type(model).__qualname__}:{hashlib.sha256(text.encode()).hexdigest()}"
+    key = f"{type(model).__module__}.{type(model).__qualname__}:{hashlib.sha256(text.encode()).hexdigest()}"
+    _KEYS[model] = key
+    return key
 
 
 def sample_losses(model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
