@@ -3,7 +3,10 @@
 On a finished default demo (``marketplace demo``), a candidate pool is drawn from the campaign's
 accepted, first-owner samples that the approximator never saw (not in its label set). For each of
 
-  alinfik   the champion approximator's stored scores (what the marketplace pays by),
+  alinfik   the champion approximator's stored scores (what the marketplace splits a provider's pay by),
+  checked   the same scores after the latest pricing run's fine-tuning check: every sample of a provider
+            that passed ranks above every sample of one that did not (what the marketplace pays for:
+            a provider that fails the check is paid nothing), ALinFiK order within each group,
   exact     exact LinFiK of every pool sample (LoGra, same configuration as the label set),
   random    a seeded random choice,
   embed     cosine of the sample's MiniLM embedding to the mean target embedding (the baseline),
@@ -43,7 +46,7 @@ from _common import ROOT, add_demo_home_args, publish_report
 
 from marketplace.validation import DEFAULT_REGIMES, RegimeConfig, finetune, mean_loss
 
-METHODS = ("alinfik", "exact", "random", "embed")
+METHODS = ("alinfik", "checked", "exact", "random", "embed")
 
 
 def _log(msg: str) -> None:
@@ -70,6 +73,8 @@ def _load_pool(campaign_name: str, n_pool: int, seed: int, work_dir: Path, chunk
     from marketplace.cli.common import open_db
     from marketplace.db import Label, Provider, RunStatus, Sample, Score, ScoreRun, TargetSample
     from marketplace.db.label_sets import require_latest_label_set
+    from marketplace.db.pricing_runs import latest_complete_pricing_runs
+    from marketplace.db.screening import passed_provider_ids
     from marketplace.db.valuation import LabelSet
     from marketplace.valuation import LinFiKConfig, label_sample_ids
 
@@ -85,8 +90,13 @@ def _load_pool(campaign_name: str, n_pool: int, seed: int, work_dir: Path, chunk
             raise SystemExit(f"campaign {campaign_name!r} has no complete score run: run `marketplace demo` first")
         version_id = run.approximator_version_id
         labeled = set(session.scalars(select(Label.sample_id).where(Label.label_set_id == label_set.id)))
+        checked = [r for r in latest_complete_pricing_runs(session, campaign_id=camp.id) if r.screening]
+        if not checked:
+            raise SystemExit(f"campaign {campaign_name!r} has no complete pricing run with the fine-tuning check: "
+                             "run `marketplace demo` (or `marketplace price`) first")
+        passed = passed_provider_ids(max(checked, key=lambda r: r.id).screening or {})
         rows = session.execute(
-            select(Sample.id, Sample.text, Sample.prompt_chars, Provider.name, Score.score)
+            select(Sample.id, Sample.text, Sample.prompt_chars, Provider.name, Sample.provider_id, Score.score)
             .join(Score, Score.sample_id == Sample.id).join(Provider, Provider.id == Sample.provider_id)
             .where(Score.approximator_version_id == version_id, Sample.duplicate_of_id.is_(None))
             .order_by(Sample.id)
@@ -116,10 +126,19 @@ def _load_pool(campaign_name: str, n_pool: int, seed: int, work_dir: Path, chunk
         sample_ids=np.asarray(ids), texts=texts, prompt_chars=[r.prompt_chars for r in chosen],
         providers=[r.name for r in chosen],
         scores={"alinfik": np.asarray([r.score for r in chosen], dtype=np.float64),
+                "checked": _checked_scores(np.asarray([r.score for r in chosen], dtype=np.float64),
+                                           np.asarray([r.provider_id in passed for r in chosen])),
                 "exact": np.asarray([exact[i] for i in ids], dtype=np.float64),
                 "embed": np.asarray(embed, dtype=np.float64)},
     )
     return pool, camp, model_dir
+
+
+def _checked_scores(scores: np.ndarray, passed: np.ndarray) -> np.ndarray:
+    """Scores that keep ALinFiK's order within the passed and within the failed samples and put every
+    passed sample above every failed one."""
+    shift = float(scores.max() - scores.min()) + 1.0 if scores.size else 0.0
+    return np.where(passed, scores + shift, scores)
 
 
 def _select(pool: Pool, method: str, k: int, seed: int) -> np.ndarray:
@@ -348,7 +367,8 @@ def main() -> None:
 
     s = pool.scores
     top_exact = set(_select(pool, "exact", k, 0).tolist())
-    overlap = {m: len(set(_select(pool, m, k, 0).tolist()) & top_exact) / k for m in ("alinfik", "embed", "random")}
+    overlap = {m: len(set(_select(pool, m, k, 0).tolist()) & top_exact) / k
+               for m in ("alinfik", "checked", "embed", "random")}
     providers = sorted(set(pool.providers))
     lines = [
         "# Data selection by valuation scores (benchmarks/selection.py)",
@@ -382,13 +402,17 @@ def main() -> None:
             f"({mean['alinfik']:.4f} vs {mean['random']:.4f}); "
             + (f"it recovers {100 * (none_loss - mean['alinfik']) / exact_gain:.0f}% of exact LinFiK's gain"
                if exact_gain > 0 else "exact LinFiK's selection did not lower the validation loss")
-            + f"; ALinFiK {'≤' if mean['alinfik'] <= mean['exact'] else '>'} exact.")
+            + f"; ALinFiK {'≤' if mean['alinfik'] <= mean['exact'] else '>'} exact; against the embedding "
+            f"baseline ({mean['embed']:.4f}): ALinFiK {'ahead' if mean['alinfik'] < mean['embed'] else 'behind'} "
+            f"({mean['alinfik']:.4f}), ALinFiK with the check "
+            f"{'ahead' if mean['checked'] < mean['embed'] else 'behind'} ({mean['checked']:.4f}).")
     lines += [
         "## Agreement on the pool",
         "",
         f"Spearman(ALinFiK, exact LinFiK) = {_spearman(s['alinfik'], s['exact']):.3f}; "
         f"Spearman(embedding cosine, exact) = {_spearman(s['embed'], s['exact']):.3f}. Overlap of the top "
-        f"{args.fraction:.0%} with exact LinFiK's: ALinFiK {overlap['alinfik']:.0%}, embedding {overlap['embed']:.0%}, "
+        f"{args.fraction:.0%} with exact LinFiK's: ALinFiK {overlap['alinfik']:.0%}, checked {overlap['checked']:.0%}, "
+        f"embedding {overlap['embed']:.0%}, "
         f"random {overlap['random']:.0%} (seed 0).",
         "",
         "Selected samples per provider (seed 0):",
