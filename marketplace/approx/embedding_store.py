@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -50,33 +51,35 @@ class StoreStats:
     n_computed: int
 
 
-def _encode_keys(keys: Sequence[str]) -> np.ndarray:
-    """(N,) strings -> (N, 64) uint8, zero-padded ASCII."""
-    arr = np.zeros((len(keys), KEY_BYTES), dtype=np.uint8)
-    if len(keys):
-        raw = np.array([k.encode("ascii") for k in keys], dtype=f"S{KEY_BYTES}")
-        arr[:] = raw.view(np.uint8).reshape(len(keys), KEY_BYTES)
-    return arr
-
-
-def _decode_keys(arr: np.ndarray) -> list[str]:
-    return [k.decode("ascii") for k in np.ascontiguousarray(arr).view(f"S{KEY_BYTES}").reshape(-1)]
-
-
 _ST_DTYPES = {"F16": np.float16, "F32": np.float32, "U8": np.uint8}
 
 
-def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Memory-map the tensors of a safetensors file (read-only, no copy until rows are gathered).
+@dataclass(frozen=True)
+class _Tensor:
+    """Where one tensor of a safetensors file lies: its dtype, shape and absolute byte offset."""
 
-    The format is an 8-byte little-endian header length, a JSON header with dtype/shape/offsets per
-    tensor, then the raw little-endian data.
-    """
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    offset: int
+
+    def read_rows(self, fd: int, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo`` to ``hi - 1`` of a 2-d tensor, read with one ``pread`` (no mapping kept)."""
+        row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        raw = os.pread(fd, (hi - lo) * row_bytes, self.offset + lo * row_bytes)
+        if len(raw) != (hi - lo) * row_bytes:
+            raise ManifestMismatchError("an embedding shard ends early; delete it")
+        return np.frombuffer(raw, dtype=self.dtype).reshape(hi - lo, *self.shape[1:])
+
+
+def _read_header(path: Path) -> dict[str, _Tensor]:
+    """The tensors of a safetensors file (an 8-byte little-endian header length, a JSON header with
+    dtype, shape and offsets per tensor, then the raw little-endian data), checked against its size."""
+    size = path.stat().st_size
     with open(path, "rb") as fh:
         header_len = int.from_bytes(fh.read(8), "little")
         header = json.loads(fh.read(header_len))
     base = 8 + header_len
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, _Tensor] = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -84,21 +87,86 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
         if dtype is None:
             raise ManifestMismatchError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
-        shape = tuple(info["shape"])
+        shape = tuple(int(x) for x in info["shape"])
         count = int(np.prod(shape)) if shape else 1
-        if end - start != count * np.dtype(dtype).itemsize:
+        if end - start != count * np.dtype(dtype).itemsize or base + end > size:
             raise ManifestMismatchError(f"{path}: tensor {name} is truncated; delete the shard")
-        out[name] = np.memmap(path, dtype=dtype, mode="r", offset=base + start, shape=shape) if count else (
-            np.zeros(shape, dtype=dtype)
-        )
+        out[name] = _Tensor(np.dtype(dtype), shape, base + start)
     return out
+
+
+class _KeyIndex:
+    """key -> location (shard number << 32 | row) for every cached key; the first shard to hold a key wins.
+
+    Held as a sorted ``S64`` array with an aligned location array (about 72 bytes a key), plus a dict of
+    the keys of shards added since the last merge; the dict is merged in when it reaches a quarter of the
+    sorted part (at least ``MERGE_AT`` keys), so merging costs O(N log N) over the store's whole life.
+    A Python dict of every key would cost about four times the memory (250 MB a store at a million).
+    """
+
+    MERGE_AT = 65_536
+
+    def __init__(self) -> None:
+        self._keys = np.empty(0, dtype=f"S{KEY_BYTES}")
+        self._locs = np.empty(0, dtype=np.int64)
+        self._recent: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return int(self._keys.size) + len(self._recent)
+
+    def add(self, keys: np.ndarray, shard_no: int) -> None:
+        """keys: (N,) ``S64`` of one shard, in row order."""
+        found = self._lookup_sorted(keys)
+        for row in np.flatnonzero(found < 0).tolist():
+            self._recent.setdefault(bytes(keys[row]), (shard_no << 32) | row)
+        if len(self._recent) >= max(self.MERGE_AT, self._keys.size // 4):
+            self._merge()
+
+    def _merge(self) -> None:
+        """Insert the recent keys into the sorted arrays: one new copy of each, never more (the peak
+        memory of a merge is the old arrays, the new ones and the recent keys)."""
+        recent = np.array(list(self._recent), dtype=f"S{KEY_BYTES}")
+        recent_locs = np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent))
+        order = np.argsort(recent, kind="stable")
+        recent, recent_locs = recent[order], recent_locs[order]
+        at = np.searchsorted(self._keys, recent)
+        self._keys = np.insert(self._keys, at, recent)
+        self._locs = np.insert(self._locs, at, recent_locs)
+        self._recent = {}
+
+    def _lookup_sorted(self, keys: np.ndarray) -> np.ndarray:
+        if not self._keys.size:
+            return np.full(keys.size, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._keys, keys), self._keys.size - 1)
+        return np.where(self._keys[pos] == keys, self._locs[pos], -1)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """(N,) locations of ``S64`` keys, -1 where a key is not cached."""
+        locs = self._lookup_sorted(keys)
+        if self._recent:
+            for i in np.flatnonzero(locs < 0).tolist():
+                locs[i] = self._recent.get(bytes(keys[i]), -1)
+        return locs
+
+
+def _as_keys(keys: Sequence[str]) -> np.ndarray:
+    """(N,) ``S64`` keys; raises ValidationError for a key that is not ASCII of at most 64 bytes."""
+    try:
+        raw = [k.encode("ascii") for k in keys]
+    except UnicodeEncodeError as exc:
+        raise ValidationError(f"cache keys are ASCII strings, got {exc.object!r}") from exc
+    if any(len(k) > KEY_BYTES for k in raw):
+        raise ValidationError(f"cache keys are at most {KEY_BYTES} bytes")
+    return np.array(raw, dtype=f"S{KEY_BYTES}")
 
 
 class EmbeddingStore:
     """Read and extend the cache for one encoder + embedding config (``cache_key``).
 
     ``manifest`` describes what produced the vectors (encoder digest, embedding config); opening an
-    existing folder with a different manifest raises :class:`ManifestMismatchError`.
+    existing folder with a different manifest raises :class:`ManifestMismatchError`. Memory: the key
+    index (about 72 bytes a key); vectors are read from their shard files when asked for, and no
+    mapping of them is kept, so scoring a million samples does not hold their vectors resident.
     """
 
     def __init__(self, root: str | Path, cache_key: str, manifest: dict[str, object], dim: int,
@@ -109,9 +177,10 @@ class EmbeddingStore:
         self.dim = int(dim)
         self.dtype = np.dtype(dtype)
         self._lock = threading.Lock()
-        self._index: dict[str, tuple[int, int]] = {}
+        self._index = _KeyIndex()
         self._shards: list[Path] = []
-        self._arrays: list[np.ndarray] = []
+        self._known: set[Path] = set()
+        self._tensors: list[_Tensor] = []
         expected = {"format": STORE_FORMAT, "cache_key": cache_key, "dim": self.dim, "dtype": dtype, **manifest}
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / "manifest.json"
@@ -132,23 +201,28 @@ class EmbeddingStore:
     def refresh(self) -> None:
         """Pick up shards written since the last look (by this or another process)."""
         with self._lock:
-            known = set(self._shards)
             for shard in sorted(self.dir.glob("shard-*.safetensors")):
-                if shard in known:
+                if shard in self._known:
                     continue
-                tensors = _map_safetensors(shard)
-                emb, keys = tensors["embeddings"], tensors["keys"]
-                if (emb.ndim != 2 or emb.shape[1] != self.dim or keys.shape != (emb.shape[0], KEY_BYTES)
-                        or emb.dtype != self.dtype):
+                tensors = _read_header(shard)
+                emb, keys = tensors.get("embeddings"), tensors.get("keys")
+                if (emb is None or keys is None or len(emb.shape) != 2 or emb.shape[1] != self.dim
+                        or keys.shape != (emb.shape[0], KEY_BYTES) or emb.dtype != self.dtype):
                     raise ManifestMismatchError(
-                        f"embedding shard {shard} holds {emb.shape} {emb.dtype} vectors, the store expects dim "
-                        f"{self.dim} {self.dtype}; delete the shard"
+                        f"embedding shard {shard} does not hold (N, {self.dim}) {self.dtype} vectors with their "
+                        "keys; delete the shard"
                     )
+                fd = os.open(shard, os.O_RDONLY)
+                try:
+                    key_rows = keys.read_rows(fd, 0, keys.shape[0]) if keys.shape[0] else np.empty((0, KEY_BYTES))
+                finally:
+                    os.close(fd)
                 shard_no = len(self._shards)
                 self._shards.append(shard)
-                self._arrays.append(emb)
-                for row, key in enumerate(_decode_keys(keys)):
-                    self._index.setdefault(key, (shard_no, row))
+                self._known.add(shard)
+                self._tensors.append(emb)
+                self._index.add(np.ascontiguousarray(key_rows, dtype=np.uint8).view(f"S{KEY_BYTES}").reshape(-1),
+                                shard_no)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -156,7 +230,7 @@ class EmbeddingStore:
     def contains(self, keys: Sequence[str]) -> np.ndarray:
         """(N,) bool: which keys are cached."""
         self.refresh()
-        return np.fromiter((k in self._index for k in keys), dtype=bool, count=len(keys))
+        return self._index.lookup(_as_keys(keys)) >= 0
 
     def get(self, keys: Sequence[str]) -> np.ndarray:
         """(N, D) float32 embeddings of cached keys, in order. Raises ValidationError on a miss."""
@@ -164,13 +238,25 @@ class EmbeddingStore:
         out = np.empty((len(keys), self.dim), dtype=np.float32)
         if not len(keys):
             return out
-        try:
-            loc = np.array([self._index[k] for k in keys], dtype=np.int64)  # (N, 2): shard, row
-        except KeyError as exc:
-            raise ValidationError(f"embedding of {exc.args[0]!r} is not cached; call ensure() first") from exc
-        for shard_no in np.unique(loc[:, 0]):
-            sel = np.flatnonzero(loc[:, 0] == shard_no)
-            out[sel] = self._arrays[shard_no][loc[sel, 1]]
+        loc = self._index.lookup(_as_keys(keys))
+        missing = np.flatnonzero(loc < 0)
+        if missing.size:
+            raise ValidationError(f"embedding of {keys[int(missing[0])]!r} is not cached; call ensure() first")
+        shard_of, row_of = loc >> 32, loc & 0xFFFFFFFF
+        for shard_no in np.unique(shard_of).tolist():
+            sel = np.flatnonzero(shard_of == shard_no)
+            rows = row_of[sel]
+            lo, hi = int(rows.min()), int(rows.max()) + 1
+            tensor = self._tensors[shard_no]
+            fd = os.open(self._shards[shard_no], os.O_RDONLY)
+            try:
+                if hi - lo <= 4 * rows.size:  # dense: one read of the span
+                    out[sel] = tensor.read_rows(fd, lo, hi)[rows - lo]
+                else:  # a few rows of a large shard: one small read each
+                    for i, row in zip(sel.tolist(), rows.tolist(), strict=True):
+                        out[i] = tensor.read_rows(fd, row, row + 1)[0]
+            finally:
+                os.close(fd)
         return out
 
     # -- writing -----------------------------------------------------------------------------------
@@ -183,7 +269,8 @@ class EmbeddingStore:
         name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.safetensors"
         tmp = self.dir / f".{name}.tmp"
         save_file(
-            {"embeddings": np.ascontiguousarray(embeddings, dtype=self.dtype), "keys": _encode_keys(keys)},
+            {"embeddings": np.ascontiguousarray(embeddings, dtype=self.dtype),
+             "keys": _as_keys(keys).view(np.uint8).reshape(len(keys), KEY_BYTES)},
             str(tmp),
             metadata={"cache_key": str(self.manifest["cache_key"]), "rows": str(len(keys))},
         )
