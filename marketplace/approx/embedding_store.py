@@ -230,7 +230,9 @@ class EmbeddingStore:
     def contains(self, keys: Sequence[str]) -> np.ndarray:
         """(N,) bool: which keys are cached."""
         self.refresh()
-        return self._index.lookup(_as_keys(keys)) >= 0
+        wanted = _as_keys(keys)
+        with self._lock:  # a merge replaces the index's arrays: never read it halfway through one
+            return self._index.lookup(wanted) >= 0
 
     def get(self, keys: Sequence[str]) -> np.ndarray:
         """(N, D) float32 embeddings of cached keys, in order. Raises ValidationError on a miss."""
@@ -238,7 +240,9 @@ class EmbeddingStore:
         out = np.empty((len(keys), self.dim), dtype=np.float32)
         if not len(keys):
             return out
-        loc = self._index.lookup(_as_keys(keys))
+        wanted = _as_keys(keys)
+        with self._lock:
+            loc = self._index.lookup(wanted)
         missing = np.flatnonzero(loc < 0)
         if missing.size:
             raise ValidationError(f"embedding of {keys[int(missing[0])]!r} is not cached; call ensure() first")

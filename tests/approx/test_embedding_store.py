@@ -68,3 +68,35 @@ def test_keys_that_do_not_fit_and_truncated_shards_are_refused(tmp_path: Path) -
     path.write_bytes(path.read_bytes()[:-8])
     with pytest.raises(ManifestMismatchError, match="truncated"):
         _store(tmp_path).contains(["a"])
+
+
+def test_reads_stay_right_while_another_thread_adds_shards(tmp_path: Path, monkeypatch) -> None:
+    """Shard tasks share one store: a reader must never see a merge half done."""
+    import threading
+
+    monkeypatch.setattr(embedding_store._KeyIndex, "MERGE_AT", 5)
+    store = _store(tmp_path)
+    base = [f"base-{i}" for i in range(50)]
+    vectors = np.arange(50 * DIM, dtype=np.float32).reshape(50, DIM)
+    store.put(base, vectors)
+    stop, errors = threading.Event(), []
+
+    def writer() -> None:
+        for j in range(200):
+            store.put([f"w{j}-{i}" for i in range(7)], np.full((7, DIM), -1.0, dtype=np.float32))
+        stop.set()
+
+    def reader() -> None:
+        while not stop.is_set():
+            got = store.get(base)
+            if not np.array_equal(got, vectors):
+                errors.append("a cached vector changed while shards were added")
+                return
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(store) == 50 + 200 * 7
