@@ -3,7 +3,9 @@
 Layout of a bundle folder (what the MLflow pyfunc carries as its artifact)::
 
     bundle.json          format, mode, ApproxConfig, encoder reference, label scaler, lineage, dim
-    heads.safetensors    w1 (K, D, H), b1 (K, H), w2 (K, H), b2 (K,) float32 + scaler knots
+    heads.safetensors    MLP heads w1 (K, D, H), b1 (K, H), w2 (K, H), b2 (K,) or linear heads w (K, D),
+                         b (K,), float32; the feature shift and scale x_shift, x_scale (D,) when the
+                         features have text statistics (feature_scaling.py); the label scaler's knots
     encoder/             fine-tuned encoder + tokenizer (mode "finetune"), or the distilled static
                          encoder (static_encoder.py: its table + tokenizer, ~16 MB) it was trained with
     token_factor/        the target model's tokenizer (token-weighted label sets only, see token_factor.py)
@@ -38,7 +40,8 @@ from marketplace.approx.encoder import (
     open_encoder,
     resolve_encoder_path,
 )
-from marketplace.approx.heads import predict_numpy
+from marketplace.approx.feature_scaling import apply_feature_scaling
+from marketplace.approx.heads import head_keys, predict_numpy
 from marketplace.approx.scaling import LabelScaler
 from marketplace.approx.token_factor import TokenFactor
 from marketplace.errors import ManifestMismatchError, ValidationError
@@ -49,7 +52,7 @@ __all__ = ["BUNDLE_FORMAT", "Approximator", "ModelBundle", "Prediction", "check_
 log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT = 1
-_HEAD_KEYS = ("w1", "b1", "w2", "b2")
+_SCALING_KEYS = ("x_shift", "x_scale")
 
 
 @dataclass
@@ -63,14 +66,16 @@ class ModelBundle:
     # Set when the labels were token-weighted: the heads predict per-token value u and a score is
     # u · T(x)/L (see token_factor.py). None: the heads predict the label itself.
     token_factor: TokenFactor | None = None
+    # (shift, scale) (D,) applied to the features before the heads (feature_scaling.py); None: identity.
+    feature_scaling: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_heads(self) -> int:
-        return int(self.head_params["w1"].shape[0])
+        return int(self.head_params[head_keys(self.head_params)[0]].shape[0])
 
     @property
     def dim(self) -> int:
-        return int(self.head_params["w1"].shape[1])
+        return int(self.head_params[head_keys(self.head_params)[0]].shape[1])
 
 
 def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncoder | None = None) -> Path:
@@ -97,7 +102,11 @@ def save_bundle(bundle: ModelBundle, out_dir: str | Path, *, encoder: TextEncode
                                         f"{bundle.encoder_ref.path}; the source changed while it was copied, retrain")
         bundle.encoder_ref = ref
         bundle.encoder_dir = enc_dir
-    tensors = {k: np.ascontiguousarray(bundle.head_params[k], dtype=np.float32) for k in _HEAD_KEYS}
+    tensors = {k: np.ascontiguousarray(bundle.head_params[k], dtype=np.float32)
+               for k in head_keys(bundle.head_params)}
+    if bundle.feature_scaling is not None:
+        tensors.update(zip(_SCALING_KEYS, (np.ascontiguousarray(a, dtype=np.float32) for a in bundle.feature_scaling),
+                           strict=True))
     tensors.update(bundle.scaler.arrays())
     save_file(tensors, str(out / "heads.safetensors"))
     meta = {
@@ -136,11 +145,12 @@ def load_bundle(path: str | Path) -> ModelBundle:
     return ModelBundle(
         config=config,
         encoder_ref=ref,
-        head_params={k: arrays[k] for k in _HEAD_KEYS},
+        head_params={k: arrays[k] for k in head_keys(arrays)},
         scaler=LabelScaler.from_parts(meta["scaler"], arrays),
         lineage=dict(meta.get("lineage", {})),
         encoder_dir=encoder_dir,
         token_factor=TokenFactor.load(root / "token_factor", factor_meta) if factor_meta else None,
+        feature_scaling=(arrays["x_shift"], arrays["x_scale"]) if "x_shift" in arrays else None,
     )
 
 
@@ -227,7 +237,8 @@ class Approximator:
                 "this model learned token-weighted labels: pass each text's factor (Approximator.factor) to score"
                 if factor is None else "this model learned per-sample labels; it takes no token factor"
             )
-        z = predict_numpy(self.bundle.head_params, x).astype(np.float64)  # (K, N)
+        features = apply_feature_scaling(x, self.bundle.feature_scaling)
+        z = predict_numpy(self.bundle.head_params, features).astype(np.float64)  # (K, N)
         scaler = self.bundle.scaler
         score = scaler.inverse(z.mean(axis=0))
         spread = scaler.inverse(z).std(axis=0) if z.shape[0] > 1 else np.zeros(z.shape[1])

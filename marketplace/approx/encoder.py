@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marketplace.approx.config import EmbedConfig
+from marketplace.approx.text_stats import N_TEXT_STATS, text_statistics
 from marketplace.errors import ConfigError, ManifestMismatchError
 
 __all__ = [
@@ -164,7 +165,8 @@ class Encoder(Protocol):
     def cache_key(self) -> str: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """(N, dim) float32, L2-normalised, rows in input order."""
+        """(N, dim) float32, rows in input order: unit vectors, or unit blocks and the text statistics
+        (stacked features)."""
         ...
 
 
@@ -180,7 +182,13 @@ def pool_embeddings(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch
 
 
 class TextEncoder:
-    """A tokenizer + encoder model pair that turns texts into unit-norm sentence embeddings."""
+    """A tokenizer + encoder model pair that turns texts into sentence embeddings.
+
+    With ``features="pooled"`` a text's vector is the unit-norm mean of the last hidden state kept;
+    with ``features="stacked"`` it is the unit-norm mean of every hidden state from the token
+    embeddings to that one, end to end, then the text statistics (``n_pooled`` x hidden + 11 numbers;
+    each block has norm 1, the statistics are raw).
+    """
 
     def __init__(self, ref: EncoderRef, tokenizer: Any, model: nn.Module, embed: EmbedConfig, device: str) -> None:
         self.ref = ref
@@ -191,7 +199,14 @@ class TextEncoder:
         hidden = getattr(getattr(model, "config", None), "hidden_size", None)
         if not isinstance(hidden, int):
             raise ConfigError(f"encoder at {ref.path} has no config.hidden_size; is it a Hugging Face encoder?")
-        self.dim = hidden
+        self.hidden_size = hidden
+        self.stacked = embed.features == "stacked"
+        blocks = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+        if self.stacked and not isinstance(blocks, int):
+            raise ConfigError(f"encoder at {ref.path} has no config.num_hidden_layers; use features pooled")
+        # Hidden states pooled: the token embeddings and each block kept (blocks after ``layer`` are dropped).
+        self.n_pooled = int(blocks) + 1 if self.stacked else 1  # type: ignore[arg-type]
+        self.dim = hidden * self.n_pooled + (N_TEXT_STATS if self.stacked else 0)
 
     @property
     def cache_key(self) -> str:
@@ -205,9 +220,12 @@ class TextEncoder:
         return list(enc["input_ids"])
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Differentiable sentence embeddings. input_ids, attention_mask: (B, T). Returns (B, C) float32."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return pool_embeddings(out.last_hidden_state.float(), attention_mask)
+        """Differentiable sentence embeddings. input_ids, attention_mask: (B, T). Returns (B, C) float32
+        for pooled features, (B, n_pooled * C) for stacked ones (without the text statistics)."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=self.stacked)
+        if not self.stacked:
+            return pool_embeddings(out.last_hidden_state.float(), attention_mask)
+        return torch.cat([pool_embeddings(h.float(), attention_mask) for h in out.hidden_states], dim=-1)
 
     def pad(self, batch_ids: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-pad token id lists to the batch's longest. Returns input_ids, attention_mask: (B, T)."""
@@ -231,11 +249,14 @@ class TextEncoder:
         bs = self.embed_config.batch_size
         autocast = self.embed_config.precision == "bfloat16"
         self.model.eval()
+        width = self.hidden_size * self.n_pooled
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
             for start in range(0, n, bs):
                 idx = order[start : start + bs]
                 input_ids, mask = self.pad([ids[i] for i in idx])
-                out[idx] = self.forward(input_ids, mask).float().cpu().numpy()
+                out[idx, :width] = self.forward(input_ids, mask).float().cpu().numpy()
+        if self.stacked:
+            out[:, width:] = text_statistics(texts)
         return out
 
 

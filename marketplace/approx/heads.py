@@ -1,4 +1,7 @@
-"""An ensemble of K small MLP regression heads evaluated as one batched computation.
+"""The approximator's head ensembles: K small MLPs, or K linear (ridge) heads, each evaluated as one
+batched computation.
+
+A linear head is ``y = w · x + b``: parameters w (K, D), b (K,). The MLP heads are described below.
 
 Each head is ``y = w2 · gelu(x W1 + b1) + b2`` with its own parameters; all K are stored stacked,
 so one ``einsum`` evaluates the whole ensemble on a batch (no Python loop over heads or samples).
@@ -15,7 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HeadEnsemble", "predict_numpy"]
+__all__ = ["LINEAR_KEYS", "MLP_KEYS", "HeadEnsemble", "head_keys", "predict_numpy"]
+
+MLP_KEYS = ("w1", "b1", "w2", "b2")
+LINEAR_KEYS = ("w", "b")
+
+
+def head_keys(params: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The parameter names of the ensemble ``params`` holds (MLP or linear)."""
+    return LINEAR_KEYS if "w" in params else MLP_KEYS
 
 
 class HeadEnsemble(nn.Module):
@@ -51,8 +62,16 @@ def predict_numpy(
     """Evaluate stacked head parameters on float16/float32 embeddings without autograd.
 
     x: (N, D). Returns (K, N) float32. Heads are fused into one (D, K·H) matmul per chunk of rows —
-    the fast path for re-scoring a whole pool from cached embeddings.
+    the fast path for re-scoring a whole pool from cached embeddings. Linear heads are one (D, K) matmul.
     """
+    if "w" in params:
+        w = np.asarray(params["w"], dtype=np.float32)  # (K, D)
+        b = np.asarray(params["b"], dtype=np.float32)  # (K,)
+        lin = np.empty((w.shape[0], x.shape[0]), dtype=np.float32)
+        for start in range(0, x.shape[0], chunk_rows):
+            xb = np.asarray(x[start : start + chunk_rows], dtype=np.float32)
+            lin[:, start : start + xb.shape[0]] = (xb @ w.T).T + b[:, None]
+        return lin
     w1 = torch.as_tensor(params["w1"], dtype=torch.float32)  # (K, D, H)
     k, d, h = w1.shape
     w1_fused = w1.permute(1, 0, 2).reshape(d, k * h).contiguous()  # (D, K·H)

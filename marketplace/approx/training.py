@@ -37,12 +37,14 @@ from marketplace.approx.config import ApproxConfig, check_config_hash, read_json
 from marketplace.approx.data import LabeledData
 from marketplace.approx.embedding_store import open_embedding_store
 from marketplace.approx.encoder import EncoderRef, TextEncoder, default_encoder_ref, load_encoder, open_encoder
+from marketplace.approx.feature_scaling import apply_feature_scaling, fit_feature_scaling
 from marketplace.approx.lineage import code_version
 from marketplace.approx.metrics import agreement
 from marketplace.approx.plots import plot_learning_curve, plot_pred_vs_exact
 from marketplace.approx.scaling import fit_scaler
+from marketplace.approx.text_stats import N_TEXT_STATS
 from marketplace.approx.token_factor import TokenFactor
-from marketplace.approx.train import fit_finetune, fit_heads, split_indices
+from marketplace.approx.train import fit_finetune, fit_heads, fit_ridge, split_indices
 from marketplace.errors import ValidationError
 
 __all__ = ["TrainingOutcome", "load_outcome", "new_run_dir", "train_approximator"]
@@ -149,8 +151,14 @@ def train_approximator(
     log.info("embeddings: %d cached, %d computed", stats.n_hit, stats.n_computed)
 
     encoder_for_bundle: TextEncoder | None = None
-    if config.mode == "frozen":
-        fit = fit_heads(x_all[train], z[train], x_all[val], z[val], config)
+    scaling = fit_feature_scaling(x_all[train], config) if config.mode == "frozen" else None
+    x_fit = apply_feature_scaling(x_all, scaling)  # what the heads see (the bundle applies the same)
+    if config.mode == "frozen" and config.head == "ridge":
+        # The penalty is chosen by leave-one-out error, so the validation rows train too.
+        rows = np.concatenate([train, val])
+        fit = fit_ridge(x_fit[rows], z[rows], config)
+    elif config.mode == "frozen":
+        fit = fit_heads(x_fit[train], z[train], x_fit[val], z[val], config)
     else:
         tuned = load_encoder(base.ref, config.embed, device=device)
         texts = data.texts
@@ -163,7 +171,7 @@ def train_approximator(
     if config.embed.encoder == "static":  # the transformer the static table was distilled from
         lineage["encoder_source_digest"] = (encoder_ref or default_encoder_ref()).digest
     bundle = ModelBundle(config=config, encoder_ref=base.ref, head_params=fit.head_params, scaler=scaler,
-                         lineage=lineage, token_factor=factor)
+                         lineage=lineage, token_factor=factor, feature_scaling=scaling)
     save_bundle(bundle, out / "bundle", encoder=encoder_for_bundle)
 
     approx = Approximator(bundle, device=device, encoder=encoder_for_bundle or base)
@@ -175,7 +183,8 @@ def train_approximator(
         pred = approx.predict_texts([data.texts[i] for i in test], prompts_test)
     fit_idx = np.concatenate([train, val])
     tfidf = predict_tfidf_ridge([data.texts[i] for i in fit_idx], z[fit_idx], [data.texts[i] for i in test])
-    cosine = predict_target_cosine(x_all[test], x_target)
+    width = x_all.shape[1] - (N_TEXT_STATS if config.embed.features == "stacked" else 0)  # embeddings only
+    cosine = predict_target_cosine(x_all[test, :width], x_target[:, :width])
     if w_test is not None:
         tfidf, cosine = scaler.inverse(tfidf) * w_test, cosine * w_test
     metrics = _held_out_metrics(pred, tfidf, cosine, data.labels[test], w_test, learned[test])

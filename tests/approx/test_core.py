@@ -15,6 +15,7 @@ from marketplace.approx.config import ApproxConfig, EmbedConfig
 from marketplace.approx.embedding_store import EmbeddingStore, open_embedding_store
 from marketplace.approx.encoder import EncoderRef, digest_model_dir, load_encoder, pool_embeddings
 from marketplace.approx.gate import decide_promotion
+from marketplace.approx.text_stats import text_statistics
 from marketplace.approx.heads import HeadEnsemble, predict_numpy
 from marketplace.approx.metrics import agreement, kendall, pearson, precision_at_top, spearman
 from marketplace.approx.scaling import fit_scaler
@@ -171,19 +172,24 @@ def test_batched_length_sorted_embedding_matches_one_by_one(tiny_encoder_dir: Pa
     fast = enc.embed(texts)
     slow = np.stack([enc.embed([t])[0] for t in texts])  # no padding at all
     np.testing.assert_allclose(fast, slow, atol=2e-5)
-    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    # Stacked features (the default): one unit-norm block per hidden state, then the text statistics.
+    blocks = fast[:, : enc.n_pooled * enc.hidden_size].reshape(len(texts), enc.n_pooled, enc.hidden_size)
+    np.testing.assert_allclose(np.linalg.norm(blocks, axis=2), 1.0, atol=1e-5)
+    np.testing.assert_allclose(fast[:, enc.n_pooled * enc.hidden_size :], text_statistics(texts))
+    pooled = load_encoder(_tiny_ref(tiny_encoder_dir), EmbedConfig(batch_size=4, max_length=64, features="pooled"))
+    np.testing.assert_allclose(pooled.embed(texts), blocks[:, -1], atol=2e-5)  # the last block alone
 
 
 def test_pooling_an_inner_layer_equals_that_hidden_state(tiny_encoder_dir: Path) -> None:
     """Dropping the blocks after ``layer`` gives exactly hidden state ``layer`` of the full model."""
     ref = _tiny_ref(tiny_encoder_dir)
     texts = list(pydoc_paragraphs()[20:26])
-    full = load_encoder(ref, EmbedConfig(layer=-1, max_length=64))
+    full = load_encoder(ref, EmbedConfig(layer=-1, max_length=64, features="pooled"))
     ids, mask = full.pad(full.tokenize(texts))
     with torch.no_grad():
         hidden = full.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
     for layer in (0, 1, 2):
-        enc = load_encoder(ref, EmbedConfig(layer=layer, max_length=64))
+        enc = load_encoder(ref, EmbedConfig(layer=layer, max_length=64, features="pooled"))
         np.testing.assert_allclose(enc.embed(texts), pool_embeddings(hidden[layer], mask).numpy(), atol=1e-5)
     np.testing.assert_allclose(full.embed(texts), pool_embeddings(hidden[-1], mask).numpy(), atol=1e-5)
     with pytest.raises(ConfigError, match="does not exist"):
@@ -239,7 +245,7 @@ def test_finetune_is_deterministic_and_moves_the_encoder(tiny_encoder_dir: Path)
     y = np.array([len(t) % 7 for t in texts], dtype=np.float64)
     z = (y - y.mean()) / y.std()
     cfg = ApproxConfig(mode="finetune", seed=1, n_heads=2, hidden_dim=16, max_epochs=2, patience=2, batch_size=8,
-                       encoder_lr=1e-3, embed=EmbedConfig(max_length=48, batch_size=16))
+                       encoder_lr=1e-3, embed=EmbedConfig(max_length=48, batch_size=16, features="pooled"))
     ref = _tiny_ref(tiny_encoder_dir)
     before = {k: v.clone() for k, v in load_encoder(ref, cfg.embed).model.state_dict().items()}
     results = []
@@ -263,7 +269,7 @@ def test_minilm_matches_sentence_transformers() -> None:
     """With the last layer pooled, our embedding is exactly sentence-transformers' all-MiniLM-L6-v2."""
     from sentence_transformers import SentenceTransformer
 
-    minilm = load_encoder(None, EmbedConfig(batch_size=16, layer=-1))
+    minilm = load_encoder(None, EmbedConfig(batch_size=16, layer=-1, features="pooled"))
     texts = list(pydoc_paragraphs()[100:116])
     ours = minilm.embed(texts)
     reference = SentenceTransformer(minilm.ref.path, device="cpu", local_files_only=True).encode(
@@ -283,7 +289,7 @@ def test_bundle_round_trip_legacy_config_and_tampering(tmp_path: Path, tiny_enco
     heads = HeadEnsemble(2, 32, 8, 0.0, gen)
     params = {k: v.detach().numpy() for k, v in heads.state_dict().items()}
     scaler = fit_scaler(np.random.default_rng(0).normal(size=50), "quantile")
-    bundle = ModelBundle(ApproxConfig(hidden_dim=8, n_heads=2), _tiny_ref(tiny_encoder_dir), params, scaler,
+    bundle = ModelBundle(ApproxConfig(head="mlp", hidden_dim=8, n_heads=2), _tiny_ref(tiny_encoder_dir), params, scaler,
                          lineage={"label_set_id": "7"})
     out = save_bundle(bundle, tmp_path / "b")
     back = load_bundle(out)
@@ -293,11 +299,37 @@ def test_bundle_round_trip_legacy_config_and_tampering(tmp_path: Path, tiny_enco
     # A bundle written before `embed.layer` existed keeps the meaning it was trained with (last layer).
     meta = json.loads((out / "bundle.json").read_text())
     del meta["config"]["embed"]["layer"]
+    # ...and one written before `head` and `features` existed: MLP heads on one pooled hidden state.
+    del meta["config"]["head"], meta["config"]["embed"]["features"], meta["config"]["stats_weight"]
     meta["config_hash"] = canonical_hash(meta["config"])
     (out / "bundle.json").write_text(json.dumps(meta))
-    assert load_bundle(out).config.embed.layer == -1
+    legacy = load_bundle(out).config
+    assert (legacy.embed.layer, legacy.head, legacy.embed.features) == (-1, "mlp", "pooled")
+    assert legacy.embed.config_hash() == EmbedConfig(layer=-1, features="pooled").config_hash()
     # An edited config no longer matches its hash: refused.
     meta["config"]["hidden_dim"] = 9
     (out / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(ManifestMismatchError, match="recorded hash"):
         load_bundle(out)
+
+
+def test_a_ridge_bundle_with_feature_scaling_round_trips(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    from marketplace.approx.bundle import Approximator, ModelBundle, load_bundle, save_bundle
+
+    ref = _tiny_ref(tiny_encoder_dir)
+    enc = load_encoder(ref, EmbedConfig(max_length=64))
+    texts = list(pydoc_paragraphs()[:30])
+    x = enc.embed(texts)
+    rng = np.random.default_rng(0)
+    params = {"w": rng.normal(size=(3, enc.dim)).astype(np.float32), "b": rng.normal(size=3).astype(np.float32)}
+    scaling = (rng.normal(size=enc.dim).astype(np.float32), rng.uniform(0.5, 2, size=enc.dim).astype(np.float32))
+    scaler = fit_scaler(rng.normal(size=50), "standard")
+    bundle = ModelBundle(ApproxConfig(n_heads=3, embed=EmbedConfig(max_length=64)), ref, params, scaler,
+                         feature_scaling=scaling)
+    back = load_bundle(save_bundle(bundle, tmp_path / "b"))
+    assert (back.n_heads, back.dim) == (3, enc.dim)
+    np.testing.assert_array_equal(back.feature_scaling[1], scaling[1])  # type: ignore[index]
+    got = Approximator(back, encoder=enc).predict_embeddings(x)
+    z = ((x - scaling[0]) / scaling[1]) @ params["w"].T + params["b"]  # (N, K) by hand
+    np.testing.assert_allclose(got.score, scaler.inverse(z.mean(axis=1)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.score, Approximator(back, encoder=enc).predict_texts(texts).score)

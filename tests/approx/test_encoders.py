@@ -87,7 +87,7 @@ def test_static_pooling_matches_a_loop_over_tokens(static_ref: EncoderRef) -> No
 
 
 def test_batched_token_states_match_one_token_at_a_time(tiny_ref: EncoderRef) -> None:
-    source = load_encoder(tiny_ref, EmbedConfig(layer=2))
+    source = load_encoder(tiny_ref, EmbedConfig(layer=2, features="pooled"))
     states = _token_states(source)
     tok = source.tokenizer
     for t in (0, 1037, 2088, len(tok) - 1):
@@ -99,7 +99,7 @@ def test_batched_token_states_match_one_token_at_a_time(tiny_ref: EncoderRef) ->
 
 def test_distillation_is_deterministic_and_cached_by_digest(tiny_ref: EncoderRef, static_ref: EncoderRef,
                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    source = load_encoder(tiny_ref, EmbedConfig(layer=2))
+    source = load_encoder(tiny_ref, EmbedConfig(layer=2, features="pooled"))
     a, b = distill_static_vectors(source, 16), distill_static_vectors(source, 16)
     assert a.dtype == np.float16 and a.shape == (len(source.tokenizer), 16)
     np.testing.assert_array_equal(a, b)

@@ -54,9 +54,10 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainingOutc
     ref = EncoderRef(source="path", path=str(enc), digest=digest_model_dir(enc))
     data = _labeled_data()
     configs = {
-        "weak": ApproxConfig(seed=0, max_epochs=2, embed=EMBED),
-        "broken": ApproxConfig(seed=0, max_epochs=1, lr=1e-7, embed=EMBED),
-        "strong": ApproxConfig(seed=0, embed=EMBED),
+        # MLP heads, whose training length and learning rate make a weak and a broken model on purpose.
+        "weak": ApproxConfig(seed=0, head="mlp", max_epochs=2, embed=EMBED),
+        "broken": ApproxConfig(seed=0, head="mlp", max_epochs=1, lr=1e-7, embed=EMBED),
+        "strong": ApproxConfig(seed=0, head="mlp", embed=EMBED),
     }
     return {
         name: train_approximator(data, cfg, store_root=root / "emb", run_dir=root / name, encoder_ref=ref)

@@ -236,8 +236,9 @@ def test_scoring_multiplies_by_the_exact_factor(session_factory: sessionmaker[Se
     assert len(rows) == plan.n_todo
     want = approx.predict_texts([r.text for r in rows], [r.prompt_chars for r in rows]).score
     # scoring reads the embeddings back from the store in float16 (relative rounding up to 2^-11 per
-    # element) where predict_texts embeds in float32: scores agree to ~1e-5, not to the last bit
-    np.testing.assert_allclose([r.score for r in rows], want, rtol=1e-4, atol=1e-12)
+    # element) where predict_texts embeds in float32; the raw text statistics of stacked features (logs up to
+    # ~10, standardised after) carry that rounding into the score: they agree to ~1e-3, not to the last bit
+    np.testing.assert_allclose([r.score for r in rows], want, rtol=2e-3, atol=1e-12)
     assert {r.sample_id: r.score for r in rows}[all_prompt] == 0.0
     assert sum(r.prompt_chars is not None for r in rows) > 5
 

@@ -72,7 +72,8 @@ def test_training_is_deterministic_and_cached(
 
     other_seed = train_approximator(data, FAST.model_copy(update={"seed": 1}), store_root=store,
                                     run_dir=tmp_path / "c", encoder_ref=tiny_ref)
-    assert not np.array_equal(load_bundle(other_seed.bundle_dir).head_params["w1"], pa.head_params["w1"])
+    assert set(pa.head_params) == {"w", "b"} and pa.feature_scaling is not None  # the defaults: ridge, stacked
+    assert not np.array_equal(load_bundle(other_seed.bundle_dir).head_params["w"], pa.head_params["w"])
 
 
 def test_training_refuses_bad_inputs(sqlite_engine, tmp_path: Path, tiny_ref: EncoderRef) -> None:  # type: ignore[no-untyped-def]
