@@ -317,6 +317,8 @@ def open_embedding_store(root: str | Path, ref: EncoderRef, embed: EmbedConfig, 
     """The shared cache for one encoder (by digest) + embedding config; no model is loaded."""
     manifest: dict[str, object] = {
         "encoder_digest": ref.digest,
-        "embed_config": embed.model_dump(mode="json", exclude={"batch_size"}),
+        # Pooled features, the only kind before stacked ones, are left out: stores written then still open.
+        "embed_config": embed.model_dump(
+            mode="json", exclude={"batch_size", *(("features",) if embed.features == "pooled" else ())}),
     }
     return EmbeddingStore(root, embedding_cache_key(ref, embed), manifest, dim)

@@ -238,6 +238,20 @@ def test_embedding_store_round_trip_cache_hit_and_manifest(tmp_path: Path, tiny_
     # Another embedding config is another folder: no false hits.
     other = open_embedding_store(tmp_path, ref, EmbedConfig(max_length=32), 8)
     assert not other.contains(keys).any()
+    assert not open_embedding_store(tmp_path, ref, EmbedConfig(features="pooled"), 8).contains(keys).any()
+
+
+def test_a_store_written_before_stacked_features_still_opens(tmp_path: Path, tiny_encoder_dir: Path) -> None:
+    """Pooled stores carry the manifest they had before the option existed (no ``features`` key)."""
+    import json
+
+    ref = _tiny_ref(tiny_encoder_dir)
+    store = open_embedding_store(tmp_path, ref, EmbedConfig(features="pooled"), 8)
+    manifest = json.loads((store.dir / "manifest.json").read_text())
+    assert "features" not in manifest["embed_config"]
+    manifest["embed_config"] = {"layer": 3, "max_length": 256, "precision": "float32"}  # as written then
+    (store.dir / "manifest.json").write_text(json.dumps(manifest))
+    assert open_embedding_store(tmp_path, ref, EmbedConfig(features="pooled"), 8).dir == store.dir
 
 
 def test_finetune_is_deterministic_and_moves_the_encoder(tiny_encoder_dir: Path) -> None:
