@@ -1,18 +1,22 @@
-"""Approximator choices on real labels: pooled encoder block and early-stopping metric, over head seeds.
+"""Approximator choices on real labels: the features the heads see and the heads themselves, over seeds.
 
     python benchmarks/approximator.py --market small=HOME_A:demo-python-docs-small \\
-                                      --market default=HOME_B:demo-python-docs [--layers 2 3 4] \\
-                                      [--stopping spearman mse] [--seeds 0 1 2]
+                                      --market second=HOME_B:word-definitions [--seeds 0 1 2]
 
 For each market (``NAME=MKT_HOME:CAMPAIGN``, the home of a finished ``marketplace demo`` or
 ``benchmarks/second_market.py`` run): the campaign's latest label set, the product's own steps in the
 order ``marketplace train`` runs them (token factor, content-hash test split, label scaler fitted on the
-training split, MiniLM embeddings pooled at each block, the head ensemble, predictions times the token
-factor), and the held-out Spearman in the labels' units for every block x early-stopping metric x head
-seed, next to TF-IDF + ridge on the same split. The seed moves the validation split and the heads'
-initialisation, not the test split, so the spread over seeds is how much a choice depends on luck.
+training split, MiniLM features, the feature scaling, the head ensemble, predictions times the token
+factor), and the held-out Spearman in the labels' units for each choice:
 
-Writes benchmarks/results/approximator.md (``--out`` to change).
+- features: ``pooled`` (hidden state 3 alone, the former default) or ``stacked`` (hidden states 0-3
+  and the text statistics, the default);
+- heads: ``mlp`` (5 MLPs with early stopping on the validation split, the former default) or
+  ``ridge`` (5 bootstrap ridge regressions, penalty by leave-one-out, the default).
+
+TF-IDF + ridge is the baseline on the same split. The seed moves the validation split, the bootstrap
+weights and the MLPs' initialisation, not the test split, so the spread over seeds is how much a choice
+depends on luck. Writes benchmarks/results/approximator.md (``--out`` to change).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import numpy as np
 from _common import ROOT, publish_report
 from scipy.stats import spearmanr
 
+FEATURES = ("pooled", "stacked")
+HEADS = ("mlp", "ridge")
+
 
 def _market(spec: str) -> tuple[str, Path, str]:
     name, _, rest = spec.partition("=")
@@ -39,15 +46,16 @@ def _market(spec: str) -> tuple[str, Path, str]:
     return name, Path(home), campaign
 
 
-def _measure(home: Path, campaign: str, layers: list[int], stopping: list[str],
-             seeds: list[int]) -> tuple[dict[tuple[int, str], list[float]], list[float], int, int]:
+def _measure(home: Path, campaign: str, seeds: list[int]) -> tuple[dict[tuple[str, str], list[float]], list[float],
+                                                                    int, int]:
     from marketplace.approx.baselines import predict_tfidf_ridge
     from marketplace.approx.config import ApproxConfig, EmbedConfig
     from marketplace.approx.data import load_labeled_data
     from marketplace.approx.encoder import open_encoder
+    from marketplace.approx.feature_scaling import apply_feature_scaling, fit_feature_scaling
     from marketplace.approx.heads import predict_numpy
     from marketplace.approx.scaling import fit_scaler
-    from marketplace.approx.train import fit_heads, split_indices
+    from marketplace.approx.train import fit_heads, fit_ridge, split_indices
     from marketplace.approx.training import _token_factor, _with_factor
     from marketplace.campaigns import get_campaign
     from marketplace.db import create_db_engine, make_session_factory
@@ -56,8 +64,10 @@ def _measure(home: Path, campaign: str, layers: list[int], stopping: list[str],
     with factory() as s:
         data = load_labeled_data(s, get_campaign(s, campaign).id)
     data, w, learned = _with_factor(data, _token_factor(data))
-    emb = {layer: open_encoder(None, EmbedConfig(layer=layer)).embed(data.texts) for layer in layers}
-    scores: dict[tuple[int, str], list[float]] = {}
+    stacked = open_encoder(None, EmbedConfig()).embed(data.texts)
+    hidden = 384
+    emb = {"stacked": stacked, "pooled": stacked[:, 3 * hidden : 4 * hidden]}  # block 3 is the 4th unit block
+    scores: dict[tuple[str, str], list[float]] = {}
     tfidf: list[float] = []
     n_test = 0
     for seed in seeds:
@@ -69,13 +79,16 @@ def _measure(home: Path, campaign: str, layers: list[int], stopping: list[str],
         fit_idx = np.concatenate([train, val])
         tf = predict_tfidf_ridge([data.texts[i] for i in fit_idx], z[fit_idx], [data.texts[i] for i in test])
         tfidf.append(float(spearmanr(scaler.inverse(tf) * w[test], data.labels[test])[0]))
-        for layer, metric in itertools.product(layers, stopping):
-            config = base.model_copy(update={"early_stopping": metric})
-            x = emb[layer].astype(np.float32)
-            fit = fit_heads(x[train], z[train], x[val], z[val], config)
+        for features, head in itertools.product(FEATURES, HEADS):
+            config = ApproxConfig.model_validate({"seed": seed, "head": head, "embed": {"features": features}})
+            x = apply_feature_scaling(emb[features], fit_feature_scaling(emb[features][train], config))
+            if head == "ridge":
+                fit = fit_ridge(x[fit_idx], z[fit_idx], config)
+            else:
+                fit = fit_heads(x[train], z[train], x[val], z[val], config)
             pred = predict_numpy(fit.head_params, x[test]).mean(axis=0)
             rho = spearmanr(scaler.inverse(pred) * w[test], data.labels[test])[0]
-            scores.setdefault((layer, metric), []).append(float(rho))
+            scores.setdefault((features, head), []).append(float(rho))
         print(f"{campaign} seed {seed}: done", file=sys.stderr, flush=True)
     return scores, tfidf, len(data), n_test
 
@@ -83,34 +96,35 @@ def _measure(home: Path, campaign: str, layers: list[int], stopping: list[str],
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--market", action="append", required=True, help="NAME=MKT_HOME:CAMPAIGN (repeatable)")
-    ap.add_argument("--layers", type=int, nargs="+", default=[2, 3, 4])
-    ap.add_argument("--stopping", nargs="+", default=["spearman", "mse"], choices=["spearman", "mse"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/approximator.md")
     args = ap.parse_args()
     markets = [_market(m) for m in args.market]
     lines = [
-        "# Approximator choices: pooled MiniLM block and early-stopping metric (benchmarks/approximator.py)",
+        "# Approximator choices: features and heads (benchmarks/approximator.py)",
         "",
         f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}. Command: "
         f"`python benchmarks/approximator.py {' '.join(sys.argv[1:])}`",
         "",
-        "Held-out Spearman in the labels' units (the metric `marketplace train` reports), mean over head seeds "
+        "Held-out Spearman in the labels' units (the metric `marketplace train` reports), mean over seeds "
         f"{', '.join(map(str, args.seeds))} with the range in brackets; the test split is the same for every "
-        "seed and every choice. TF-IDF + ridge is the baseline on the same split.",
+        "seed and every choice. Features: `pooled` = MiniLM hidden state 3 alone (the former default); "
+        "`stacked` = hidden states 0-3 and the text statistics (the default). Heads: `mlp` = 5 MLPs with early "
+        "stopping on the validation split (the former default); `ridge` = 5 bootstrap ridge regressions, penalty "
+        "by leave-one-out on the training and validation rows (the default). TF-IDF + ridge is the baseline on "
+        "the same split.",
         "",
     ]
     for name, home, campaign in markets:
-        scores, tfidf, n, n_test = _measure(home, campaign, args.layers, args.stopping, args.seeds)
+        scores, tfidf, n, n_test = _measure(home, campaign, args.seeds)
         lines += [f"## {name}: `{campaign}` ({n} labels, {n_test} held out)", "",
-                  "| block | " + " | ".join(f"{m} early stopping" for m in args.stopping) + " |",
-                  "|---|" + "---:|" * len(args.stopping)]
-        for layer in args.layers:
+                  "| features | " + " | ".join(f"{h} heads" for h in HEADS) + " |", "|---|" + "---:|" * len(HEADS)]
+        for features in FEATURES:
             cells = []
-            for metric in args.stopping:
-                v = scores[(layer, metric)]
+            for head in HEADS:
+                v = scores[(features, head)]
                 cells.append(f"{np.mean(v):.3f} [{min(v):.3f}, {max(v):.3f}]")
-            lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+            lines.append(f"| {features} | " + " | ".join(cells) + " |")
         lines += ["", f"TF-IDF + ridge: {np.mean(tfidf):.3f}.", ""]
     publish_report(lines, args.out)
 

@@ -67,7 +67,7 @@ def bench_embedding(n: int) -> list[dict[str, Any]]:
 
     texts = _texts(n)
     rows: list[dict[str, Any]] = []
-    enc = load_encoder(None, EmbedConfig(batch_size=64))
+    enc = load_encoder(None, EmbedConfig(batch_size=64, features="pooled"))
     ids = enc.tokenize(texts)
     n_tokens = sum(len(x) for x in ids)
 
@@ -94,12 +94,12 @@ def bench_embedding(n: int) -> list[dict[str, Any]]:
     rows.append({"what": "naive baseline (input order, no_grad), float32", "s": t_naive, "n": n})
     rows.append({"what": "forward-pass limit (pre-tokenised, sorted, padded), float32", "s": t_limit, "n": n})
     for precision in ("float32", "bfloat16", "int8"):
-        e = load_encoder(None, EmbedConfig(batch_size=64, precision=precision))  # type: ignore[arg-type]
+        e = load_encoder(None, EmbedConfig(batch_size=64, precision=precision, features="pooled"))  # type: ignore[arg-type]
         t, emb = _timed(lambda e=e: e.embed(texts))
         cos = float(np.mean(np.sum(emb * ref, axis=1)))
         rows.append({"what": f"ours (tokenise once, length-sorted, inference_mode), {precision}", "s": t, "n": n,
                      "cos_vs_fp32": cos, "precision": precision})
-    full = load_encoder(None, EmbedConfig(batch_size=64, layer=-1))
+    full = load_encoder(None, EmbedConfig(batch_size=64, layer=-1, features="pooled"))
     t_full, _ = _timed(lambda: full.embed(texts))
     rows.append({"what": "ours, float32, all 6 blocks (layer -1, the sentence-transformers output)", "s": t_full,
                  "n": n})

@@ -119,7 +119,7 @@ def _load_pool(campaign_name: str, n_pool: int, seed: int, work_dir: Path, chunk
         targets = [t for (t,) in session.execute(select(TargetSample.text).where(
             TargetSample.campaign_id == camp.id).order_by(TargetSample.record_index))]
         model_dir = Path(camp.target_model_path)
-    encoder = load_encoder(None, EmbedConfig())
+    encoder = load_encoder(None, EmbedConfig(features="pooled"))  # the embedding baseline: block 3 alone
     texts = [r.text for r in chosen]
     embed = predict_target_cosine(encoder.embed(texts), encoder.embed(targets))
     pool = Pool(

@@ -69,8 +69,8 @@ def predict_numpy(
         b = np.asarray(params["b"], dtype=np.float32)  # (K,)
         lin = np.empty((w.shape[0], x.shape[0]), dtype=np.float32)
         for start in range(0, x.shape[0], chunk_rows):
-            xb = np.asarray(x[start : start + chunk_rows], dtype=np.float32)
-            lin[:, start : start + xb.shape[0]] = (xb @ w.T).T + b[:, None]
+            rows = np.asarray(x[start : start + chunk_rows], dtype=np.float32)
+            lin[:, start : start + rows.shape[0]] = (rows @ w.T).T + b[:, None]
         return lin
     w1 = torch.as_tensor(params["w1"], dtype=torch.float32)  # (K, D, H)
     k, d, h = w1.shape

@@ -147,7 +147,8 @@ def ensure_static_encoder(source: EncoderRef, embed: EmbedConfig, cache_dir: str
         src_path = checked_encoder_path(source)
         log.info("distilling a static encoder (layer %d, dim %s) from %s once, into %s",
                  embed.layer, embed.dim, src_path, folder)
-        transformer = load_encoder(source, EmbedConfig(layer=embed.layer, max_length=embed.max_length, features="pooled"))
+        transformer = load_encoder(source, EmbedConfig(layer=embed.layer, max_length=embed.max_length,
+                                                       features="pooled"))
         vectors = distill_static_vectors(transformer, int(embed.dim or 0))
         tmp = root / f".{key}-{uuid.uuid4().hex[:8]}.tmp"
         tmp.mkdir(parents=True)

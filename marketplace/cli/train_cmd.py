@@ -38,7 +38,13 @@ def _render(d: dict[str, Any]) -> None:
 def train(
     campaign: str = CampaignArg,
     label_set: int | None = typer.Option(None, "--label-set", help="Label set id (default: the latest complete)."),
-    mode: str = typer.Option("frozen", "--mode", help="frozen (encoder embeddings + MLP heads) or finetune."),
+    mode: str = typer.Option("frozen", "--mode", help="frozen (encoder features + heads) or finetune (encoder "
+                             "trained with MLP heads)."),
+    head: str | None = typer.Option(None, "--head", help="ridge (frozen default: bootstrap ridge regressions, "
+                                    "penalty by leave-one-out) or mlp (MLPs with early stopping; finetune)."),
+    features: str | None = typer.Option(None, "--features",
+                                        help="stacked (transformer default: hidden states 0..layer + text "
+                                             "statistics) or pooled (hidden state layer alone)."),
     seed: int | None = typer.Option(None, "--seed", help="Training seed (default MKT_SEED)."),
     heads: int = typer.Option(5, "--heads", help="Ensemble size (the spread is the uncertainty)."),
     hidden: int = typer.Option(128, "--hidden", help="Hidden units per head."),
@@ -79,6 +85,10 @@ def train(
     }
     if layer is not None:  # otherwise the EmbedConfig default
         overrides["embed"]["layer"] = layer
+    if head is not None:  # otherwise the mode's default (ridge frozen, mlp finetune)
+        overrides["head"] = head
+    if features is not None:  # otherwise the encoder's and mode's default
+        overrides["embed"]["features"] = features
     if early_stopping is not None:
         overrides["early_stopping"] = early_stopping
     if mode == "finetune":

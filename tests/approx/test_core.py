@@ -15,10 +15,10 @@ from marketplace.approx.config import ApproxConfig, EmbedConfig
 from marketplace.approx.embedding_store import EmbeddingStore, open_embedding_store
 from marketplace.approx.encoder import EncoderRef, digest_model_dir, load_encoder, pool_embeddings
 from marketplace.approx.gate import decide_promotion
-from marketplace.approx.text_stats import text_statistics
 from marketplace.approx.heads import HeadEnsemble, predict_numpy
 from marketplace.approx.metrics import agreement, kendall, pearson, precision_at_top, spearman
 from marketplace.approx.scaling import fit_scaler
+from marketplace.approx.text_stats import text_statistics
 from marketplace.approx.train import fit_finetune, fit_heads, split_indices
 from marketplace.errors import ConfigError, ManifestMismatchError, ValidationError
 from tests.support.approx import build_tiny_encoder, pydoc_paragraphs

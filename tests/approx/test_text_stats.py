@@ -39,7 +39,7 @@ def test_batched_statistics_equal_a_per_text_computation() -> None:
 
 
 def test_statistics_of_a_text_do_not_depend_on_its_batch() -> None:
-    texts = list(pydoc_paragraphs()[:8]) + ["Ζ ω", ""]
+    texts = [*pydoc_paragraphs()[:8], "Ζ ω", ""]
     alone = np.stack([text_statistics([t])[0] for t in texts])
     np.testing.assert_array_equal(text_statistics(texts), alone)
     assert text_statistics([]).shape == (0, N_TEXT_STATS)
