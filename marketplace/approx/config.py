@@ -89,8 +89,9 @@ class EmbedConfig(BaseModel):
     laid end to end, then the text's surface statistics (text_stats.py): (layer + 1) x 384 + 11 numbers
     for MiniLM at block 3, from the same single forward pass. ``pooled``: hidden state ``layer`` alone
     (the only choice for static and hashed encoders and for ``mode finetune``; what models trained before
-    the option existed used). Measured with the ridge head (benchmarks/results/approximator.md): stacked
-    lifts held-out Spearman from 0.59 to 0.65 on the small demo and from 0.58 to 0.69 on the second market.
+    the option existed used). Measured with ridge heads (benchmarks/results/approximator.md): stacked
+    lifts held-out Spearman from 0.584 to 0.649 on the small demo, 0.652 to 0.656 on the default demo and
+    0.573 to 0.673 on the second market.
 
     ``precision``: float32 by default. Measured on the same labels, int8 dynamic quantisation embeds
     1.5x faster with the same held-out Spearman (+0.002), so it is a safe ``--precision int8``; it is
@@ -172,9 +173,10 @@ class ApproxConfig(BaseModel):
 
     - ``ridge`` (the default in frozen mode): linear ridge regressions on the training and validation
       rows, the penalty chosen from a grid by exact leave-one-out error (train.py, ``fit_ridge``).
-      Measured against the MLP on the same stacked features and splits: 0.65 against 0.59 on the small
-      demo, 0.69 against 0.61 on the second market (benchmarks/results/approximator.md): with a few
-      hundred to a few thousand labels the MLP's extra freedom costs more than it buys.
+      Measured against the MLP on the same stacked features and splits: 0.649 against 0.591 on the
+      small demo, 0.656 against 0.644 on the default demo, 0.673 against 0.616 on the second market
+      (benchmarks/results/approximator.md): with a few hundred to a few thousand labels the MLP's extra
+      freedom costs more than it buys.
     - ``mlp``: two-layer MLPs ``D -> hidden_dim -> 1`` (GELU, dropout) with seed-derived initialisation
       and dropout masks, trained with MSE on standardised labels + ``rank_weight`` × RankNet loss on
       random pairs of each batch and early stopping on the validation split (``mode finetune`` needs it,
