@@ -64,8 +64,9 @@ def _measure(home: Path, campaign: str, seeds: list[int]) -> tuple[dict[tuple[st
     with factory() as s:
         data = load_labeled_data(s, get_campaign(s, campaign).id)
     data, w, learned = _with_factor(data, _token_factor(data))
-    stacked = open_encoder(None, EmbedConfig()).embed(data.texts)
-    hidden = 384
+    encoder = open_encoder(None, EmbedConfig())
+    stacked = encoder.embed(data.texts)
+    hidden = encoder.hidden_size  # type: ignore[attr-defined]  # a TextEncoder
     emb = {"stacked": stacked, "pooled": stacked[:, 3 * hidden : 4 * hidden]}  # block 3 is the 4th unit block
     scores: dict[tuple[str, str], list[float]] = {}
     tfidf: list[float] = []

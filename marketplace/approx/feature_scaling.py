@@ -34,8 +34,12 @@ def fit_feature_scaling(x_train: np.ndarray, config: ApproxConfig) -> tuple[np.n
 
 
 def apply_feature_scaling(x: np.ndarray, scaling: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """(N, D) float32 features as the heads see them."""
+    """(N, D) float32 features as the heads see them (a copy; only the columns with a shift or a scale
+    other than 1 are computed)."""
     if scaling is None:
         return x
     shift, scale = scaling
-    return ((np.asarray(x, dtype=np.float32) - shift) / scale).astype(np.float32)
+    out = np.array(x, dtype=np.float32)
+    cols = np.flatnonzero((shift != 0) | (scale != 1))
+    out[:, cols] = (out[:, cols] - shift[cols]) / scale[cols]
+    return out

@@ -151,12 +151,12 @@ def train_approximator(
     log.info("embeddings: %d cached, %d computed", stats.n_hit, stats.n_computed)
 
     encoder_for_bundle: TextEncoder | None = None
+    fit_idx = np.concatenate([train, val])
     scaling = fit_feature_scaling(x_all[train], config) if config.mode == "frozen" else None
     x_fit = apply_feature_scaling(x_all, scaling)  # what the heads see (the bundle applies the same)
     if config.mode == "frozen" and config.head == "ridge":
         # The penalty is chosen by leave-one-out error, so the validation rows train too.
-        rows = np.concatenate([train, val])
-        fit = fit_ridge(x_fit[rows], z[rows], config)
+        fit = fit_ridge(x_fit[fit_idx], z[fit_idx], config)
     elif config.mode == "frozen":
         fit = fit_heads(x_fit[train], z[train], x_fit[val], z[val], config)
     else:
@@ -181,7 +181,6 @@ def train_approximator(
         pred = approx.predict_embeddings(x_all[test], w_test)
     else:
         pred = approx.predict_texts([data.texts[i] for i in test], prompts_test)
-    fit_idx = np.concatenate([train, val])
     tfidf = predict_tfidf_ridge([data.texts[i] for i in fit_idx], z[fit_idx], [data.texts[i] for i in test])
     width = x_all.shape[1] - (N_TEXT_STATS if config.embed.features == "stacked" else 0)  # embeddings only
     cosine = predict_target_cosine(x_all[test, :width], x_target[:, :width])
