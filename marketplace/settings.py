@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=100_000, gt=1)
     max_line_bytes: int = Field(default=8 * 1024**2, gt=0)
     max_quarantine_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
-    ingest_batch_size: int = Field(default=5000, gt=0)
+    ingest_batch_size: int = Field(default=20_000, gt=0)
     near_duplicates: bool = Field(default=True, description="Link near-duplicates with MinHash LSH.")
     near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
     minhash_num_perm: int = Field(default=128, ge=16)

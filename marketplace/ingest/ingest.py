@@ -11,10 +11,11 @@ Order of operations for a new file:
    same bytes from another provider -> a ``copy`` submission whose samples all point at the
    original's first owners (:func:`~marketplace.ingest.owners.record_copy`), so a copy can never be
    credited;
-3. otherwise a submission row, then per batch: validation, owner resolution
-   (:mod:`marketplace.ingest.owners`: one ``content_hash IN`` query per batch against everything
-   stored, including this file's earlier batches, then the near-duplicate index), bulk inserts of
-   the samples; the near-duplicate index keeps its new entries in memory and writes them in sorted
+3. otherwise a submission row, then per write group (consecutive batches joined,
+   :mod:`marketplace.ingest.write_groups`): validation, owner resolution
+   (:mod:`marketplace.ingest.owners`: ``content_hash IN`` queries against everything stored,
+   including this file's earlier groups, then the near-duplicate index), bulk inserts of the
+   samples; the near-duplicate index keeps its new entries in memory and writes them in sorted
    bulk inserts (:mod:`marketplace.ingest.pending_index`);
 4. the file-level decision (:meth:`RecordStream.finish`), the index's last entries, then the
    submission's counts.
@@ -48,6 +49,7 @@ from marketplace.ingest.prefetch import prefetch
 from marketplace.ingest.records import RecordStream, ValidatedBatch
 from marketplace.ingest.skeleton import MATCHING_VERSION
 from marketplace.ingest.sources import FileFormat, Source, open_source
+from marketplace.ingest.write_groups import Sketch, write_groups
 from marketplace.names import display_name, validate_name
 
 __all__ = ["IngestReport", "ingest_file", "submission_params_sha256"]
@@ -55,7 +57,6 @@ __all__ = ["IngestReport", "ingest_file", "submission_params_sha256"]
 log = logging.getLogger(__name__)
 _SAMPLES = cast(Table, Sample.__table__)
 _QUARANTINE = cast(Table, QuarantinedRecord.__table__)
-_Sketch = tuple[Any, Any, Any]  # (signatures (n, P) uint32, has_shingles (n,) bool, band keys (n, bands) int64)
 _SAMPLE_COLUMNS = ("submission_id", "provider_id", "record_index", "text", "prompt_chars", "content_hash", "n_chars",
                    "source", "licence", "duplicate_of_id", "duplicate_kind", "created_at")
 # Binary COPY types of those columns (marketplace.db.catalog: ids are BIGINT on PostgreSQL).
@@ -174,7 +175,7 @@ class _Writer:
         if self.near is not None:
             self.near.flush()
 
-    def sketch(self, batch: ValidatedBatch) -> _Sketch | None:
+    def sketch(self, batch: ValidatedBatch) -> Sketch | None:
         """MinHash signatures, has-shingles mask and band keys of every record of the batch.
 
         Pure numpy (no database): runs in the prefetch thread, ahead of :meth:`write`.
@@ -183,7 +184,7 @@ class _Writer:
             return None
         return self.near.signatures([r.text for r in batch.records])
 
-    def write(self, batch: ValidatedBatch, sketch: _Sketch | None) -> None:
+    def write(self, batch: ValidatedBatch, sketch: Sketch | None) -> None:
         recs = batch.records
         now = utcnow()
         if recs:
@@ -195,7 +196,7 @@ class _Writer:
                 for q in batch.quarantined
             ])
 
-    def _write_samples(self, recs: list[Any], now: Any, sketch: _Sketch | None) -> None:
+    def _write_samples(self, recs: list[Any], now: Any, sketch: Sketch | None) -> None:
         hashes = [r.content_hash for r in recs]
         owners = BatchOwners.from_hashes(hashes, stored_owners(self.session, list(set(hashes))))
         candidates = owners.candidates
@@ -329,7 +330,9 @@ def _write_new_submission(session: Session, source: Source, provider_id: int, ma
     with bulk_session(session):
         writer = _Writer(session, sub_id, provider_id, dedup_params)
         # Reading, validation and MinHash run one batch ahead in a thread while this one writes.
-        for batch, sketch in prefetch(((b, writer.sketch(b)) for b in stream.batches()), depth=2):
+        # Consecutive batches are written as one group (marketplace/ingest/write_groups.py).
+        for batch, sketch in write_groups(prefetch(((b, writer.sketch(b)) for b in stream.batches()), depth=2),
+                                          max_records=limits.batch_size):
             writer.write(batch, sketch)
             if stream.n_records >= next_log:
                 rate = stream.n_records / max(time.perf_counter() - t0, 1e-9)

@@ -41,7 +41,7 @@ __all__ = ["PENDING_BYTES", "NearDupIndexStore", "NearLink"]
 
 log = logging.getLogger(__name__)
 PENDING_BYTES = 128 * 2**20  # memory for index entries not written yet (~176,000 samples by default)
-_LOOKUP_CHUNK = 150_000  # distinct band keys per query (a batch of 5000 records has up to 100,000)
+_LOOKUP_CHUNK = 500_000  # distinct band keys per query (a write group of 20,000 records has up to 400,000)
 _SIGNATURES = cast(Table, NearDupSignature.__table__)
 _BANDS = cast(Table, NearDupBand.__table__)
 # PostgreSQL: the band rows matching a list of keys and the signatures of their samples, as two

@@ -22,6 +22,9 @@ __all__ = ["MAX_METADATA_CHARS", "DedupParams", "FieldMapping", "IngestLimits"]
 MAX_METADATA_CHARS = 200
 
 
+READ_BATCH_RECORDS = 5000  # records per read batch: the reader's memory bound, with IngestLimits.max_text_chars
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -54,13 +57,20 @@ class IngestLimits(_Params):
     max_text_chars: int = Field(default=100_000, gt=1)
     max_line_bytes: int = Field(default=8 * 1024**2, gt=0, description="One JSONL line / CSV physical line.")
     max_quarantine_fraction: float = Field(default=0.2, ge=0.0, le=1.0)
-    batch_size: int = Field(default=5000, gt=0, description="Records per database round trip.")
+    batch_size: int = Field(default=20_000, gt=0, description=(
+        "Records per database round trip (a write group); files are read and validated in batches of at most "
+        f"{READ_BATCH_RECORDS} records."))
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         if self.min_text_chars > self.max_text_chars:
             raise ValueError(f"min_text_chars ({self.min_text_chars}) > max_text_chars ({self.max_text_chars})")
         return self
+
+    @property
+    def read_batch_size(self) -> int:
+        """Records per read and validation batch (batches are joined into write groups of ``batch_size``)."""
+        return min(self.batch_size, READ_BATCH_RECORDS)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> IngestLimits:

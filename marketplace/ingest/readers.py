@@ -136,7 +136,7 @@ class JsonlReader:
 
     def batches(self, columns: list[str] | None) -> Iterator[list[RawRecord]]:
         prefix = self._member.label
-        batch_size = self._limits.batch_size
+        batch_size = self._limits.read_batch_size
         self._stream = stream = self._member.open_stream()
         index = self._start
         batch: list[RawRecord] = []
@@ -273,7 +273,7 @@ class CsvReader:
             else:
                 batch.append(RawRecord(index, loc, dict(zip(header, row, strict=True))))
             index += 1
-            if len(batch) >= self._limits.batch_size:
+            if len(batch) >= self._limits.read_batch_size:
                 yield batch
                 batch = []
         if batch:
@@ -358,7 +358,7 @@ class ParquetReader(_ColumnarReader):
         cols = columns if columns is not None else list(self._schema.names)
         row = 0
         index = self._start
-        iterator = self._file.iter_batches(batch_size=self._limits.batch_size, columns=cols)
+        iterator = self._file.iter_batches(batch_size=self._limits.read_batch_size, columns=cols)
         while True:
             try:
                 rb = next(iterator)
@@ -407,7 +407,7 @@ class HfReader(_ColumnarReader):
         row = 0
         index = self._start
         try:
-            for batch in ds.iter(batch_size=self._limits.batch_size):
+            for batch in ds.iter(batch_size=self._limits.read_batch_size):
                 values = [batch[c] for c in cols]
                 n = len(values[0]) if values else 0
                 yield _rows(cols, values, index, row, self._member.label)
