@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         """
         from pydantic import ValidationError as PydanticValidationError
 
+        from marketplace.db.checkpoints import background_checkpoints
         from marketplace.ingest import FieldMapping, IngestOptions, ingest_one_file, list_ingestible
         from marketplace.ingest.sources import FileFormat
 
@@ -73,16 +74,19 @@ def register(app: typer.Typer) -> None:
         if not files:
             raise ConfigError(f"{path} holds no .jsonl/.csv/.tsv/.parquet/.gz/.zip file or saved dataset")
 
-        _, factory = open_db()
+        engine, factory = open_db()
         results = []
-        for i, file in enumerate(files, 1):
-            log.info("[%d/%d] ingesting %s for %s", i, len(files), display_name(str(file)), display_name(provider))
-            result = ingest_one_file(factory, file, provider, options)
-            if result.refused:
-                # escape: "[reason_code]" in the message would otherwise be eaten as rich markup
-                err_console.print(f"[bold red]rejected[/] {escape(str(file))}: {escape(result.message or '')}",
-                                  highlight=False, soft_wrap=True)
-            results.append(result)
+        # SQLite: a file's WAL checkpoint runs in a thread while the next file is read (db/checkpoints.py).
+        with background_checkpoints(engine) as checkpoint:
+            for i, file in enumerate(files, 1):
+                log.info("[%d/%d] ingesting %s for %s", i, len(files), display_name(str(file)), display_name(provider))
+                result = ingest_one_file(factory, file, provider, options)
+                checkpoint()
+                if result.refused:
+                    # escape: "[reason_code]" in the message would otherwise be eaten as rich markup
+                    err_console.print(f"[bold red]rejected[/] {escape(str(file))}: {escape(result.message or '')}",
+                                      highlight=False, soft_wrap=True)
+                results.append(result)
         n_rejected = sum(r.status == "rejected" for r in results)
         doc = {"provider": provider, "files": [r.as_dict() for r in results], "n_files": len(results),
                "n_rejected": n_rejected}
