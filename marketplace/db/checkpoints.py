@@ -65,11 +65,10 @@ class _Checkpointer(threading.Thread):
 def _set_autocheckpoint(dbapi_conn: Any, pages: int) -> None:
     if dbapi_conn is None:
         return
-    cur = dbapi_conn.cursor()
     try:
-        cur.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
-    finally:
-        cur.close()
+        dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+    except sqlite3.Error as exc:  # a closed connection: nothing of it is used again
+        log.warning("could not set wal_autocheckpoint=%d: %s", pages, exc)
 
 
 @contextmanager
