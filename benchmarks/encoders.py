@@ -42,12 +42,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "encoders.md"
 
 # name -> EmbedConfig fields. The first is the reference every difference is taken against.
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "MiniLM float32 (block 4)": {},
-    "MiniLM int8 (block 4)": {"precision": "int8"},
-    "static (distilled from MiniLM block 4, 256 d)": {"encoder": "static"},
+    "MiniLM float32 (default features)": {},
+    "MiniLM int8 (default features)": {"precision": "int8"},
+    "static (distilled from MiniLM, 256 d)": {"encoder": "static"},
     "hashed word-piece 1-2 grams (1024 d)": {"encoder": "hashed"},
 }
-REFERENCE, FAST = "MiniLM float32 (block 4)", "static (distilled from MiniLM block 4, 256 d)"
+REFERENCE, FAST = "MiniLM float32 (default features)", "static (distilled from MiniLM, 256 d)"
 CASCADE_RULES = ((0.0, 0.05), (0.05, 0.0), (0.05, 0.05), (0.10, 0.10), (0.20, 0.20))
 
 
