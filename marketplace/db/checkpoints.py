@@ -40,7 +40,6 @@ class _Checkpointer(threading.Thread):
         self.path = path
         self.wake = threading.Event()
         self.stopping = False
-        self.checkpoints = 0
 
     def run(self) -> None:
         con = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -57,7 +56,6 @@ class _Checkpointer(threading.Thread):
     def _checkpoint(self, con: sqlite3.Connection) -> None:
         try:
             con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
         except sqlite3.Error as exc:  # the pages stay in the WAL; the next checkpoint takes them
             log.warning("background checkpoint of %s failed: %s", self.path, exc)
 

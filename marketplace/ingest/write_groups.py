@@ -40,7 +40,7 @@ def write_groups(items: Iterable[tuple[ValidatedBatch, Sketch | None]], *, max_r
     for batch, sketch in items:
         held.append((batch, sketch))
         n_records += len(batch.records) + len(batch.quarantined)
-        n_chars += sum(len(r.text) for r in batch.records)
+        n_chars += sum(r.n_chars for r in batch.records)
         if n_records >= max_records or n_chars >= max_chars:
             yield _join(held)
             held, n_records, n_chars = [], 0, 0
@@ -55,5 +55,5 @@ def _join(held: list[tuple[ValidatedBatch, Sketch | None]]) -> tuple[ValidatedBa
     sketches = [s for _, s in held if s is not None]
     if not sketches:
         return batch, None
-    joined = tuple(np.concatenate([s[part] for s in sketches]) for part in range(3))
-    return batch, (joined[0], joined[1], joined[2])
+    sigs, has_sig, keys = (np.concatenate([s[part] for s in sketches]) for part in range(3))
+    return batch, (sigs, has_sig, keys)
