@@ -382,6 +382,10 @@ def _allocate_netted(
             [provider_gains.get(int(p), 0.0) if nets[i] > 0 else 0.0 for i, p in enumerate(uniq_prov.tolist())],
             [int(c) for c in paid.tolist()])
         netted = np.where(np.array([n > 0 for n in nets])[prov_index], netted, 0.0)
+    # A positive exact net can round to a float ratio of 0 (a net of a few subnormal units over a large sum):
+    # the recorded value of a sample that shares in a positive net stays positive, the least float at least.
+    sharing = (values > 0.0) & np.array([n > 0 for n in nets], dtype=bool)[prov_index]
+    netted = np.where(sharing, np.maximum(netted, np.nextafter(0.0, 1.0)), 0.0)
     total_net = sum(nets)
     if total_net == 0:
         return np.zeros(values.size, dtype=np.int64), 0, (), netted

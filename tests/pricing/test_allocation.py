@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from marketplace.errors import ValidationError
@@ -58,6 +58,9 @@ def test_matches_slow_reference_and_sums_exactly(budget: int, pool: dict[str, li
 
 @settings(max_examples=300, deadline=None)
 @given(budget=budgets, pool=pools(min_size=1, max_size=60))
+# a net of one subnormal unit over a sum of 2: the exact net is positive, its float ratio 0
+@example(budget=1, pool={"ids": [1, 2, 3, 4], "scores": [0.0, 2.0, 5e-324, -2.0], "subs": [100] * 4,
+                         "provs": [1] * 4})
 def test_default_policy_pays_whole_budget(budget: int, pool: dict[str, list]) -> None:
     res = allocate_budget(budget, pool["ids"], pool["scores"], pool["subs"], pool["provs"])
     total = int(res.amounts_minor.sum())
@@ -65,6 +68,7 @@ def test_default_policy_pays_whole_budget(budget: int, pool: dict[str, list]) ->
         assert total == budget and res.unallocated_minor == 0
     else:
         assert total == 0 and res.unallocated_minor == budget
+    assert not (res.amounts_minor[res.values <= 0]).any()  # a sample recorded at value 0 is paid nothing
 
 
 @FAST
