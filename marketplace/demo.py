@@ -46,7 +46,7 @@ class DemoSize:
     budget: str = "10000.00"
     currency: str = "EUR"
     # LinFiK options of the label set beyond the library defaults: none. The defaults are the design that
-    # follows the fine-tuning ground truth (token weighting, value relative to the pool's mean gradient,
+    # follows the fine-tuning ground truth (token weighting, value relative to the pool's mean gradient, cosine,
     # priced with provider netting; docs/valuation.md, "The default label, and why"), so the demo shows
     # what a buyer who runs `marketplace label` without options gets.
     label_config: tuple[tuple[str, object], ...] = ()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from marketplace.cli.common import CampaignArg, JsonOpt, emit, handle_errors, option_error, run_flow, settings
@@ -17,22 +19,32 @@ def label(
     campaign: str = CampaignArg,
     n: int = typer.Option(..., "--n", help="How many samples to label (stratified by provider)."),
     seed: int | None = typer.Option(None, "--seed", help="Subsample and projection seed (default MKT_SEED)."),
-    rank_in: int = typer.Option(64, "--rank-in", help="LoGra input-side rank per layer (capped by layer dims)."),
-    rank_out: int = typer.Option(64, "--rank-out", help="LoGra output-side rank per layer (capped by layer dims)."),
-    preconditioner: str = typer.Option("identity", "--preconditioner", help="identity, fisher or kfac."),
-    damping: float = typer.Option(0.1, "--damping", help="Damping λ as a fraction of the mean eigenvalue of H."),
-    cosine: bool = typer.Option(False, "--cosine", help="Normalise each sample gradient to unit length."),
-    weighting: str = typer.Option("token", "--weighting",
-                                  help="sample (each sample one unit of a step) or token (scaled by its token "
-                                       "count, as in a token-averaged LM loss)."),
-    reference: str = typer.Option("pool", "--reference",
-                                  help="none (plain LinFiK) or pool (the target gradient minus the mean gradient "
-                                       "of the labeled samples: value relative to an average pool sample)."),
-    eta: float = typer.Option(1e-3, "--eta", help="SGD step size η of the campaign's target model."),
+    rank_in: int | None = typer.Option(None, "--rank-in",
+                                   help="LoGra input-side rank per layer (capped by layer dims; default 64)."),
+    rank_out: int | None = typer.Option(None, "--rank-out",
+                                    help="LoGra output-side rank per layer (capped by layer dims; default 64)."),
+    preconditioner: str | None = typer.Option(None, "--preconditioner", help="identity (the default), fisher or kfac."),
+    damping: float | None = typer.Option(None, "--damping",
+                                      help="Damping λ as a fraction of the mean eigenvalue of H (default 0.1)."),
+    cosine: bool | None = typer.Option(None, "--cosine/--no-cosine",
+                                       help="Normalise each sample gradient to unit length (the default); "
+                                            "--no-cosine: plain LinFiK's dot product, which grows with the "
+                                            "gradient's size."),
+    weighting: str | None = typer.Option(None, "--weighting",
+                                         help="sample (each sample one unit of a step) or token (the default: "
+                                              "scaled by its token count, as in a token-averaged LM loss)."),
+    reference: str | None = typer.Option(None, "--reference",
+                                         help="none (plain LinFiK) or pool (the default: the target gradient minus "
+                                              "the mean gradient of the labeled samples: value relative to an "
+                                              "average pool sample)."),
+    eta: float | None = typer.Option(None, "--eta",
+                                     help="SGD step size η of the campaign's target model (default 1e-3)."),
     checkpoint: list[str] = typer.Option([], "--checkpoint", help="Extra checkpoint DIR:ETA, summed (repeatable)."),
     module: list[str] = typer.Option([], "--module", help="fnmatch pattern of watched layers (repeatable)."),
-    max_length: int = typer.Option(256, "--max-length", help="Truncate samples to this many tokens."),
-    store_dtype: str = typer.Option("float32", "--store-dtype", help="Stored gradient dtype: float32 or float16."),
+    max_length: int | None = typer.Option(None, "--max-length",
+                                          help="Truncate samples to this many tokens (default 256)."),
+    store_dtype: str | None = typer.Option(None, "--store-dtype",
+                                           help="Stored gradient dtype: float32 (the default) or float16."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples per forward/backward pass."),
     shard_size: int = typer.Option(512, "--shard-size", help="Samples per shard (unit of work, storage, retry)."),
     task_runner: str | None = typer.Option(None, "--task-runner", help="thread or dask (default MKT_TASK_RUNNER)."),
@@ -49,15 +61,16 @@ def label(
     runner = build_task_runner(kind=task_runner, max_workers=workers)
     if batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")
-    try:
+    given: dict[str, Any] = {"preconditioner": preconditioner, "damping_ratio": damping, "cosine": cosine, "eta": eta,
+             "weighting": weighting, "reference": reference, "max_length": max_length, "store_dtype": store_dtype}
+    ranks: dict[str, Any] = {"rank_in": rank_in, "rank_out": rank_out}
+    try:  # an option left out keeps the library default (LinFiKConfig)
         config = LinFiKConfig(
-            projection=ProjectionConfig(rank_in=rank_in, rank_out=rank_out, seed=cfg.seed if seed is None else seed,
-                                        module_patterns=tuple(module) or DEFAULT_MODULE_PATTERNS),
-            preconditioner=preconditioner,  # type: ignore[arg-type]  # validated by pydantic
-            damping_ratio=damping, cosine=cosine, eta=eta, weighting=weighting,  # type: ignore[arg-type]
-            reference=reference,  # type: ignore[arg-type]  # validated by pydantic
+            projection=ProjectionConfig(seed=cfg.seed if seed is None else seed,
+                                        module_patterns=tuple(module) or DEFAULT_MODULE_PATTERNS,
+                                        **{k: v for k, v in ranks.items() if v is not None}),
             checkpoints=tuple(CheckpointSpec.parse(c) for c in checkpoint),
-            max_length=max_length, store_dtype=store_dtype,  # type: ignore[arg-type]
+            **{k: v for k, v in given.items() if v is not None},
         )
     except ValueError as exc:  # pydantic's ValidationError too
         raise option_error(exc, "labeling") from exc
@@ -69,7 +82,8 @@ def label(
 
     summary = run_flow(
         label_flow, f"labeling {n} samples of campaign {campaign} ({config.preconditioner}, {config.weighting} "
-                    f"weighting, {config.reference} reference, ranks {rank_out}×{rank_in}, "
+                    f"weighting, {config.reference} reference{', cosine' if config.cosine else ''}, ranks "
+                    f"{config.projection.rank_out}×{config.projection.rank_in}, "
                     f"{task_runner or cfg.task_runner} runner, {dev})",
         task_runner=runner, campaign=campaign, n=n, config=config.model_dump(mode="json"), shard_size=shard_size,
         batch_size=batch_size, device=dev)

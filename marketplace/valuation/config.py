@@ -112,9 +112,13 @@ class CheckpointSpec(_Frozen):
         return cls(path=path, eta=eta_value)
 
 
-#: What a stored config that leaves an option out means: the option's value before it existed. The
-#: defaults changed since (token weighting, pool reference), so a stored summary is read with these.
-ABSENT_MEANS: dict[str, str] = {"weighting": "sample", "reference": "none"}
+#: What a stored config that leaves an option out means: the option's value before its default changed
+#: (token weighting, pool reference, cosine), so a stored summary is read with these, not today's defaults.
+ABSENT_MEANS: dict[str, Any] = {"weighting": "sample", "reference": "none", "cosine": False}
+#: Options the summary (and so the hash) leaves out when they have their :data:`ABSENT_MEANS` value, so
+#: configs made before the option existed keep their hash. ``cosine`` existed from the start and is always
+#: stored, so its old default keeps its hash without this.
+_OMITTED_AT_LEGACY_VALUE = ("weighting", "reference")
 
 
 class LinFiKConfig(_Frozen):
@@ -129,7 +133,10 @@ class LinFiKConfig(_Frozen):
       *labeled train* gradients + λI, as in the LoGra paper), or ``kfac`` (H_l ≈ A_l ⊗ S_l in the
       projected space, A from train activations, S from train output gradients).
     - ``damping_ratio``: λ = damping_ratio × mean eigenvalue of H_l (0.1 by default, as LoGra).
-    - ``cosine``: replace g_c(x) by g_c(x)/‖g_c(x)‖ (norm over all watched layers of checkpoint c).
+    - ``cosine`` (the default): replace g_c(x) by g_c(x)/‖g_c(x)‖ (norm over all watched layers of
+      checkpoint c), so a sample's value is the direction of its step, not the size of its gradient (how
+      much of a batch it fills still counts, through ``weighting`` ``token``). Why it is the default:
+      docs/valuation.md, "The default label". ``False`` is plain LinFiK's dot product.
     - ``max_length``: sequences are truncated to this many tokens (and to the model's context).
     - ``store_dtype``: dtype of the stored train gradients (float16 halves the disk; computation and
       scores stay float32).
@@ -149,7 +156,7 @@ class LinFiKConfig(_Frozen):
     projection: ProjectionConfig = ProjectionConfig()
     preconditioner: Preconditioner = "identity"
     damping_ratio: float = Field(default=0.1, gt=0.0)
-    cosine: bool = False
+    cosine: bool = True
     eta: float = Field(default=1e-3, gt=0.0)
     checkpoints: tuple[CheckpointSpec, ...] = ()
     max_length: int = Field(default=256, ge=2, le=1_000_000)
@@ -181,11 +188,11 @@ class LinFiKConfig(_Frozen):
         return self.preconditioner != "identity" or self.reference != "none"
 
     def summary(self) -> dict[str, Any]:
-        """The JSON form stored on label sets. An option added later is left out when it has the value
-        that configs had before it existed (:data:`ABSENT_MEANS`), so such a config keeps its hash."""
+        """The JSON form stored on label sets. An option added later (:data:`_OMITTED_AT_LEGACY_VALUE`) is
+        left out when it has the value that configs had before it existed, so such a config keeps its hash."""
         d = self.model_dump(mode="json")
-        for key, legacy in ABSENT_MEANS.items():
-            if d[key] == legacy:
+        for key in _OMITTED_AT_LEGACY_VALUE:
+            if d[key] == ABSENT_MEANS[key]:
                 del d[key]
         return d
 

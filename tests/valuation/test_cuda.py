@@ -263,7 +263,7 @@ def _label_scores(plan: LabelRunPlan, device: str) -> tuple[torch.Tensor, torch.
 
 def test_label_run_shards_on_cuda_match_cpu(model_dir: Path, tmp_path: Path, record_property) -> None:  # type: ignore[no-untyped-def]
     config = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8), preconditioner="kfac", max_length=48,
-                          weighting="sample", reference="none")
+                          weighting="sample", reference="none", cosine=False)
     g_cpu, l_cpu, s_cpu, d_cpu = _label_scores(_write_run(tmp_path / "cpu", model_dir, config, 8), "cpu")
     g_gpu, l_gpu, s_gpu, d_gpu = _label_scores(_write_run(tmp_path / "cuda", model_dir, config, 8), "cuda:0")
     assert d_cpu == d_gpu  # the projection is drawn on the CPU whatever the model's device

@@ -21,7 +21,8 @@ def _label_set(session: Session, campaign_id: int, config: LinFiKConfig, status:
 def test_the_latest_complete_configuration_is_kept(session_factory: sessionmaker[Session]) -> None:
     # plain: per-sample plain LinFiK, stored the way label sets were before those options existed (both
     # keys left out), so reading it back checks that a missing key means the old value, not today's default
-    plain, fisher = LinFiKConfig(weighting="sample", reference="none"), LinFiKConfig(preconditioner="fisher")
+    plain = LinFiKConfig(weighting="sample", reference="none", cosine=False)
+    fisher = LinFiKConfig(preconditioner="fisher")
     assert "weighting" not in plain.summary() and "reference" not in plain.summary()
     with session_factory() as s, s.begin():
         campaign = make_campaign(s)

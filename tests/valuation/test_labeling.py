@@ -25,7 +25,7 @@ from marketplace.valuation.target_model import load_target_model
 from tests.support.models import build_tiny_model, seed_campaign
 
 CONFIG = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8, seed=0), max_length=48,
-                      weighting="sample", reference="none")  # plain LinFiK: what the oracles compute
+                      weighting="sample", reference="none", cosine=False)  # plain LinFiK: what the oracles compute
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from marketplace.valuation.target_model import load_target_model
 from tests.support.models import build_tiny_model, seed_campaign
 
 CONFIG = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8, seed=0), max_length=48,
-                     weighting="sample", reference="none")
+                     weighting="sample", reference="none", cosine=False)
 POOL = CONFIG.model_copy(update={"reference": "pool"})
 # The library default's hash before the option existed: label sets made then keep their identity.
 DEFAULT_HASH = "2f37f7254a4e8e34bd68a4b3c9a9cb62a37730e524b7efe5852ce9be58a8edc9"
@@ -59,7 +59,7 @@ def _stored(run_dir: str, kind: str) -> tuple[list[int], np.ndarray]:
 
 
 def test_the_default_keeps_its_hash_and_pool_needs_the_train_statistics() -> None:
-    assert LinFiKConfig(weighting="sample", reference="none").config_hash() == DEFAULT_HASH
+    assert LinFiKConfig(weighting="sample", reference="none", cosine=False).config_hash() == DEFAULT_HASH
     assert "reference" not in CONFIG.summary() and POOL.summary()["reference"] == "pool"
     plain_dump = CONFIG.model_dump(mode="json")
     assert plain_dump.pop("reference") == "none" and plain_dump.pop("weighting") == "sample"
@@ -67,11 +67,13 @@ def test_the_default_keeps_its_hash_and_pool_needs_the_train_statistics() -> Non
     assert POOL.config_hash() != CONFIG.config_hash()
     assert not CONFIG.needs_train_statistics() and POOL.needs_train_statistics()
     assert LinFiKConfig.from_stored(POOL.summary()) == POOL
-    # The library default is the pool reference with token weighting; a stored summary that names
-    # neither option was made before they existed, so it reads back as plain per-sample LinFiK.
-    assert (LinFiKConfig().reference, LinFiKConfig().weighting) == ("pool", "token")
+    # The library default is the pool reference with token weighting and cosine scores; a stored summary
+    # that names none of these options was made before their defaults changed, so it reads back as plain
+    # per-sample LinFiK.
+    assert (LinFiKConfig().reference, LinFiKConfig().weighting, LinFiKConfig().cosine) == ("pool", "token", True)
     assert LinFiKConfig.from_stored(LinFiKConfig().summary()) == LinFiKConfig()
-    assert LinFiKConfig.from_stored({}) == LinFiKConfig(weighting="sample", reference="none")
+    assert LinFiKConfig.from_stored({}) == LinFiKConfig(weighting="sample", reference="none", cosine=False)
+    assert "cosine" in CONFIG.summary()  # stored from the start: the old default keeps its hash
     with pytest.raises(ValueError, match="reference"):
         LinFiKConfig(reference="target")  # type: ignore[arg-type]
 
@@ -156,12 +158,17 @@ def test_cli_reference_pool_reaches_the_label_set(prefect_harness: None, mkt_hom
     runner = CliRunner()
     small = ["--rank-in", "8", "--rank-out", "8", "--max-length", "48", "--shard-size", "6", "--batch-size", "4"]
     result = runner.invoke(app, ["label", str(cid), "--n", "12", *small, "--weighting", "sample", "--reference", "pool",
-                                 "--json"])
+                                 "--no-cosine", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["config_hash"] == POOL.config_hash()
     with factory() as session:
         ls = session.get(LabelSet, summary["label_set_id"])
         assert ls is not None and ls.config["reference"] == "pool"
+    # options left out take the library's defaults, whatever they are
+    result = runner.invoke(app, ["label", str(cid), "--n", "12", *small, "--json"])
+    assert result.exit_code == 0, result.output
+    library = LinFiKConfig(projection=ProjectionConfig(rank_in=8, rank_out=8, seed=CONFIG.seed), max_length=48)
+    assert json.loads(result.stdout)["config_hash"] == library.config_hash()
     bad = runner.invoke(app, ["label", str(cid), "--n", "5", *small, "--reference", "target"])
     assert bad.exit_code == 2 and "reference" in bad.output
