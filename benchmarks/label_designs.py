@@ -10,15 +10,19 @@ approximator would pay them, and compared with the measured gains:
                  (a provider's samples add up, negative ones included, as a fine-tuning step on them would)
     + check:     netted, and only providers that passed the latest pricing run's fine-tuning check
                  (``pricing_runs.screening``; its own seeds and draws, not the ground truth's)
+    + measured split (the pricing default): among providers that passed the check and whose netted
+                 mean is positive, payout_p ∝ check gain_p × n_payable_p × (fraction of p's labeled
+                 samples with a positive value), the design deciding only who nets to zero
     misallocated = TV(payout shares, ideal shares ∝ max(gain_p, 0) × n_payable_p)
     harmful      = payout share of providers whose measured gain is negative
 
 Designs (g = g(x) the projected gradient of x's mean token loss, ȳ = mean target gradient, η = the
 label set's step, w = T(x)/L the token factor, ḡ_pool = mean train gradient):
 
-    plain              η ⟨ȳ, g⟩                      (per sample, and × w: the shipped default)
+    plain              η ⟨ȳ, g⟩                      (per sample, and × w: the first default)
     cosine             η ⟨ȳ, g⟩ / ‖g‖
     rel-pool           η ⟨ȳ − ḡ_pool, g⟩             (value beyond what the average pool sample gets)
+    rel-pool cosine    η ⟨ȳ − ḡ_pool, g⟩ / ‖g‖       (× w: the library default)
     perp-pool          η ⟨ȳ − (ȳ·ĉ)ĉ, g⟩, ĉ = ḡ_pool/‖ḡ_pool‖   (the common direction projected out)
     fisher             η ⟨F⁻¹ ȳ, g⟩ per block, F = mean g gᵀ + λI, λ = 0.1 × mean eigenvalue
     2nd-order iso c    η ⟨ȳ, g⟩ − (c η²/2) ‖g‖²         (one-step loss change with H = c I)
@@ -81,7 +85,8 @@ def _load(home: Path, campaign: str) -> dict[str, object]:
     return {"G": grads, "ids": ids, "Y": target, "providers": samples.loc[ids, "provider_id"].to_numpy(),
             "stored": np.array([stored[int(i)] for i in ids]), "eta": float(plan["checkpoints"][0]["eta"]),
             "n_payable": n_payable, "label_set_id": label_set.id, "n_target": int(target.shape[0]),
-            "reference": LinFiKConfig.from_stored(label_set.config).reference}
+            "reference": LinFiKConfig.from_stored(label_set.config).reference,
+            "cosine": LinFiKConfig.from_stored(label_set.config).cosine}
 
 
 def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
@@ -94,9 +99,11 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
                               for i in range(0, G.shape[0], BLOCK_ROWS)])
     plain = eta * dot
     stored = np.asarray(d["stored"])
-    # the stored labels are base × w, base the label set's own design (plain, or relative to the pool),
-    # w = T(x)/L when the label set weights tokens (w = 1 otherwise)
+    # the stored labels are base × w, base the label set's own design (plain or relative to the pool,
+    # divided by ‖g‖ with cosine), w = T(x)/L when the label set weights tokens (w = 1 otherwise)
     base = eta * (dot - dot_pool) if d["reference"] == "pool" else plain
+    if d["cosine"]:
+        base = base / np.sqrt(np.maximum(gn2, 1e-300))
     w = np.divide(stored, base, out=np.ones_like(plain), where=np.abs(base) > 1e-15)
     c_hat = pool / pool.norm()
     perp = (G @ (ybar - (ybar @ c_hat) * c_hat)).numpy()
@@ -130,7 +137,8 @@ def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
         "plain (per sample)": plain,
         "plain × w (the demo's design before)": plain * w,
         "cosine × w": plain / np.sqrt(gn2) * w,
-        "rel-pool × w (the default)": eta * (dot - dot_pool) * w,
+        "rel-pool × w (the default before)": eta * (dot - dot_pool) * w,
+        "rel-pool cosine × w (the default)": eta * (dot - dot_pool) / np.sqrt(gn2) * w,
         "perp-pool × w": eta * perp * w,
         "fisher × w": eta * (G @ fisher_q).numpy() * w,
         "fisher rel-pool × w": eta * (G @ fisher_rel_q[0.1]).numpy() * w,
@@ -169,8 +177,9 @@ def _netted_shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n
     return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
 
 
-def _check_passed(home: Path, campaign: str) -> set[int] | None:
-    """Provider ids that passed the fine-tuning check of the campaign's latest complete pricing run (None: no check)."""
+def _check_passed(home: Path, campaign: str) -> dict[int, float] | None:
+    """Measured gain per sample of each provider that passed the fine-tuning check of the campaign's latest
+    complete pricing run (None: no check)."""
     os.environ["MKT_HOME"] = str(home)
     from marketplace.campaigns import get_campaign
     from marketplace.db.pricing_runs import latest_complete_pricing_runs
@@ -182,7 +191,7 @@ def _check_passed(home: Path, campaign: str) -> set[int] | None:
         run = max(runs, key=lambda r: r.period, default=None)
         if run is None or not run.screening:
             return None
-        return {int(c["provider_id"]) for c in run.screening["providers"] if c["passed"]}
+        return {int(c["provider_id"]): float(c["gain"]) for c in run.screening["providers"] if c["passed"]}
 
 
 def main() -> None:
@@ -232,10 +241,20 @@ def main() -> None:
             total = _netted_shares(values, providers, pids, n) * mask
             return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
 
+        check_gain = np.array([passed.get(p, 0.0) for p in pids], dtype=np.float64)
+
+        def _measured_split(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
+            net = np.array([values[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
+            positive = np.array([(values[providers == p] > 0).mean() if (providers == p).any() else 0.0
+                                 for p in pids])
+            total = np.where(net > 0, check_gain * n * positive, 0.0)
+            return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+
         pricings.append(("netted + fine-tuning check", _checked_shares))
-        lines.insert(4, "Fine-tuning check of the latest pricing run (providers paid at all): "
+        pricings.append(("check + measured split (pricing default)", _measured_split))
+        lines.insert(2, "Fine-tuning check of the latest pricing run (providers paid at all): "
                         + ", ".join(nm for nm, p in zip(names, pids, strict=True) if p in passed) + ".")
-        lines.insert(5, "")
+        lines.insert(3, "")
     for pricing, share_fn in pricings:
         for name, values in designs.items():
             if pricing != "per sample" and " − pool q" in name:
