@@ -211,7 +211,8 @@ def model_registry(settings: Settings | None = None) -> MlflowRegistry:
     local = not uri.startswith(("http://", "https://", "databricks"))
     root = cfg.mlflow_artifact_root or (cfg.resolved_mlflow_artifact_root if local else None)
     path = sqlite_file(uri) if root is not None and uri.startswith("sqlite:") else None
-    if path is not None and not path.exists():  # a fresh embedded store: its default experiment under the home
+    # a fresh embedded store: its default experiment under the home
+    if path is not None and root is not None and not path.exists():
         create_local_store(uri, root, path)
     return MlflowRegistry(uri, root)
 

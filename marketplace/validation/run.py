@@ -49,7 +49,7 @@ def validate_campaign(
         data = load_validation_data(session, campaign, config)
     key = measurement_key(data, config, data.model_digest, str(device)) if cache_dir and data.model_digest else None
     measurement = load_measurement(cache_dir, key) if cache_dir and key else None
-    if measurement is not None:
+    if measurement is not None and key is not None:
         log.info("reusing the fine-tuning measurement %s: same samples, target, model and settings", key[:12])
         names = {p.provider_id: p.provider_name for p in data.providers}  # names as they are now
         measurement = dataclasses.replace(
