@@ -20,12 +20,12 @@ def label(
     n: int = typer.Option(..., "--n", help="How many samples to label (stratified by provider)."),
     seed: int | None = typer.Option(None, "--seed", help="Subsample and projection seed (default MKT_SEED)."),
     rank_in: int | None = typer.Option(None, "--rank-in",
-                                   help="LoGra input-side rank per layer (capped by layer dims; default 64)."),
+                                       help="LoGra input-side rank per layer (capped by layer dims; default 64)."),
     rank_out: int | None = typer.Option(None, "--rank-out",
-                                    help="LoGra output-side rank per layer (capped by layer dims; default 64)."),
+                                        help="LoGra output-side rank per layer (capped by layer dims; default 64)."),
     preconditioner: str | None = typer.Option(None, "--preconditioner", help="identity (the default), fisher or kfac."),
     damping: float | None = typer.Option(None, "--damping",
-                                      help="Damping λ as a fraction of the mean eigenvalue of H (default 0.1)."),
+                                         help="Damping λ as a fraction of the mean eigenvalue of H (default 0.1)."),
     cosine: bool | None = typer.Option(None, "--cosine/--no-cosine",
                                        help="Normalise each sample gradient to unit length (the default); "
                                             "--no-cosine: plain LinFiK's dot product, which grows with the "
@@ -62,7 +62,8 @@ def label(
     if batch_size <= 0:
         raise ConfigError(f"--batch-size must be positive, got {batch_size}")
     given: dict[str, Any] = {"preconditioner": preconditioner, "damping_ratio": damping, "cosine": cosine, "eta": eta,
-             "weighting": weighting, "reference": reference, "max_length": max_length, "store_dtype": store_dtype}
+                             "weighting": weighting, "reference": reference, "max_length": max_length,
+                             "store_dtype": store_dtype}
     ranks: dict[str, Any] = {"rank_in": rank_in, "rank_out": rank_out}
     try:  # an option left out keeps the library default (LinFiKConfig)
         config = LinFiKConfig(
