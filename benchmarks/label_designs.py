@@ -73,6 +73,7 @@ def _load(home: Path, campaign: str) -> dict[str, object]:
             select(Sample.provider_id, func.count()).join(Submission, Submission.id == Sample.submission_id)
             .where(is_payable()).group_by(Sample.provider_id)).all())
         run_dir = Path(label_set.store_uri)
+        config = LinFiKConfig.from_stored(label_set.config)
     plan = json.loads((run_dir / "plan.json").read_text())
     if len(plan["checkpoints"]) != 1:
         raise SystemExit("this benchmark reads single-checkpoint label runs only")
@@ -85,8 +86,7 @@ def _load(home: Path, campaign: str) -> dict[str, object]:
     return {"G": grads, "ids": ids, "Y": target, "providers": samples.loc[ids, "provider_id"].to_numpy(),
             "stored": np.array([stored[int(i)] for i in ids]), "eta": float(plan["checkpoints"][0]["eta"]),
             "n_payable": n_payable, "label_set_id": label_set.id, "n_target": int(target.shape[0]),
-            "reference": LinFiKConfig.from_stored(label_set.config).reference,
-            "cosine": LinFiKConfig.from_stored(label_set.config).cosine}
+            "reference": config.reference, "cosine": config.cosine}
 
 
 def _designs(d: dict[str, object]) -> dict[str, np.ndarray]:
@@ -164,17 +164,22 @@ def _ground_truth(path: Path) -> dict[str, object]:
     return doc.get("result", doc)
 
 
+def _provider_means(values: np.ndarray, providers: np.ndarray, pids: list[int]) -> np.ndarray:
+    """Mean of ``values`` over each provider's labeled samples, in the order of ``pids`` (0 without any)."""
+    return np.array([values[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
+
+
+def _normalised(total: np.ndarray) -> np.ndarray:
+    return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+
+
 def _shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
     pay = np.clip(values, 0.0, max(float(np.percentile(values, 99)), 0.0))
-    per = np.array([pay[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
-    total = per * n
-    return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+    return _normalised(_provider_means(pay, providers, pids) * n)
 
 
 def _netted_shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
-    per = np.array([values[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
-    total = np.maximum(per, 0.0) * n
-    return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+    return _normalised(np.maximum(_provider_means(values, providers, pids), 0.0) * n)
 
 
 def _check_passed(home: Path, campaign: str) -> dict[int, float] | None:
@@ -238,17 +243,14 @@ def main() -> None:
         mask = np.array([p in passed for p in pids], dtype=np.float64)
 
         def _checked_shares(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
-            total = _netted_shares(values, providers, pids, n) * mask
-            return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+            return _normalised(_netted_shares(values, providers, pids, n) * mask)
 
         check_gain = np.array([passed.get(p, 0.0) for p in pids], dtype=np.float64)
 
         def _measured_split(values: np.ndarray, providers: np.ndarray, pids: list[int], n: np.ndarray) -> np.ndarray:
-            net = np.array([values[providers == p].mean() if (providers == p).any() else 0.0 for p in pids])
-            positive = np.array([(values[providers == p] > 0).mean() if (providers == p).any() else 0.0
-                                 for p in pids])
-            total = np.where(net > 0, check_gain * n * positive, 0.0)
-            return total / total.sum() if total.sum() > 0 else np.zeros_like(total)
+            net = _provider_means(values, providers, pids)
+            positive = _provider_means((values > 0).astype(np.float64), providers, pids)
+            return _normalised(np.where(net > 0, check_gain * n * positive, 0.0))
 
         pricings.append(("netted + fine-tuning check", _checked_shares))
         pricings.append(("check + measured split (pricing default)", _measured_split))
